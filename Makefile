@@ -1,0 +1,37 @@
+# ciplan: every target bootstraps .venv from a bare machine (python3 >= 3.11 on PATH).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SCALE ?= 1
+OUT ?= out/demo
+
+.PHONY: demo test lint bench bench-large ui clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ciplan needs Python >= 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ciplan simulate --out $(OUT)/data --scale $(SCALE) --years 2019-2022
+	$(BIN)/ciplan history --data $(OUT)/data
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+ui: $(STAMP)
+	mkdir -p mlruns
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db \
+		--default-artifact-root ./mlruns/artifacts --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,6 @@
+"""`make bench`: print every speed figure the issues ask for, measured in one run."""
+
+from benchmarks import foundation
+
+if __name__ == "__main__":
+    foundation.run()

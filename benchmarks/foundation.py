@@ -1,0 +1,56 @@
+"""Foundation: simulate the full default L city; read+validate+aggregate vs one DuckDB query."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+from benchmarks.common import in_child, row, timed
+
+CELLS_SQL = """
+WITH annual AS (
+  SELECT member_id, year, sum(eligible_cost) AS cost FROM read_parquet('{claims}') GROUP BY ALL
+)
+SELECT m.year, least(m.age // 5, 17) * 5 AS age_band, m.sex, m.residence, m.special_group,
+       sum(m.exposure) AS exposure, count(*) AS insured,
+       count(*) FILTER (WHERE a.cost > 0) AS claimants, coalesce(sum(a.cost), 0) AS cost
+FROM read_parquet('{members}') m LEFT JOIN annual a USING (member_id, year)
+GROUP BY ALL
+"""
+
+SIMULATE = """
+import json, time
+from forecasting.simulate import simulate_city
+from pipelines.builtin import write_city
+t = time.perf_counter()
+write_city(simulate_city(), {out!r})
+print(json.dumps({{"seconds": time.perf_counter() - t}}))
+"""
+
+LOAD = """
+import json, time
+from forecasting.dataset import load_data
+t = time.perf_counter()
+ds = load_data({data!r})
+print(json.dumps({{"seconds": time.perf_counter() - t, "cells": len(ds.cells.table),
+                  "insured": int(ds.cells.table["insured"].sum())}}))
+"""
+
+
+def run() -> None:
+    print("Foundation (issue 2)")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = str(Path(tmp) / "lcity")
+        sim = in_child(SIMULATE.format(out=data))
+        row("simulate full L city 2019-2021 (+ write Parquet)", f"{sim['seconds']:.1f} s",
+            "target <= 60 s")
+        load = in_child(LOAD.format(data=data))
+        sql = CELLS_SQL.format(members=f"{data}/members.parquet", claims=f"{data}/claims.parquet")
+        con = duckdb.connect()
+        t_sql, cells = timed(lambda: con.execute(sql).df(), repeat=3)
+        row(f"read+validate+aggregate {load['insured']:,} member-years",
+            f"{load['seconds']:.2f} s", f"peak {load['peak_mb']:.0f} MB (target <= 4096)")
+        row(f"one DuckDB query, same {len(cells)} cells", f"{t_sql:.2f} s")
+        row("ratio ciplan / DuckDB", f"{load['seconds'] / t_sql:.2f}x", "target <= 2x")

@@ -1,0 +1,176 @@
+"""The data contract (DESIGN §2): members and claims checked column by column.
+
+Every check names the file, the column, the first offending rows (1-based data rows,
+header excluded) and what was expected. Nothing is coerced silently: a text value in a
+numeric column, an unknown category or a fractional year is an error, not a NaN.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from forecasting.cohorts import RESIDENCES, SEXES
+from forecasting.errors import InputError, rows_hint
+
+MEMBER_COLUMNS = ("member_id", "year", "sex", "residence", "special_group", "exposure")
+CLAIM_COLUMNS = ("member_id", "year", "eligible_cost")
+CLAIM_OPTIONAL = ("settlement_date", "paid")
+TRUE_TEXT = {"true", "1", "yes", "t", "y"}
+FALSE_TEXT = {"false", "0", "no", "f", "n"}
+
+
+class Column:
+    """One column of one file, with helpers that raise contract errors naming both."""
+
+    def __init__(self, path: Path, name: str, values: pa.ChunkedArray):
+        self.path, self.name, self.values = path, name, values
+
+    def fail(self, rows: np.ndarray, expected: str, got: str | None = None) -> None:
+        got_text = f"; got {got}" if got else ""
+        raise InputError(
+            f"{self.path}: column {self.name!r}, {rows_hint(rows)}: expected {expected}{got_text}"
+        )
+
+    def _first_bad(self, mask: np.ndarray, expected: str) -> None:
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            sample = self.values.take(pa.array(rows[:1])).to_pylist()[0]
+            self.fail(rows, expected, repr(sample))
+
+    def numeric(self, integer: bool = False) -> np.ndarray:
+        """The column as float64 (or int64), refusing text, blanks, NaN and fractions."""
+        kind = "a whole number" if integer else "a number"
+        arr = self.values
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            text = pc.utf8_trim_whitespace(arr)
+            parsed = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False)), errors="coerce")
+            self._first_bad(parsed.isna().to_numpy(), kind)
+            out = parsed.to_numpy(dtype="float64")
+        elif pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+            self._first_bad(arr.is_null().to_numpy(zero_copy_only=False), kind)
+            out = arr.to_numpy().astype("float64", copy=False)
+        else:
+            self.fail(np.arange(1), kind, f"type {arr.type}")
+        self._first_bad(~np.isfinite(out), f"{kind} (not NaN or infinite)")
+        if integer:
+            self._first_bad(out != np.round(out), kind)
+            return out.astype("int64")
+        return out
+
+    def category(self, allowed: tuple[str, ...]) -> np.ndarray:
+        """Codes 0..len(allowed)-1 of a text column whose values must be among `allowed`."""
+        encoded = pc.dictionary_encode(self.values.cast(pa.string())).combine_chunks()
+        labels = encoded.dictionary.to_pylist()
+        mapping = np.array([allowed.index(v) if v in allowed else -1 for v in labels] or [-1])
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        bad = (codes < 0) | (mapping[np.maximum(codes, 0)] < 0)
+        self._first_bad(bad, f"one of {', '.join(allowed)}")
+        return mapping[codes].astype("int8")
+
+    def boolean(self) -> np.ndarray:
+        """True/False from a bool column, 0/1, or the texts true/false/yes/no/1/0."""
+        arr = self.values
+        if pa.types.is_boolean(arr.type):
+            self._first_bad(arr.is_null().to_numpy(zero_copy_only=False), "true or false")
+            return arr.to_numpy(zero_copy_only=False).astype(bool)
+        if pa.types.is_integer(arr.type):
+            vals = arr.fill_null(-1).to_numpy()
+            self._first_bad((vals != 0) & (vals != 1), "true or false (1 or 0)")
+            return vals == 1
+        encoded = pc.dictionary_encode(self.values.cast(pa.string())).combine_chunks()
+        labels = [str(v).strip().lower() if v is not None else "" for v in
+                  encoded.dictionary.to_pylist()]
+        mapping = np.array([1 if v in TRUE_TEXT else 0 if v in FALSE_TEXT else -1 for v in labels]
+                           or [-1])
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        out = np.where(codes < 0, -1, mapping[np.maximum(codes, 0)])
+        self._first_bad(out < 0, "true or false")
+        return out == 1
+
+    def identifier(self) -> np.ndarray:
+        """Member ids: whole numbers or non-empty text, kept as they are."""
+        arr = self.values
+        self._first_bad(arr.is_null().to_numpy(zero_copy_only=False), "a member id")
+        if pa.types.is_integer(arr.type):
+            return arr.to_numpy()
+        if pa.types.is_floating(arr.type):
+            return self.numeric(integer=True)
+        text = arr.cast(pa.string()).to_numpy(zero_copy_only=False).astype(object)
+        return text
+
+
+def require_columns(path: Path, table: pa.Table, required: tuple[str, ...]) -> None:
+    """Every required column is present; a near miss is named ("did you mean 'exposure'?")."""
+    names = table.column_names
+    for col in required:
+        if col not in names:
+            close = difflib.get_close_matches(col, names, n=1, cutoff=0.6)
+            hint = f"; found {close[0]!r}, did you mean {col!r}?" if close else ""
+            raise InputError(f"{path}: missing column {col!r}{hint} (columns: {', '.join(names)})")
+
+
+def in_range(col: Column, values: np.ndarray, low: float, high: float, expected: str,
+             low_open: bool = False) -> None:
+    """Raise naming the rows whose values fall outside [low, high] (or (low, high])."""
+    bad = (values <= low if low_open else values < low) | (values > high)
+    rows = np.flatnonzero(bad)
+    if rows.size:
+        col.fail(rows, expected, f"{values[rows[0]]:g}")
+
+
+def validate_members(path: Path, table: pa.Table) -> pd.DataFrame:
+    """Members as a typed frame: member_id, year, age, sex, residence, special_group, exposure."""
+    age_col = "age" if "age" in table.column_names else "birth_year"
+    if age_col not in table.column_names:
+        require_columns(path, table, ("age",))
+    require_columns(path, table, MEMBER_COLUMNS)
+
+    def col(name: str) -> Column:
+        return Column(path, name, table.column(name))
+
+    year = col("year").numeric(integer=True)
+    in_range(col("year"), year, 1900, 2200, "a calendar year")
+    raw_age = col(age_col).numeric(integer=True)
+    age = raw_age if age_col == "age" else year - raw_age
+    in_range(col(age_col), age, 0, 120, "an age from 0 to 120 in the member-year")
+    exposure = col("exposure").numeric()
+    in_range(col("exposure"), exposure, 0.0, 1.0, "exposure in (0, 1] years", low_open=True)
+    frame = pd.DataFrame({
+        "member_id": col("member_id").identifier(),
+        "year": year,
+        "age": age,
+        "sex": pd.Categorical.from_codes(col("sex").category(SEXES), SEXES),
+        "residence": pd.Categorical.from_codes(col("residence").category(RESIDENCES), RESIDENCES),
+        "special_group": col("special_group").boolean(),
+        "exposure": exposure,
+    })
+    return frame
+
+
+def validate_claims(path: Path, table: pa.Table) -> pd.DataFrame:
+    """Claims as a typed frame: member_id, year, eligible_cost (>= 0 CNY), optional paid."""
+    require_columns(path, table, CLAIM_COLUMNS)
+
+    def col(name: str) -> Column:
+        return Column(path, name, table.column(name))
+
+    cost = col("eligible_cost").numeric()
+    in_range(col("eligible_cost"), cost, 0.0, np.inf, "an eligible cost >= 0 CNY")
+    year = col("year").numeric(integer=True)
+    in_range(col("year"), year, 1900, 2200, "a calendar year")
+    frame = pd.DataFrame({
+        "member_id": col("member_id").identifier(),
+        "year": year,
+        "eligible_cost": cost,
+    })
+    if "paid" in table.column_names:
+        paid = col("paid").numeric()
+        in_range(col("paid"), paid, 0.0, np.inf, "a paid amount >= 0 CNY")
+        frame["paid"] = paid
+    return frame

@@ -1,0 +1,130 @@
+"""A data directory read, validated and aggregated: members + claims + scheme -> Dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.cells import Cells, aggregate, annual_costs
+from forecasting.cohorts import CohortSpec
+from forecasting.contract import validate_claims, validate_members
+from forecasting.engine_duckdb import NeedsDetail, cells_from_parquet
+from forecasting.errors import InputError, rows_hint
+from forecasting.io import atomic_dir, find_table, read_table, write_table
+from forecasting.scheme import Scheme, load_scheme, scheme_to_toml
+
+SCHEME_FILE = "scheme.toml"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Everything a run needs from a data directory, validated."""
+
+    path: Path
+    cells: Cells
+    scheme: Scheme
+    fingerprint: str
+
+    @property
+    def years(self) -> list[int]:
+        return self.cells.years
+
+
+def fingerprint(paths: list[Path], extra: str = "") -> str:
+    """A short content hash of input files (and settings), tagged on every tracked run."""
+    digest = hashlib.blake2b(digest_size=8)
+    for path in paths:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                digest.update(chunk)
+    digest.update(extra.encode())
+    return digest.hexdigest()
+
+
+ENGINES = ("auto", "pandas", "duckdb")
+
+
+def load_data(
+    directory: Path,
+    spec: CohortSpec | None = None,
+    reported_above: float = 0.0,
+    engine: str = "auto",
+) -> Dataset:
+    """Read members, claims and scheme from `directory`, check the contract, build cells.
+
+    reported_above: the claims hold only member-years whose annual eligible cost exceeds
+    this (CNY); claimants are then left-truncated there and the models must know it.
+    engine: "duckdb" (default for Parquet: parallel, out of core) or "pandas" (any file).
+    """
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    directory = Path(directory)
+    spec = spec or CohortSpec()
+    scheme_path = directory / SCHEME_FILE
+    members_path = find_table(directory, "members")
+    claims_path = find_table(directory, "claims")
+    scheme = load_scheme(scheme_path)
+    fp = fingerprint([members_path, claims_path, scheme_path], f"{spec}|{reported_above}")
+    parquet = members_path.suffix == claims_path.suffix == ".parquet"
+    if engine == "duckdb" and not parquet:
+        raise InputError(f"{directory}: the duckdb engine reads Parquet; got CSV files")
+    if engine in ("auto", "duckdb") and parquet:
+        try:
+            cells = cells_from_parquet(members_path, claims_path, spec, reported_above,
+                                       sorted(scheme.plans))
+            return Dataset(directory, cells, scheme, fp)
+        except NeedsDetail:
+            pass  # the pandas engine below finds the offending rows and says which
+    members = validate_members(members_path, read_table(members_path))
+    claims = validate_claims(
+        claims_path, read_table(claims_path, ["member_id", "year", "eligible_cost", "paid"])
+    )
+    _check_years(scheme_path, members_path, members["year"].to_numpy(), scheme)
+    _check_years(scheme_path, claims_path, claims["year"].to_numpy(), scheme)
+    annual = annual_costs(members, claims, members_path, claims_path)
+    if reported_above > 0:
+        low = np.flatnonzero((annual > 0) & (annual <= reported_above))
+        if low.size:
+            raise InputError(
+                f"{claims_path}: column 'eligible_cost', member-years at members {rows_hint(low)}: "
+                f"expected annual totals > reported_above {reported_above:g} CNY; "
+                f"got {annual[low[0]]:g}"
+            )
+    cells = aggregate(members, annual, spec, reported_above)
+    return Dataset(directory, cells, scheme, fp)
+
+
+def _check_years(scheme_path: Path, path: Path, years: np.ndarray, scheme: Scheme) -> None:
+    unknown = sorted(set(np.unique(years).tolist()) - set(scheme.plans))
+    if unknown:
+        rows = np.flatnonzero(np.isin(years, unknown))
+        raise InputError(
+            f"{path}: column 'year', {rows_hint(rows)}: expected a year with a plan in "
+            f"{scheme_path} ({', '.join(map(str, sorted(scheme.plans)))}); got {unknown[0]}"
+        )
+
+
+def write_data_dir(
+    out: Path,
+    members: pd.DataFrame,
+    claims: pd.DataFrame,
+    scheme: Scheme,
+    fmt: str = "parquet",
+    extra: dict[str, dict] | None = None,
+) -> Path:
+    """Write a data directory (members, claims, scheme.toml, extra JSON files) atomically."""
+    if fmt not in ("parquet", "csv"):
+        raise InputError(f"format must be parquet or csv; got {fmt!r}")
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        write_table(members, tmp / f"members.{fmt}")
+        write_table(claims, tmp / f"claims.{fmt}")
+        (tmp / SCHEME_FILE).write_text(scheme_to_toml(scheme), encoding="utf-8")
+        for name, content in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(content, indent=2, default=float), encoding="utf-8")
+    return out

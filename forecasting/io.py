@@ -1,0 +1,126 @@
+"""Reading tables from CSV or Parquet and writing outputs atomically (temp file, then rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from forecasting.errors import InputError
+
+TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+def find_table(directory: Path, name: str) -> Path:
+    """The file holding table `name` in a data directory: `name.parquet` or `name.csv`."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: data directory not found")
+    found = [p for s in TABLE_SUFFIXES if (p := directory / f"{name}{s}").exists()]
+    if not found:
+        others = sorted(p.name for p in directory.glob(f"{name}.*"))
+        hint = f" (found {', '.join(others)}: unknown format)" if others else ""
+        raise InputError(f"{directory}: missing {name}.parquet or {name}.csv{hint}")
+    if len(found) > 1:
+        raise InputError(f"{directory}: both {found[0].name} and {found[1].name}; keep one")
+    return found[0]
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """Read a CSV or Parquet file into Arrow, with a one-line error for unreadable files."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            schema = pq.read_schema(path)
+            cols = [c for c in columns if c in schema.names] if columns else None
+            table = pq.read_table(path, columns=cols)
+        elif suffix == ".csv":
+            table = _read_csv(path)
+        else:
+            raise InputError(f"{path}: unknown format {suffix!r}; expected .csv or .parquet")
+    except InputError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not a readable {suffix[1:]} file ({reason})") from None
+    if table.num_rows == 0:
+        raise InputError(f"{path}: the table is empty; expected at least one row")
+    return table
+
+
+def _read_csv(path: Path) -> pa.Table:
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"\x00" in head:
+        raise InputError(f"{path}: binary content in a .csv file; expected comma-separated text")
+    first = head.split(b"\n", 1)[0]
+    if b"," not in first and any(d in first for d in (b";", b"\t", b"|")):
+        raise InputError(f"{path}: the header is not comma-separated; expected ',' as delimiter")
+    # Read every column as text first: type checks happen in the contract with row numbers,
+    # so that "12a" in a cost column is reported, never silently turned into NaN.
+    header = next(csv.reader([first.decode("utf-8", errors="replace").rstrip("\r")]))
+    return pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            column_types={h: pa.string() for h in header}, strings_can_be_null=True
+        ),
+    )
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a temp folder beside `target`; on success its files replace those in `target`.
+
+    Nothing appears in `target` unless the block finishes: a failure leaves it untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        target.mkdir(exist_ok=True)
+        for item in sorted(tmp.iterdir()):
+            dest = target / item.name
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            os.replace(item, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path, mode: str = "w") -> Iterator:
+    """Open a temp file beside `target` and rename it over `target` when the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """Write a frame as Parquet or CSV by the file's suffix (callers wrap it in atomic_dir)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        raise InputError(f"{path}: unknown format {path.suffix!r}; expected .csv or .parquet")
