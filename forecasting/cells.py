@@ -153,10 +153,4 @@ def aggregate(
     claimants["age"] = picked["age"].to_numpy()
     claimants["special_group"] = picked["special_group"].to_numpy()
     claimants["cost"] = annual[rows]
-    return Cells(table, canonical_order(claimants, spec), spec, float(reported_above))
-
-
-def canonical_order(claimants: pd.DataFrame, spec: CohortSpec) -> pd.DataFrame:
-    """Claimants sorted by year, cohort and cost, so every engine returns the same frame."""
-    keys = ["year", *spec.columns, "cost", "age"]
-    return claimants.sort_values(keys, kind="stable").reset_index(drop=True)
+    return Cells(table, claimants, spec, float(reported_above))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from forecasting.cells import Cells, aggregate, annual_costs
 from forecasting.cohorts import CohortSpec
@@ -69,21 +72,30 @@ def load_data(
     members_path = find_table(directory, "members")
     claims_path = find_table(directory, "claims")
     scheme = load_scheme(scheme_path)
-    fp = fingerprint([members_path, claims_path, scheme_path], f"{spec}|{reported_above}")
-    parquet = members_path.suffix == claims_path.suffix == ".parquet"
-    if engine == "duckdb" and not parquet:
+    if engine == "duckdb" and members_path.suffix != ".parquet":
         raise InputError(f"{directory}: the duckdb engine reads Parquet; got CSV files")
+    # Hashing the files runs in a thread while the data are checked and aggregated.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fp = pool.submit(fingerprint, [members_path, claims_path, scheme_path],
+                         f"{spec}|{reported_above}")
+        cells = _cells(members_path, claims_path, scheme, spec, reported_above, engine)
+        return Dataset(directory, cells, scheme, fp.result())
+
+
+def _cells(members_path: Path, claims_path: Path, scheme: Scheme, spec: CohortSpec,
+           reported_above: float, engine: str) -> Cells:
+    parquet = members_path.suffix == claims_path.suffix == ".parquet"
     if engine in ("auto", "duckdb") and parquet:
         try:
-            cells = cells_from_parquet(members_path, claims_path, spec, reported_above,
-                                       sorted(scheme.plans))
-            return Dataset(directory, cells, scheme, fp)
-        except NeedsDetail:
+            return cells_from_parquet(members_path, claims_path, spec, reported_above,
+                                      sorted(scheme.plans))
+        except (NeedsDetail, duckdb.Error, pa.ArrowException, OSError):
             pass  # the pandas engine below finds the offending rows and says which
     members = validate_members(members_path, read_table(members_path))
     claims = validate_claims(
         claims_path, read_table(claims_path, ["member_id", "year", "eligible_cost", "paid"])
     )
+    scheme_path = members_path.parent / SCHEME_FILE
     _check_years(scheme_path, members_path, members["year"].to_numpy(), scheme)
     _check_years(scheme_path, claims_path, claims["year"].to_numpy(), scheme)
     annual = annual_costs(members, claims, members_path, claims_path)
@@ -95,8 +107,7 @@ def load_data(
                 f"expected annual totals > reported_above {reported_above:g} CNY; "
                 f"got {annual[low[0]]:g}"
             )
-    cells = aggregate(members, annual, spec, reported_above)
-    return Dataset(directory, cells, scheme, fp)
+    return aggregate(members, annual, spec, reported_above)
 
 
 def _check_years(scheme_path: Path, path: Path, years: np.ndarray, scheme: Scheme) -> None:

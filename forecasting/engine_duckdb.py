@@ -7,6 +7,7 @@ pandas engine, whose messages name the rows. So both engines fail with the same 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from forecasting.cells import Cells, canonical_order
+from forecasting.cells import Cells
 from forecasting.cohorts import RESIDENCES, SEXES, CohortSpec
 
 NUMERIC = ("int", "float", "double", "decimal")
@@ -34,26 +35,47 @@ def _types_ok(path: Path, expected: dict[str, tuple[str, ...]]) -> None:
             raise NeedsDetail(name)
 
 
+def _codes(column: str, allowed: tuple[str, ...]) -> str:
+    whens = " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(allowed))
+    return f"(CASE {column} {whens} END)::TINYINT"
+
+
+def _check_member_cells(table: pd.DataFrame, years_with_plan: list[int]) -> None:
+    """The members contract from per-cell aggregates; any doubt -> NeedsDetail."""
+    if table.empty:
+        raise NeedsDetail("no members")
+    ok = (
+        (table["n_ids"] == table["insured"]).all()
+        and (table["n_exp"] == table["insured"]).all()
+        and (table["min_exp"] > 0).all() and (table["max_exp"] <= 1).all()
+        and (table["min_age"] >= 0).all() and (table["max_age"] <= 120).all()
+        and table["year"].isin(years_with_plan).all()
+        and table[["sex", "residence", "special_group"]].notna().all().all()
+    )
+    if not ok:
+        raise NeedsDetail("members")
+
+
 def _count_zero(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     counts = con.execute(sql).fetchone()
     if counts is None or any(c for c in counts):
         raise NeedsDetail(sql)
 
 
-def _no_duplicates(con: duckdb.DuckDBPyConnection, members_path: Path) -> None:
-    """One row per member-year. Integer ids in a compact range are checked with a bitmap
-    count (one pass, no hashing); other ids with a DuckDB distinct count."""
+def _no_duplicates(members_path: Path) -> None:
+    """One row per member-year, checked without hashing: files sorted by (year, member)
+    pass in one comparison; otherwise a count per key in a bitmap-sized array."""
     ids = pq.read_table(members_path, columns=["member_id", "year"])
     member = ids.column("member_id").to_numpy()
     year = ids.column("year").to_numpy()
-    y0, span = int(year.min()), int(year.max() - year.min() + 1)
-    lo, hi = int(member.min()), int(member.max())
-    if (hi - lo + 1) * span <= 8 * len(member) + 1_000_000:
-        counts = np.bincount((member - lo) * span + (year - y0))
-        if counts.max() > 1:
-            raise NeedsDetail("duplicate member-years")
+    lo, span = int(member.min()), int(member.max() - member.min() + 1)
+    key = (year - year.min()) * span + (member - lo)
+    if (key[1:] > key[:-1]).all():
         return
-    _count_zero(con, "SELECT count(*) - count(DISTINCT (member_id, year)) FROM m")
+    if key.max() > 16 * len(key) + 1_000_000:
+        raise NeedsDetail("ids too sparse for a bitmap: let the pandas engine sort them")
+    if np.bincount(key).max() > 1:
+        raise NeedsDetail("duplicate member-years")
 
 
 def cells_from_parquet(
@@ -67,25 +89,40 @@ def cells_from_parquet(
                              "special_group": ("bool",), "exposure": NUMERIC})
     _types_ok(claims_path, {"member_id": ("int",), "year": ("int",), "eligible_cost": NUMERIC})
     con = duckdb.connect()
+    # The duplicate check is numpy work outside the database: run it beside the queries.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        duplicates = pool.submit(_no_duplicates, members_path)
+        claimants, table = _query(con, members_path, claims_path, spec, reported_above,
+                                  years_with_plan, age_col)
+        duplicates.result()
+    return _assemble(table, claimants, spec, reported_above)
+
+
+def _query(con: duckdb.DuckDBPyConnection, members_path: Path, claims_path: Path,
+           spec: CohortSpec, reported_above: float, years_with_plan: list[int],
+           age_col: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the checks and aggregations in DuckDB: (claimant rows, member cells)."""
     age = "age" if age_col == "age" else "year - birth_year"
     plan_years = ", ".join(str(y) for y in years_with_plan)
-    con.execute(f"""CREATE VIEW m AS SELECT member_id, year, {age} AS age, sex, residence,
+    # Categories arrive as their codes (NULL when not allowed), as pandas categoricals hold them.
+    con.execute(f"""CREATE VIEW m AS SELECT member_id, year, {age} AS age,
+                    {_codes("sex", SEXES)} AS sex, {_codes("residence", RESIDENCES)} AS residence,
                     special_group, exposure FROM read_parquet('{members_path}')""")
     con.execute(f"""CREATE VIEW c AS SELECT member_id, year, eligible_cost
                     FROM read_parquet('{claims_path}')""")
-    sexes, residences = (", ".join(f"'{v}'" for v in vals) for vals in (SEXES, RESIDENCES))
-    _count_zero(con, f"""SELECT
-        count(*) = 0,
-        count(*) FILTER (WHERE member_id IS NULL OR year IS NULL OR age IS NULL
-                         OR special_group IS NULL),
-        count(*) FILTER (WHERE exposure IS NULL OR isnan(exposure) OR exposure <= 0
-                         OR exposure > 1),
-        count(*) FILTER (WHERE age < 0 OR age > 120),
-        count(*) FILTER (WHERE sex IS NULL OR sex NOT IN ({sexes})),
-        count(*) FILTER (WHERE residence IS NULL OR residence NOT IN ({residences})),
-        count(*) FILTER (WHERE year NOT IN ({plan_years}))
-        FROM m""")
-    _no_duplicates(con, members_path)
+    band = f"least(m.age // {spec.band_width}, {spec.n_bands - 1}) * {spec.band_width}"
+    keys = ", ".join(f"m.{k}" for k in spec.keys)
+    sep = ", " if keys else ""
+    # The contract's checks ride along the cells' group-by as cheap per-cell aggregates
+    # (non-null counts, min and max; categories as group keys): one scan, no predicates.
+    # Grouping is always by every key; the spec's coarser cohorts are summed afterwards.
+    full = con.execute(f"""SELECT m.year, {band} AS age_band, sex, residence, special_group,
+        sum(m.exposure) AS exposure, count(*) AS insured, count(member_id) AS n_ids,
+        count(exposure) AS n_exp, min(exposure) AS min_exp, max(exposure) AS max_exp,
+        min(age) AS min_age, max(age) AS max_age
+        FROM m GROUP BY ALL""").df()
+    _check_member_cells(full, years_with_plan)
+    table = full.groupby(["year", *spec.columns], as_index=False)[["exposure", "insured"]].sum()
     _count_zero(con, f"""SELECT
         count(*) = 0,
         count(*) FILTER (WHERE member_id IS NULL OR year IS NULL),
@@ -93,12 +130,6 @@ def cells_from_parquet(
                          OR eligible_cost < 0 OR isinf(eligible_cost)),
         count(*) FILTER (WHERE year NOT IN ({plan_years}))
         FROM c""")
-    band = f"least(m.age // {spec.band_width}, {spec.n_bands - 1}) * {spec.band_width}"
-    keys = ", ".join(f"m.{k}" for k in spec.keys)
-    sep = ", " if keys else ""
-    table = con.execute(f"""SELECT m.year, {band} AS age_band{sep}{keys},
-        sum(m.exposure) AS exposure, count(*) AS insured
-        FROM m GROUP BY ALL ORDER BY ALL""").df()
     # One join gives the claimants and proves every claim has its member-year.
     claimants = con.execute(f"""
         WITH a AS (SELECT member_id, year, sum(eligible_cost) AS cost FROM c GROUP BY ALL)
@@ -113,7 +144,7 @@ def cells_from_parquet(
         raise NeedsDetail("costs below reported_above")
     claimants = claimants[cost > reported_above].drop(columns="orphan")
     claimants["special_group"] = claimants.pop("special").astype(bool)
-    return _assemble(table, claimants, spec, reported_above)
+    return claimants, table
 
 
 def _assemble(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,
@@ -125,7 +156,7 @@ def _assemble(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,
         frame["age_band"] = frame["age_band"].astype("int64")
         for key in spec.keys:
             frame[key] = (frame[key].astype(bool) if key == "special_group"
-                          else pd.Categorical(frame[key].astype(str), categories=cat[key]))
+                          else pd.Categorical.from_codes(frame[key].astype("int8"), cat[key]))
     keys = ["year", *spec.columns]
     per_cell = claimants.groupby(keys, observed=True)["cost"].agg(["size", "sum"])
     table = table.sort_values(keys).reset_index(drop=True)
@@ -134,6 +165,6 @@ def _assemble(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,
     table["claimants"] = per_cell["size"].reindex(idx, fill_value=0).to_numpy(dtype="int64")
     table["cost"] = per_cell["sum"].reindex(idx, fill_value=0.0).to_numpy(dtype="float64")
     claimants["age"] = claimants["age"].astype("int64")
-    return Cells(table, canonical_order(claimants, spec), spec, float(reported_above))
+    return Cells(table, claimants.reset_index(drop=True), spec, float(reported_above))
 
 
