@@ -48,6 +48,12 @@ class Cells:
         )
 
 
+def claimant_columns(spec: CohortSpec) -> list[str]:
+    """Column order of `Cells.claimants` (the same from every engine)."""
+    extra = [] if "special_group" in spec.keys else ["special_group"]
+    return ["year", *spec.columns, "age", *extra, "cost"]
+
+
 def _member_year_keys(members: pd.DataFrame, claims: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """Integer keys identifying member-years in both tables (ids may be numbers or text)."""
     ids = np.concatenate([members["member_id"].to_numpy(), claims["member_id"].to_numpy()])
@@ -153,4 +159,4 @@ def aggregate(
     claimants["age"] = picked["age"].to_numpy()
     claimants["special_group"] = picked["special_group"].to_numpy()
     claimants["cost"] = annual[rows]
-    return Cells(table, claimants, spec, float(reported_above))
+    return Cells(table, claimants[claimant_columns(spec)], spec, float(reported_above))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from forecasting.cells import Cells
+from forecasting.cells import Cells, claimant_columns
 from forecasting.cohorts import RESIDENCES, SEXES, CohortSpec
 
 NUMERIC = ("int", "float", "double", "decimal")
@@ -165,6 +165,7 @@ def _assemble(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,
     table["claimants"] = per_cell["size"].reindex(idx, fill_value=0).to_numpy(dtype="int64")
     table["cost"] = per_cell["sum"].reindex(idx, fill_value=0.0).to_numpy(dtype="float64")
     claimants["age"] = claimants["age"].astype("int64")
-    return Cells(table, claimants.reset_index(drop=True), spec, float(reported_above))
+    claimants = claimants[claimant_columns(spec)].reset_index(drop=True)
+    return Cells(table, claimants, spec, float(reported_above))
 
 

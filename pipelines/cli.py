@@ -38,6 +38,7 @@ DataOpt = Annotated[
                  "default: the built-in L-city data."),
 ]
 ScaleOpt = Annotated[float, typer.Option(help="Share of L city's population to simulate.")]
+EngineOpt = Annotated[str, typer.Option(help="auto (DuckDB for Parquet), duckdb or pandas.")]
 ReportedOpt = Annotated[
     float, typer.Option("--reported-above", help="Claims are reported only for annual "
                         "costs above this (CNY); 0 = all reported.")]
@@ -66,11 +67,12 @@ def parse_years(text: str) -> tuple[int, ...]:
         raise CiplanError(f"--years expected like 2019-2021; got {text!r}") from None
 
 
-def open_data(data: Path | None, scale: float = 1.0, reported_above: float = 0.0) -> Dataset:
+def open_data(data: Path | None, scale: float = 1.0, reported_above: float = 0.0,
+              engine: str = "auto") -> Dataset:
     """Load --data, or the built-in L-city data (generated once) at `scale`."""
     with console.status("Reading and validating data…"):
         path = data if data is not None else builtin_data(scale=scale)
-        return load_data(path, CohortSpec(), reported_above)
+        return load_data(path, CohortSpec(), reported_above, engine)
 
 
 @command
@@ -101,12 +103,13 @@ def history(
     data: DataOpt = None,
     scale: ScaleOpt = 1.0,
     reported_above: ReportedOpt = 0.0,
+    engine: EngineOpt = "auto",
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Print the insurer's yearly accounts under each year's plan in force."""
     if fmt not in ("table", "csv", "json"):
         raise CiplanError(f"--format expected table, csv or json; got {fmt!r}")
-    ds = open_data(data, scale, reported_above)
+    ds = open_data(data, scale, reported_above, engine)
     frame = history_table(ds.cells, ds.scheme).drop(columns="eligible_above_deductible")
     if fmt == "json":
         typer.echo(json.dumps(frame.to_dict(orient="records"), indent=2))

@@ -1,0 +1,96 @@
+"""The DuckDB and pandas engines give identical cells and identical error messages."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from forecasting.cells import aggregate, annual_costs
+from forecasting.cohorts import CohortSpec
+from forecasting.dataset import load_data, write_data_dir
+from forecasting.engine_duckdb import NeedsDetail, cells_from_parquet
+from forecasting.errors import InputError
+from forecasting.simulate import lcity_scheme
+from pipelines.builtin import write_city
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("spec", [CohortSpec(), CohortSpec(band_width=10, age_max=80,
+                                                           keys=("sex",))])
+def test_duckdb_equals_pandas(small_city, small_dir, spec):
+    years = sorted(small_city.scheme.plans)
+    duck = cells_from_parquet(small_dir / "members.parquet", small_dir / "claims.parquet",
+                              spec, 0.0, years)
+    ref = aggregate(small_city.members, annual_costs(small_city.members, small_city.claims),
+                    spec)
+    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
+    pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
+                                  check_exact=False, rtol=1e-10)
+
+
+def _damaged(city, tmp_path, members=None, claims=None):
+    return write_data_dir(tmp_path / "bad", city.members if members is None else members,
+                          city.claims if claims is None else claims, city.scheme)
+
+
+@pytest.mark.parametrize("damage", ["duplicate", "exposure", "orphan", "sex", "cost"])
+def test_duckdb_counts_offence_and_pandas_names_rows(tiny_city, tmp_path, damage):
+    m, c = tiny_city.members.copy(), tiny_city.claims.copy()
+    if damage == "duplicate":
+        m = pd.concat([m, m.iloc[[3]]], ignore_index=True)
+    elif damage == "exposure":
+        m.loc[7, "exposure"] = 1.5
+    elif damage == "orphan":
+        c.loc[2, "member_id"] = 10**9
+    elif damage == "sex":
+        m["sex"] = m["sex"].astype(str)
+        m.loc[4, "sex"] = "U"
+    else:
+        c.loc[5, "eligible_cost"] = -1.0
+    data = _damaged(tiny_city, tmp_path, m, c)
+    with pytest.raises(NeedsDetail):
+        cells_from_parquet(data / "members.parquet", data / "claims.parquet", CohortSpec(), 0.0,
+                           sorted(tiny_city.scheme.plans))
+    with pytest.raises(InputError, match=r"parquet: column"):
+        load_data(data, engine="duckdb")
+
+
+def test_birth_year_instead_of_age(tiny_city, tmp_path):
+    m = tiny_city.members.assign(birth_year=tiny_city.members["year"]
+                                 - tiny_city.members["age"]).drop(columns="age")
+    data = _damaged(tiny_city, tmp_path, members=m)
+    base = write_city(tiny_city, tmp_path / "base")
+    for engine in ("duckdb", "pandas"):
+        pd.testing.assert_frame_equal(load_data(data, engine=engine).cells.table,
+                                      load_data(base, engine=engine).cells.table)
+
+
+def test_left_truncated_claims_load_with_reported_above(small_city, tmp_path):
+    """Claims shown only above 15 k: claimants are exactly the members above it."""
+    c = small_city.claims
+    annual = c.groupby(["member_id", "year"])["eligible_cost"].transform("sum")
+    data = _damaged(small_city, tmp_path, claims=c[annual > 15_000])
+    for engine in ("duckdb", "pandas"):
+        ds = load_data(data, reported_above=15_000, engine=engine)
+        assert ds.cells.reported_above == 15_000
+        assert (ds.cells.claimants["cost"] > 15_000).all()
+        full = annual_costs(small_city.members, c)
+        assert ds.cells.table["claimants"].sum() == (full > 15_000).sum()
+
+
+def test_duckdb_engine_refuses_csv(tiny_csv_dir):
+    with pytest.raises(InputError, match="duckdb engine reads Parquet"):
+        load_data(tiny_csv_dir, engine="duckdb")
+    with pytest.raises(InputError, match="engine must be one of"):
+        load_data(tiny_csv_dir, engine="spark-ish")
+
+
+def test_scheme_roundtrip(tmp_path):
+    from forecasting.scheme import load_scheme, scheme_to_toml
+    scheme = lcity_scheme((2019, 2020, 2021), scale=0.5)
+    path = tmp_path / "scheme.toml"
+    path.write_text(scheme_to_toml(scheme))
+    assert load_scheme(path) == scheme
