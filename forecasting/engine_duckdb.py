@@ -56,12 +56,6 @@ def _check_member_cells(table: pd.DataFrame, years_with_plan: list[int]) -> None
         raise NeedsDetail("members")
 
 
-def _count_zero(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    counts = con.execute(sql).fetchone()
-    if counts is None or any(c for c in counts):
-        raise NeedsDetail(sql)
-
-
 def _no_duplicates(members_path: Path) -> None:
     """One row per member-year, checked without hashing: files sorted by (year, member)
     pass in one comparison; otherwise a count per key in a bitmap-sized array."""
@@ -123,20 +117,20 @@ def _query(con: duckdb.DuckDBPyConnection, members_path: Path, claims_path: Path
         FROM m GROUP BY ALL""").df()
     _check_member_cells(full, years_with_plan)
     table = full.groupby(["year", *spec.columns], as_index=False)[["exposure", "insured"]].sum()
-    _count_zero(con, f"""SELECT
-        count(*) = 0,
-        count(*) FILTER (WHERE member_id IS NULL OR year IS NULL),
-        count(*) FILTER (WHERE eligible_cost IS NULL OR isnan(eligible_cost)
-                         OR eligible_cost < 0 OR isinf(eligible_cost)),
-        count(*) FILTER (WHERE year NOT IN ({plan_years}))
-        FROM c""")
-    # One join gives the claimants and proves every claim has its member-year.
+    # One join gives the claimants, proves every claim has its member-year, and carries
+    # the claims' own checks as a per-member-year offence count.
     claimants = con.execute(f"""
-        WITH a AS (SELECT member_id, year, sum(eligible_cost) AS cost FROM c GROUP BY ALL)
+        WITH a AS (SELECT member_id, year, sum(eligible_cost) AS cost,
+                          count(*) FILTER (WHERE eligible_cost IS NULL OR isnan(eligible_cost)
+                                           OR eligible_cost < 0 OR isinf(eligible_cost)
+                                           OR year NOT IN ({plan_years})) AS offences
+                   FROM c GROUP BY ALL)
         SELECT a.year, {band} AS age_band{sep}{keys}, m.age,
-               m.special_group AS special, a.cost,
+               m.special_group AS special, a.cost, a.offences,
                m.member_id IS NULL AS orphan
         FROM a LEFT JOIN m USING (member_id, year)""").df()
+    if claimants.empty or claimants.pop("offences").sum():
+        raise NeedsDetail("claims")
     if claimants["orphan"].any():
         raise NeedsDetail("claims without member-year")
     cost = claimants["cost"]
