@@ -56,7 +56,8 @@ class Column:
             self._first_bad(arr.is_null().to_numpy(zero_copy_only=False), kind)
             out = arr.to_numpy().astype("float64", copy=False)
         else:
-            self.fail(np.arange(1), kind, f"type {arr.type}")
+            raise InputError(f"{self.path}: column {self.name!r}: expected {kind}; "
+                             f"got values of type {arr.type}")
         self._first_bad(~np.isfinite(out), f"{kind} (not NaN or infinite)")
         if integer:
             self._first_bad(out != np.round(out), kind)

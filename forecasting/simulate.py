@@ -34,10 +34,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
-from scipy.special import expit, ndtr, ndtri
+from scipy.special import expit
 
 from forecasting.cohorts import RESIDENCES, SEXES
 from forecasting.scheme import Market, Scheme
+from forecasting.severity import SplicedSeverity
 from optimization.plan import Plan, SpecialRules, member_payouts
 
 SEED_YEARS = (2019, 2020, 2021)
@@ -100,16 +101,10 @@ class Truth:
                 + self.sev_rural * rural + self.sev_special * special
                 + self.sev_trend * (np.asarray(year) - 2019))
 
-    def draw_x0(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Standard severity X0: lognormal body below u, Pareto tail above (spliced)."""
-        mu, s, u = math.log(self.sev_median), self.sev_sigma, self.tail_threshold
-        tail = rng.random(n) < self.tail_prob
-        body_top = ndtr((math.log(u) - mu) / s)
-        p = rng.random(n) * body_top
-        x = np.exp(mu + s * ndtri(np.maximum(p, 1e-300)))
-        v = rng.random(tail.sum())
-        x[tail] = u * (1 - v) ** (-1 / self.tail_alpha)
-        return x
+    def standard_severity(self) -> SplicedSeverity:
+        """X0: lognormal body below u, Pareto tail above (before the cohort scale)."""
+        return SplicedSeverity(math.log(self.sev_median), self.sev_sigma, self.tail_threshold,
+                               self.tail_prob, self.tail_alpha)
 
 
 @dataclass(frozen=True)
@@ -279,7 +274,7 @@ def simulate_city(seed: int = 2019, scale: float = 1.0,
         rng = _rng(seed, year, 2)
         is_claimant = rng.random(len(p_claim)) < p_claim
         base = (np.exp(truth.log_scale(ages, male, rural, special, year)[is_claimant])
-                * truth.draw_x0(rng, int(is_claimant.sum())))
+                * truth.standard_severity().sample(rng, int(is_claimant.sum())))
         plan = scheme.plan(year)
         if year in SEED_LOSS:
             n = int(insured.sum())
