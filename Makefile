@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ciplan simulate --out $(OUT)/data --scale $(SCALE) --years 2019-2022
 	$(BIN)/ciplan history --data $(OUT)/data
+	$(BIN)/ciplan history --data $(OUT)/data --by-age
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

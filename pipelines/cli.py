@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +22,7 @@ from forecasting.dataset import Dataset, load_data
 from forecasting.errors import CiplanError
 from forecasting.simulate import simulate_city
 from optimization.results import history as history_table
+from optimization.results import payouts_by_age
 from pipelines.builtin import DEFAULT_SEED, builtin_data, write_city
 
 app = typer.Typer(
@@ -104,13 +106,21 @@ def history(
     scale: ScaleOpt = 1.0,
     reported_above: ReportedOpt = 0.0,
     engine: EngineOpt = "auto",
+    by_age: Annotated[bool, typer.Option("--by-age", help="Payouts (CNY) by age band and "
+                                         "year instead of the accounts.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Print the insurer's yearly accounts under each year's plan in force."""
     if fmt not in ("table", "csv", "json"):
         raise CiplanError(f"--format expected table, csv or json; got {fmt!r}")
     ds = open_data(data, scale, reported_above, engine)
-    frame = history_table(ds.cells, ds.scheme).drop(columns="eligible_above_deductible")
+    if by_age:
+        frame = pd.DataFrame({
+            str(y): payouts_by_age(ds.cells, y, ds.scheme.plan(y)) for y in ds.years})
+        frame.index = [ds.cells.spec.label(b) for b in frame.index]
+        frame = frame.rename_axis("age_band").reset_index()
+    else:
+        frame = history_table(ds.cells, ds.scheme).drop(columns="eligible_above_deductible")
     if fmt == "json":
         typer.echo(json.dumps(frame.to_dict(orient="records"), indent=2))
     elif fmt == "csv":
@@ -119,7 +129,14 @@ def history(
         Console().print(_history_rich(frame))
 
 
-def _history_rich(frame) -> Table:
+def _history_rich(frame: pd.DataFrame) -> Table:
+    if "age_band" in frame.columns:  # payouts by age band: already one column per year
+        table = Table(title="Payouts by age band under the plan in force (CNY)")
+        for col in frame.columns:
+            table.add_column(col, justify="right")
+        for _, r in frame.iterrows():
+            table.add_row(r["age_band"], *(f"{v:,.0f}" for v in r.iloc[1:]))
+        return table
     table = Table(title="Yearly result under the plan in force (CNY)")
     table.add_column("")
     for year in frame["year"]:

@@ -84,3 +84,17 @@ def test_readme_documents_every_command_and_option():
             section = text.split(f"#### `ciplan {name}", 1)[1].split("####", 1)[0]
             assert option in section, f"README section for {name} lacks {option}"
     assert "make demo" in text and "make test" in text
+
+
+def test_history_by_age_adds_up_to_payouts(small_dir):
+    accounts = runner.invoke(app, ["history", "--data", str(small_dir), "--format", "json"])
+    by_age = runner.invoke(app, ["history", "--data", str(small_dir), "--by-age",
+                                 "--format", "csv"])
+    assert by_age.exit_code == 0, by_age.output
+    table = pd.read_csv(io.StringIO(by_age.stdout))
+    assert table["age_band"].iloc[0] == "0-4" and table["age_band"].iloc[-1] == "85+"
+    totals = {str(r["year"]): r["payouts"] for r in json.loads(accounts.stdout)}
+    for year, total in totals.items():
+        assert table[year].sum() == pytest.approx(total, rel=1e-12)
+    shown = runner.invoke(app, ["history", "--data", str(small_dir), "--by-age"])
+    assert shown.exit_code == 0 and "85+" in shown.stdout
