@@ -1,4 +1,4 @@
-"""Timing helpers: wall time in-process, peak memory of a child process."""
+"""Benchmark helpers: run code in a child process (with its peak memory), print a row."""
 
 from __future__ import annotations
 
@@ -6,18 +6,6 @@ import json
 import resource
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-
-
-def timed(fn: Callable, repeat: int = 1) -> tuple[float, object]:
-    """Best wall time (s) of `repeat` calls, and the last result."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def in_child(code: str) -> dict:

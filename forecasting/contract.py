@@ -64,15 +64,20 @@ class Column:
             return out.astype("int64")
         return out
 
+    def _lookup(self, code_of, expected: str) -> np.ndarray:
+        """Map each distinct text value through `code_of` (-1 = not allowed) to a code."""
+        encoded = pc.dictionary_encode(self.values.cast(pa.string())).combine_chunks()
+        mapping = np.array([code_of(v) for v in encoded.dictionary.to_pylist()] or [-1])
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        out = np.where(codes < 0, -1, mapping[np.maximum(codes, 0)])
+        self._first_bad(out < 0, expected)
+        return out
+
     def category(self, allowed: tuple[str, ...]) -> np.ndarray:
         """Codes 0..len(allowed)-1 of a text column whose values must be among `allowed`."""
-        encoded = pc.dictionary_encode(self.values.cast(pa.string())).combine_chunks()
-        labels = encoded.dictionary.to_pylist()
-        mapping = np.array([allowed.index(v) if v in allowed else -1 for v in labels] or [-1])
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        bad = (codes < 0) | (mapping[np.maximum(codes, 0)] < 0)
-        self._first_bad(bad, f"one of {', '.join(allowed)}")
-        return mapping[codes].astype("int8")
+        codes = self._lookup(lambda v: allowed.index(v) if v in allowed else -1,
+                             f"one of {', '.join(allowed)}")
+        return codes.astype("int8")
 
     def boolean(self) -> np.ndarray:
         """True/False from a bool column, 0/1, or the texts true/false/yes/no/1/0."""
@@ -84,15 +89,11 @@ class Column:
             vals = arr.fill_null(-1).to_numpy()
             self._first_bad((vals != 0) & (vals != 1), "true or false (1 or 0)")
             return vals == 1
-        encoded = pc.dictionary_encode(self.values.cast(pa.string())).combine_chunks()
-        labels = [str(v).strip().lower() if v is not None else "" for v in
-                  encoded.dictionary.to_pylist()]
-        mapping = np.array([1 if v in TRUE_TEXT else 0 if v in FALSE_TEXT else -1 for v in labels]
-                           or [-1])
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        out = np.where(codes < 0, -1, mapping[np.maximum(codes, 0)])
-        self._first_bad(out < 0, "true or false")
-        return out == 1
+
+        def code_of(text: str) -> int:
+            text = text.strip().lower()
+            return 1 if text in TRUE_TEXT else 0 if text in FALSE_TEXT else -1
+        return self._lookup(code_of, "true or false") == 1
 
     def identifier(self) -> np.ndarray:
         """Member ids: whole numbers or non-empty text, kept as they are."""
@@ -104,6 +105,16 @@ class Column:
             return self.numeric(integer=True)
         text = arr.cast(pa.string()).to_numpy(zero_copy_only=False).astype(object)
         return text
+
+
+def age_column(names: list[str]) -> str:
+    """Members give `age`, or `birth_year` from which the age in the year follows."""
+    return "age" if "age" in names or "birth_year" not in names else "birth_year"
+
+
+def columns(path: Path, table: pa.Table):
+    """A factory of `Column`s of `table`, all naming `path` in their errors."""
+    return lambda name: Column(path, name, table.column(name))
 
 
 def require_columns(path: Path, table: pa.Table, required: tuple[str, ...]) -> None:
@@ -127,13 +138,9 @@ def in_range(col: Column, values: np.ndarray, low: float, high: float, expected:
 
 def validate_members(path: Path, table: pa.Table) -> pd.DataFrame:
     """Members as a typed frame: member_id, year, age, sex, residence, special_group, exposure."""
-    age_col = "age" if "age" in table.column_names else "birth_year"
-    if age_col not in table.column_names:
-        require_columns(path, table, ("age",))
-    require_columns(path, table, MEMBER_COLUMNS)
-
-    def col(name: str) -> Column:
-        return Column(path, name, table.column(name))
+    age_col = age_column(table.column_names)
+    require_columns(path, table, (*MEMBER_COLUMNS, age_col))
+    col = columns(path, table)
 
     year = col("year").numeric(integer=True)
     in_range(col("year"), year, 1900, 2200, "a calendar year")
@@ -157,9 +164,7 @@ def validate_members(path: Path, table: pa.Table) -> pd.DataFrame:
 def validate_claims(path: Path, table: pa.Table) -> pd.DataFrame:
     """Claims as a typed frame: member_id, year, eligible_cost (>= 0 CNY), optional paid."""
     require_columns(path, table, CLAIM_COLUMNS)
-
-    def col(name: str) -> Column:
-        return Column(path, name, table.column(name))
+    col = columns(path, table)
 
     cost = col("eligible_cost").numeric()
     in_range(col("eligible_cost"), cost, 0.0, np.inf, "an eligible cost >= 0 CNY")

@@ -13,10 +13,12 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forecasting.cells import Cells, claimant_columns
 from forecasting.cohorts import RESIDENCES, SEXES, CohortSpec
+from forecasting.contract import age_column
 
 NUMERIC = ("int", "float", "double", "decimal")
 
@@ -25,8 +27,8 @@ class NeedsDetail(Exception):
     """An offence was counted: the pandas engine will say exactly where."""
 
 
-def _types_ok(path: Path, expected: dict[str, tuple[str, ...]]) -> None:
-    schema = pq.read_schema(path)
+def _types_ok(schema: pa.Schema, expected: dict[str, tuple[str, ...]]) -> None:
+    """Parquet types the SQL checks rely on; anything else goes to the pandas engine."""
     for name, kinds in expected.items():
         if name not in schema.names:
             raise NeedsDetail(name)
@@ -77,11 +79,13 @@ def cells_from_parquet(
     years_with_plan: list[int],
 ) -> Cells:
     """Validate and aggregate with DuckDB; raises NeedsDetail when anything is off."""
-    age_col = "age" if "age" in pq.read_schema(members_path).names else "birth_year"
-    _types_ok(members_path, {"member_id": ("int",), "year": ("int",), age_col: ("int",),
+    schema = pq.read_schema(members_path)
+    age_col = age_column(schema.names)
+    _types_ok(schema, {"member_id": ("int",), "year": ("int",), age_col: ("int",),
                              "sex": ("string",), "residence": ("string",),
                              "special_group": ("bool",), "exposure": NUMERIC})
-    _types_ok(claims_path, {"member_id": ("int",), "year": ("int",), "eligible_cost": NUMERIC})
+    _types_ok(pq.read_schema(claims_path),
+              {"member_id": ("int",), "year": ("int",), "eligible_cost": NUMERIC})
     con = duckdb.connect()
     # The duplicate check is numpy work outside the database: run it beside the queries.
     with ThreadPoolExecutor(max_workers=1) as pool:

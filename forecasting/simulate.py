@@ -215,8 +215,10 @@ def _calibrate(plan: Plan, base_cost: np.ndarray, special: np.ndarray, target: f
     def gap(c: float) -> float:
         return float(member_payouts(plan, c * base_cost, special).sum()) - target
     lo, hi = 0.2, 5.0
-    if gap(lo) > 0 or gap(hi) < 0:
-        return lo if gap(lo) > 0 else hi
+    if gap(lo) > 0:  # even a fifth of the cost level pays too much: keep the bound
+        return lo
+    if gap(hi) < 0:
+        return hi
     return brentq(gap, lo, hi, xtol=1e-10, rtol=1e-12)
 
 

@@ -88,13 +88,13 @@ def simulate(
 ) -> None:
     """Simulate L city's members and claims (calibrated to its 2019-2021 accounts)."""
     year_tuple = parse_years(years)
+    if fmt not in ("parquet", "csv"):
+        raise CiplanError(f"--format expected parquet or csv; got {fmt!r}")
     try:
         with console.status(f"Simulating L city {years} at scale {scale:g}…"):
             city = simulate_city(seed=seed, scale=scale, years=year_tuple)
     except ValueError as exc:
         raise CiplanError(str(exc)) from None
-    if fmt not in ("parquet", "csv"):
-        raise CiplanError(f"--format expected parquet or csv; got {fmt!r}")
     write_city(city, out, fmt)
     typer.echo(f"Wrote {len(city.members):,} member-years and {len(city.claims):,} "
                f"settlements for {years} to {out}")
