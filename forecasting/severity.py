@@ -83,16 +83,18 @@ class SplicedSeverity:
         return np.where(x0 <= self.threshold, body, tail) - math.log(self.scale)
 
 
-def fit_spliced(costs: np.ndarray, threshold: float, truncated_at: float = 0.0,
+def fit_spliced(costs: np.ndarray, threshold: float, truncated_at: float | np.ndarray = 0.0,
                 weights: np.ndarray | None = None) -> SplicedSeverity:
     """Maximum likelihood fit of the spliced model with u = `threshold` fixed (CNY).
 
-    When costs are only reported above `truncated_at` (left truncation), each density is
-    divided by P(X > truncated_at): what was not seen is modelled, never counted as zero.
+    When costs are only reported above `truncated_at` (left truncation; a number or one per
+    cost), each density is divided by P(X > truncated_at): what was not seen is modelled,
+    never counted as zero.
     """
     x = np.asarray(costs, dtype="float64")
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype="float64")
-    if (x <= truncated_at).any():
+    trunc = np.broadcast_to(np.asarray(truncated_at, dtype="float64"), x.shape)
+    if (x <= trunc).any():
         raise ValueError("every cost must exceed truncated_at")
     logs = np.log(x[x <= threshold])
     start = np.array([np.mean(logs) if logs.size else math.log(threshold) - 1,
@@ -106,8 +108,8 @@ def fit_spliced(costs: np.ndarray, threshold: float, truncated_at: float = 0.0,
     def nll(theta: np.ndarray) -> float:
         dist = build(theta)
         ll = w @ dist.logpdf(x)
-        if truncated_at > 0:
-            ll -= w.sum() * math.log(max(1 - float(dist.cdf(truncated_at)), 1e-300))
+        if trunc.any():
+            ll -= w @ np.log(np.maximum(1 - dist.cdf(trunc), 1e-300))
         return -ll / w.sum()
 
     res = minimize(nll, start, method="Nelder-Mead",
