@@ -64,6 +64,15 @@ class SplicedSeverity:
         """E[X] in CNY (infinite when alpha <= 1)."""
         return float(self.lev(np.inf)) if self.alpha > 1 else math.inf
 
+    def ppf(self, q: np.ndarray) -> np.ndarray:
+        """The cost (CNY) with P(X <= cost) = q, for q in [0, 1)."""
+        q = np.asarray(q, dtype="float64")
+        body_q = np.minimum(q / (1 - self.tail_prob), 1.0) * self._body_top()
+        body = np.exp(self.mu + self.sigma * ndtri(np.clip(body_q, 1e-300, 1 - 1e-16)))
+        tail = self.threshold * (np.maximum(1 - q, 1e-300) / self.tail_prob) ** (-1 / self.alpha)
+        return self.scale * np.where(q <= 1 - self.tail_prob, np.minimum(body, self.threshold),
+                                     tail)
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n independent costs (CNY)."""
         tail = rng.random(n) < self.tail_prob

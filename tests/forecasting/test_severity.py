@@ -57,3 +57,8 @@ def test_truncated_fit_recovers_truth_and_naive_fit_is_biased():
     # ignoring truncation shifts the body up: measurably biased
     assert naive.mu - truth.mu > 0.3
     assert abs(naive.layer(0, 15_000) - truth.layer(0, 15_000)) > 0.1 * truth.layer(0, 15_000)
+
+
+def test_ppf_inverts_cdf():
+    q = np.linspace(0.001, 0.9999, 500)
+    np.testing.assert_allclose(DIST.cdf(DIST.ppf(q)), q, rtol=1e-9, atol=1e-12)
