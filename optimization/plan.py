@@ -80,8 +80,11 @@ class Plan:
     def uncapped(self, cost: np.ndarray) -> np.ndarray:
         """Payout before the cap for annual eligible costs `cost` (CNY), vectorised."""
         cost = np.asarray(cost, dtype="float64")
-        inside = np.clip(cost[..., None], self.lower_edges, self.upper_edges) - self.lower_edges
-        return inside @ np.array(self.ratios)
+        out = np.zeros(cost.shape)
+        # band by band, so millions of scenario costs need no (n x bands) temporary
+        for lo, hi, r in zip(self.lower_edges, self.upper_edges, self.ratios, strict=True):
+            out += r * (np.clip(cost, lo, hi) - lo)
+        return out
 
     def capped_cost(self) -> float:
         """The annual cost (CNY) at which the payout reaches the cap; inf without a cap."""
