@@ -48,7 +48,8 @@ class PoissonFrequencyGLM(RegressorMixin, BaseEstimator):
         self.design_ = CohortDesign(self.age, self.n_knots, self.base_year)
         Z = self.design_.transform(X)
         y, w = _check_xy(y, sample_weight, len(Z))
-        glm = PoissonRegressor(alpha=self.alpha, max_iter=1000, tol=1e-10).fit(
+        glm = PoissonRegressor(alpha=self.alpha, max_iter=1000, tol=1e-10,
+                               solver="newton-cholesky").fit(
             Z, y, sample_weight=w)
         self.coef_, self.intercept_ = glm.coef_, float(glm.intercept_)
         self.feature_names_ = self.design_.names(X)

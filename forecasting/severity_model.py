@@ -45,7 +45,8 @@ class GammaSeverityGLM(RegressorMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> GammaSeverityGLM:
         self.design_ = CohortDesign(self.age, self.n_knots, self.base_year)
         Z = self.design_.transform(X)
-        self.glm_ = GammaRegressor(alpha=self.alpha, max_iter=1000, tol=1e-10).fit(
+        self.glm_ = GammaRegressor(alpha=self.alpha, max_iter=1000, tol=1e-10,
+                               solver="newton-cholesky").fit(
             Z, _costs(y), sample_weight=sample_weight)
         self.coef_, self.intercept_ = self.glm_.coef_, float(self.glm_.intercept_)
         return self
@@ -82,7 +83,8 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
         Z = self.design_.transform(X)
         # Stage 1: the scale from a Gamma GLM of the mean; exact enough when nothing is
         # truncated, a starting point when something is.
-        glm = GammaRegressor(alpha=1e-8, max_iter=1000, tol=1e-10).fit(Z, y)
+        glm = GammaRegressor(alpha=1e-8, max_iter=1000, tol=1e-10,
+                               solver="newton-cholesky").fit(Z, y)
         coef = glm.coef_
         x0 = y / np.exp(Z @ coef)
         u = float(np.quantile(x0, self.tail_quantile))

@@ -1,0 +1,123 @@
+"""The Forecast: exact pricing vs independent methods, scenarios, accuracy, calibration."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.integrate import quad
+
+from forecasting.cells import Cells, aggregate, annual_costs
+from forecasting.dataset import load_data
+from forecasting.forecast import Forecast, payout_per_claimant
+from forecasting.model import ClaimsModel
+from forecasting.severity import SplicedSeverity
+from forecasting.severity_model import BlendedSeverity
+from forecasting.simulate import lcity_plan, simulate_city
+from optimization.results import year_result
+from pipelines.builtin import builtin_data
+
+PLAN = lcity_plan(60.0)
+PARAM = SplicedSeverity(np.log(4_500), 1.1, 60_000, 0.012, 2.5, scale=1.2)
+
+
+def _train(cells: Cells, last: int) -> Cells:
+    keep_t, keep_c = cells.table["year"] <= last, cells.claimants["year"] <= last
+    return Cells(cells.table[keep_t].reset_index(drop=True),
+                 cells.claimants[keep_c].reset_index(drop=True), cells.spec,
+                 cells.reported_above)
+
+
+@pytest.fixture(scope="module")
+def small_cells(small_city) -> Cells:
+    return aggregate(small_city.members, annual_costs(small_city.members, small_city.claims))
+
+
+@pytest.fixture(scope="module")
+def small_forecast(small_cells) -> Forecast:
+    return ClaimsModel().fit(_train(small_cells, 2021)).forecast(2022)
+
+
+@pytest.mark.parametrize("plan", [PLAN, PLAN.for_special_group(), PLAN.with_(cap=40_000.0)])
+def test_parametric_payout_equals_integral(plan):
+    """E[g(X)] = integral of g'(x) (1 - F(x)) dx, by quadrature over each band."""
+    x_cap = plan.capped_cost()
+    total = 0.0
+    for lo, hi, r in zip(plan.lower_edges, plan.upper_edges, plan.ratios, strict=True):
+        lo, hi = min(lo, x_cap), min(hi, x_cap)
+        # split at the splice point and by decades; beyond 1e9 CNY the tail adds < 0.001
+        hi = min(hi, 1e9)
+        cuts = [lo, *(c for c in (72_000.0, 1e6, 1e7, 1e8) if lo < c < hi), hi]
+        for a, b in itertools.pairwise(cuts):
+            total += r * quad(lambda x: 1 - PARAM.cdf(x), a, b, limit=200)[0]
+    blend = BlendedSeverity(PARAM, np.array([]), 0.0)
+    assert payout_per_claimant(plan, blend) == pytest.approx(total, rel=1e-6)
+
+
+def test_empirical_payout_is_the_average_payout():
+    costs = PARAM.sample(np.random.default_rng(2), 500)
+    blend = BlendedSeverity(PARAM, costs, 1.0)
+    assert payout_per_claimant(PLAN, blend) == pytest.approx(PLAN.payout(costs).mean())
+
+
+def test_scenario_mean_matches_expected_payout(small_forecast):
+    """Process variance only: the scenarios' mean converges to the exact price."""
+    quiet = replace(small_forecast, freq_year_sd=0.0, sev_year_sd=0.0, freq_covariance=None)
+    pay = quiet.scenarios(4_000, seed=3).payouts(PLAN)
+    se = pay.std() / np.sqrt(pay.size)
+    assert abs(pay.mean() - quiet.expected_payout(PLAN)) < 4 * se
+
+
+def test_parameter_uncertainty_widens_the_range(small_forecast):
+    quiet = replace(small_forecast, freq_year_sd=0.0, sev_year_sd=0.0, freq_covariance=None)
+    wide = small_forecast.scenarios(2_000, seed=4).payouts(PLAN)
+    narrow = quiet.scenarios(2_000, seed=4).payouts(PLAN)
+    assert wide.std() > narrow.std()
+
+
+def test_scenarios_refuse_a_deductible_below_their_floor(small_forecast):
+    sc = small_forecast.scenarios(10, seed=0, floor=20_000)
+    with pytest.raises(ValueError, match="above 20000"):
+        sc.payouts(PLAN)
+
+
+def test_save_load_roundtrip(small_forecast, tmp_path):
+    loaded = Forecast.load(small_forecast.save(tmp_path / "fc"))
+    assert loaded.expected_payout(PLAN) == small_forecast.expected_payout(PLAN)
+    assert list(tmp_path.iterdir()) == [tmp_path / "fc"]
+
+
+def test_by_cohort_adds_up(small_forecast):
+    by = small_forecast.payout_by_cohort(PLAN)
+    assert by.sum() == pytest.approx(small_forecast.expected_payout(PLAN))
+    layers = small_forecast.layer_table()
+    np.testing.assert_allclose(layers.sum(axis=1), small_forecast.cohorts["mean_severity"],
+                               rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_forecast_2022_of_default_lcity_within_5_percent():
+    """Train on 2019-2021 of the full default city, forecast 2022, compare with its draw."""
+    ds = load_data(builtin_data(years=(2019, 2020, 2021, 2022)))
+    plan = ds.scheme.plan(2022)
+    fc = ClaimsModel().fit(_train(ds.cells, 2021)).forecast(2022)
+    actual = year_result(ds.cells, 2022, plan, ds.scheme.market(2022))
+    claimants = ds.cells.year(2022).table["claimants"].sum()
+    assert fc.cohorts["claimants"].sum() == pytest.approx(claimants, rel=0.05)
+    assert fc.expected_payout(plan) == pytest.approx(actual.payouts, rel=0.05)
+
+
+@pytest.mark.slow
+def test_90_percent_interval_covers_16_to_20_of_20_cities():
+    hits = 0
+    for seed in range(100, 120):
+        city = simulate_city(seed=seed, scale=0.05, years=(2019, 2020, 2021, 2022))
+        cells = aggregate(city.members, annual_costs(city.members, city.claims))
+        fc = ClaimsModel().fit(_train(cells, 2021)).forecast(2022)
+        plan = city.scheme.plan(2022)
+        low, high = np.percentile(fc.scenarios(1000, seed=seed).payouts(plan), [5, 95])
+        realised = year_result(cells, 2022, plan, city.scheme.market(2022)).payouts
+        hits += low <= realised <= high
+    assert 16 <= hits <= 20
