@@ -38,6 +38,12 @@ class Cells:
     def years(self) -> list[int]:
         return sorted(int(y) for y in self.table["year"].unique())
 
+    def until(self, year: int) -> Cells:
+        """The cells of the years up to and including `year` (a training window)."""
+        t, c = self.table["year"] <= year, self.claimants["year"] <= year
+        return Cells(self.table[t].reset_index(drop=True),
+                     self.claimants[c].reset_index(drop=True), self.spec, self.reported_above)
+
     def year(self, year: int) -> Cells:
         """The cells of one year."""
         return Cells(

@@ -23,13 +23,6 @@ PLAN = lcity_plan(60.0)
 PARAM = SplicedSeverity(np.log(4_500), 1.1, 60_000, 0.012, 2.5, scale=1.2)
 
 
-def _train(cells: Cells, last: int) -> Cells:
-    keep_t, keep_c = cells.table["year"] <= last, cells.claimants["year"] <= last
-    return Cells(cells.table[keep_t].reset_index(drop=True),
-                 cells.claimants[keep_c].reset_index(drop=True), cells.spec,
-                 cells.reported_above)
-
-
 @pytest.fixture(scope="module")
 def small_cells(small_city) -> Cells:
     return aggregate(small_city.members, annual_costs(small_city.members, small_city.claims))
@@ -37,7 +30,7 @@ def small_cells(small_city) -> Cells:
 
 @pytest.fixture(scope="module")
 def small_forecast(small_cells) -> Forecast:
-    return ClaimsModel().fit(_train(small_cells, 2021)).forecast(2022)
+    return ClaimsModel().fit(small_cells.until(2021)).forecast(2022)
 
 
 @pytest.mark.parametrize("plan", [PLAN, PLAN.for_special_group(), PLAN.with_(cap=40_000.0)])
@@ -102,7 +95,7 @@ def test_forecast_2022_of_default_lcity_within_5_percent():
     """Train on 2019-2021 of the full default city, forecast 2022, compare with its draw."""
     ds = load_data(builtin_data(years=(2019, 2020, 2021, 2022)))
     plan = ds.scheme.plan(2022)
-    fc = ClaimsModel().fit(_train(ds.cells, 2021)).forecast(2022)
+    fc = ClaimsModel().fit(ds.cells.until(2021)).forecast(2022)
     actual = year_result(ds.cells, 2022, plan, ds.scheme.market(2022))
     claimants = ds.cells.year(2022).table["claimants"].sum()
     assert fc.cohorts["claimants"].sum() == pytest.approx(claimants, rel=0.05)
@@ -115,7 +108,7 @@ def test_90_percent_interval_covers_16_to_20_of_20_cities():
     for seed in range(100, 120):
         city = simulate_city(seed=seed, scale=0.05, years=(2019, 2020, 2021, 2022))
         cells = aggregate(city.members, annual_costs(city.members, city.claims))
-        fc = ClaimsModel().fit(_train(cells, 2021)).forecast(2022)
+        fc = ClaimsModel().fit(cells.until(2021)).forecast(2022)
         plan = city.scheme.plan(2022)
         low, high = np.percentile(fc.scenarios(1000, seed=seed).payouts(plan), [5, 95])
         realised = year_result(cells, 2022, plan, city.scheme.market(2022)).payouts
