@@ -39,16 +39,20 @@ class ClaimsModel:
     def fit(self, cells: Cells) -> ClaimsModel:
         if self.frequency not in FREQUENCY_MODELS:
             raise ValueError(f"frequency must be one of {sorted(FREQUENCY_MODELS)}")
-        self.cells_ = cells
-        t = cells.table
+        t, c = cells.table, cells.claimants
         base_year = int(t["year"].min())
-        self.freq_ = FREQUENCY_MODELS[self.frequency](base_year=base_year,
-                                                      **self.frequency_params)
-        self.freq_.fit(t, t["claimants"] / t["exposure"], sample_weight=t["exposure"])
-        c = cells.claimants
-        self.sev_ = SplicedSeverityModel(reported_above=cells.reported_above,
-                                         base_year=base_year, **self.severity_params)
-        self.sev_.fit(c, c["cost"].to_numpy())
+        freq = FREQUENCY_MODELS[self.frequency](base_year=base_year, **self.frequency_params)
+        freq.fit(t, t["claimants"] / t["exposure"], sample_weight=t["exposure"])
+        sev = SplicedSeverityModel(reported_above=cells.reported_above, base_year=base_year,
+                                   **self.severity_params)
+        sev.fit(c, c["cost"].to_numpy())
+        return self.use(cells, freq, sev)
+
+    def use(self, cells: Cells, freq, sev: SplicedSeverityModel) -> ClaimsModel:
+        """Adopt fitted frequency and severity estimators (e.g. champions from the registry)
+        with the cells of the years before the forecast year."""
+        self.cells_, self.freq_, self.sev_ = cells, freq, sev
+        t, c = cells.table, cells.claimants
         # year effects: how far each past year sat from the model, for the scenarios
         expected = t.assign(e=self.freq_.predict(t) * t["exposure"]).groupby("year")["e"].sum()
         self.freq_year_sd_ = _year_sd(t.groupby("year")["claimants"].sum(), expected, 2)

@@ -129,6 +129,73 @@ def history(
         Console().print(_history_rich(frame))
 
 
+@command
+def train(
+    data: DataOpt = None,
+    scale: ScaleOpt = 1.0,
+    reported_above: ReportedOpt = 0.0,
+    engine: EngineOpt = "auto",
+) -> None:
+    """Backtest candidate frequency and severity models, log them to MLflow, register the
+    champions as claim-frequency and claim-severity @champion."""
+    from pipelines.train import mean_scores
+    from pipelines.train import train as run_train
+
+    ds = open_data(data, scale, reported_above, engine)
+    with _progress() as progress:
+        result = run_train(ds, progress)
+    Console().print(_frame_rich(mean_scores(result).T, "Backtest, mean over origin years"))
+    typer.echo(f"Champions: frequency {result.champions['frequency']}, severity "
+               f"{result.champions['severity']} (versions {result.versions}); "
+               f"MLflow run {result.run_id}")
+
+
+@command
+def forecast(
+    year: Annotated[int, typer.Option(help="The year to forecast (after the data's years).")],
+    out: Annotated[Path, typer.Option(help="Folder for forecast.csv/.parquet, summary.json "
+                                      "and forecast.joblib.")],
+    data: DataOpt = None,
+    scale: ScaleOpt = 1.0,
+    reported_above: ReportedOpt = 0.0,
+    engine: EngineOpt = "auto",
+    run_id: Annotated[str | None, typer.Option(
+        "--run-id", help="Use the models of this train run instead of the champions.")] = None,
+    scenarios: Annotated[int, typer.Option(help="Number of scenarios for the 5-95 % range.")
+                         ] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed of the scenarios.")] = 0,
+) -> None:
+    """Forecast claims of a year by cohort with the registered champion models."""
+    from pipelines.forecast import run_forecast
+
+    if scenarios < 20:
+        raise CiplanError(f"--scenarios expected at least 20; got {scenarios}")
+    ds = open_data(data, scale, reported_above, engine)
+    with console.status(f"Forecasting {year}…"):
+        result = run_forecast(ds, year, out, run_id, scenarios, seed)
+    s = result.summary
+    typer.echo(f"{year}: {s['insured']:,.0f} insured, {s['claimants']:,.0f} claimants, "
+               f"payout CNY {s['payout_expected']:,.0f} (90 % range {s['payout_p05']:,.0f} to "
+               f"{s['payout_p95']:,.0f}); written to {out}; MLflow run {result.run_id}")
+
+
+def _progress():
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                    console=console)
+
+
+def _frame_rich(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for name, row in frame.iterrows():
+        table.add_row(str(name), *(f"{v:.4g}" for v in row))
+    return table
+
+
 def _history_rich(frame: pd.DataFrame) -> Table:
     if "age_band" in frame.columns:  # payouts by age band: already one column per year
         table = Table(title="Payouts by age band under the plan in force (CNY)")
