@@ -19,6 +19,9 @@ demo: $(STAMP)
 	$(BIN)/ciplan simulate --out $(OUT)/data --scale $(SCALE) --years 2019-2022
 	$(BIN)/ciplan history --data $(OUT)/data
 	$(BIN)/ciplan history --data $(OUT)/data --by-age
+	$(BIN)/ciplan simulate --out $(OUT)/train-data --scale $(SCALE) --years 2019-2021
+	$(BIN)/ciplan train --data $(OUT)/train-data
+	$(BIN)/ciplan forecast --data $(OUT)/train-data --year 2022 --out $(OUT)/forecast-2022
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

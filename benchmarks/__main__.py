@@ -1,6 +1,7 @@
 """`make bench`: print every speed figure the issues ask for, measured in one run."""
 
-from benchmarks import foundation
+from benchmarks import forecasting, foundation
 
 if __name__ == "__main__":
     foundation.run()
+    forecasting.run()

@@ -219,3 +219,7 @@ def _history_rich(frame: pd.DataFrame) -> Table:
 def main() -> None:
     """Entry point of the `ciplan` console script."""
     sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()
