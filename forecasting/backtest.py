@@ -29,15 +29,6 @@ def gini(predicted: np.ndarray, exposure: np.ndarray, claimants: np.ndarray) -> 
     return float(1 - 2 * np.trapezoid(y, x))
 
 
-def expected_above_deductible(forecast: Forecast, deductible: float, special_factor: float
-                              ) -> float:
-    """Expected eligible cost above each member's deductible (CNY) in the forecast year."""
-    special = forecast.cohorts.get("special_group", pd.Series(False, index=forecast.cohorts.index))
-    d = np.where(special.to_numpy(dtype=bool), deductible * special_factor, deductible)
-    per = [sev.layer(di, np.inf) for sev, di in zip(forecast.severities, d, strict=True)]
-    return float(np.dot(forecast.cohorts["claimants"], per))
-
-
 def _mean_above(model: ClaimsModel, cells: pd.DataFrame, threshold: float) -> np.ndarray:
     """Predicted mean cost of the claimants the data show (those above the threshold)."""
     if threshold <= 0:
@@ -67,8 +58,7 @@ def evaluate(model: ClaimsModel, forecast: Forecast, cells: Cells, scheme: Schem
                                               sev_pred, sample_weight=t.loc[seen, "claimants"]),
         "gini": gini(freq, t["exposure"].to_numpy(), t["claimants"].to_numpy()),
         "claimants_error": forecast.cohorts["claimants"].sum() / t["claimants"].sum() - 1,
-        "above_deductible_error": expected_above_deductible(
-            forecast, plan.deductible, plan.special.deductible_factor)
+        "above_deductible_error": forecast.expected_above_deductible(plan)
         / result.eligible_above_deductible - 1,
         "payout_error": payout / result.payouts - 1,
         "loss_error_share": (loss - result.loss) / result.premium_income,

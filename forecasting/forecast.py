@@ -101,6 +101,13 @@ class Forecast:
         """Expected total payout of the year under `plan` (CNY)."""
         return float(self.payout_by_cohort(plan).sum())
 
+    def expected_above_deductible(self, plan: Plan) -> float:
+        """Expected eligible cost above each member's deductible (CNY), special ones lower."""
+        special_d = plan.for_special_group().deductible
+        d = np.where(self._special(), special_d, plan.deductible)
+        return float(sum(n * sev.layer(di, np.inf) for n, sev, di in
+                         zip(self.cohorts["claimants"], self.severities, d, strict=True)))
+
     def layer_table(self, bands=STANDARD_BANDS) -> pd.DataFrame:
         """Expected cost per claimant inside each band, by cohort (CNY)."""
         cols = {f"layer_{_k(a)}_{_k(b)}": [sev.layer(a, b) for sev in self.severities]
