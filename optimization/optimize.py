@@ -1,0 +1,233 @@
+"""Solve the negotiator's questions on a Forecast: min-loss, break-even, CVaR; shadow
+prices with the discrete choices fixed; the loss-benefit frontier; why a request is
+infeasible. Every reported figure is the evaluator's."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pulp
+
+from forecasting.forecast import Forecast, ScenarioSet
+from optimization import coefficients as co
+from optimization.evaluate import PlanKPIs, evaluate_plan
+from optimization.milp import (
+    OBJECTIVES,
+    InfeasibleError,
+    M,
+    Solution,
+    _NotSolved,
+    build,
+    solve,
+)
+from optimization.plan import Plan
+from optimization.space import PlanSpace
+
+MAX_RELINEARISE = 6
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """An optimal plan with the evaluator's KPIs and what the solver said."""
+
+    objective: str
+    plan: Plan
+    kpis: PlanKPIs
+    lp_loss: float            # the LP's expected loss at the plan (CNY)
+    status: str
+    sol_status: int
+    solver: str
+    seconds: float
+    relinearisations: int
+    coefficients: co.Coefficients
+
+
+def _scenarios_floor(space: PlanSpace, status_quo: Plan) -> float:
+    lows = [*space.deductible.candidates, status_quo.deductible]
+    return min(lows) * space.special.deductible_factor
+
+
+def scenario_set(forecast: Forecast, space: PlanSpace, status_quo: Plan,
+                 seed: int = 0) -> ScenarioSet:
+    """Scenarios deep enough for every deductible the space can choose."""
+    return forecast.scenarios(space.risk.scenarios, seed,
+                              floor=_scenarios_floor(space, status_quo))
+
+
+def _objective_expr(model, objective: str, space: PlanSpace, coef: co.Coefficients,
+                    scenarios_needed: bool):
+    if objective == "break-even":
+        model.problem += model.loss <= 0, "break_even"
+        return model.premium
+    if objective == "cvar":
+        _add_cvar(model, space, coef)
+    return model.loss
+
+
+def _add_cvar(model, space: PlanSpace, coef: co.Coefficients) -> None:
+    """CVaR of the loss <= budget over the scenarios (Rockafellar-Uryasev, linear)."""
+    if coef.scen_general is None:
+        raise ValueError("the cvar objective needs scenario coefficients")
+    prob, w, u = model.problem, model.w, model.u
+    S, n_combo, K = coef.scen_general.shape
+    inc = space.special.ratio_increment
+    alpha = space.risk.cvar_level
+    eta = pulp.LpVariable("cvar_eta")
+    xi = [pulp.LpVariable(f"cvar_xi{s}", lowBound=0) for s in range(S)]
+    fixed_part = model.loss - model.payout  # opex - income: the same in every scenario
+    for s in range(S):
+        terms = [((coef.scen_general[s, i, k] + coef.scen_special[s, i, k]) / M, u[i][k])
+                 for i in range(n_combo) for k in range(K)]
+        terms += [(inc * coef.scen_special[s, i].sum() / M, w[i]) for i in range(n_combo)]
+        payout_s = pulp.LpAffineExpression([(v, a) for a, v in terms if not isinstance(v, float)])
+        const = sum(a * v for a, v in terms if isinstance(v, float))
+        prob += xi[s] >= payout_s + const + fixed_part - eta, f"cvar_scenario_{s}"
+    prob += (eta + pulp.lpSum(xi) / ((1 - alpha) * S) <= space.risk.cvar_budget / M,
+             "cvar_budget")
+
+
+def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: str,
+             solver_name: str | None = None, scenarios: ScenarioSet | None = None,
+             keep_benefits: bool | None = None, floor: float | None = None,
+             start: tuple[float, ...] | None = None) -> Optimum:
+    """The optimal plan for `objective` (min-loss, break-even or cvar).
+
+    break-even keeps today's benefits unless keep_benefits=False. Ties are broken in the
+    members' favour: a second stage maximises expected payout at the optimal objective.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
+    keep = (objective == "break-even") if keep_benefits is None else keep_benefits
+    combos = co.combos(space, status_quo)
+    ratios = start or tuple(np.clip(status_quo.ratios, space.bands.ratio_min,
+                                    space.bands.ratio_max))
+    if objective == "cvar" and scenarios is None:
+        scenarios = scenario_set(forecast, space, status_quo)
+    t0 = time.perf_counter()
+    for iteration in range(1, MAX_RELINEARISE + 1):  # noqa: B007 (reported below)
+        coef = co.compute(space, forecast, combos, ratios,
+                          scenarios if objective == "cvar" else None)
+        sol = _two_stage(forecast, space, status_quo, objective, coef, solver_name, keep,
+                         floor)
+        i = combos.index(sol.combo)
+        moved = abs(sol.plan.capped_cost() - coef.x_caps[i])
+        ratios = sol.plan.ratios
+        if not np.isfinite(moved) or moved < 1.0:
+            break
+    seconds = time.perf_counter() - t0
+    kpis = evaluate_plan(sol.plan, forecast, space.costs, scenarios,
+                         cvar_level=space.risk.cvar_level)
+    return Optimum(objective, sol.plan, kpis, sol.loss_cny, sol.status, sol.sol_status,
+                   solver_name or space.solver.name, seconds, iteration, coef)
+
+
+def _two_stage(forecast, space, status_quo, objective, coef, solver_name, keep, floor
+               ) -> Solution:
+    def fresh():
+        model = build(space, coef, forecast.insured, status_quo, objective,
+                      keep_benefits=keep, floor=floor)
+        return model, _objective_expr(model, objective, space, coef, objective == "cvar")
+
+    model, expr = fresh()
+    try:
+        first = solve(model, space, coef, expr, solver_name)
+    except _NotSolved as exc:
+        if exc.status == "Infeasible":
+            raise InfeasibleError(explain_infeasible(forecast, space, status_quo, objective,
+                                                     coef, keep, floor)) from None
+        raise InfeasibleError(f"the solver stopped without a plan: {exc}") from None
+    # second stage: at the optimum, the plan that pays members the most
+    model, expr = fresh()
+    tol = max(abs(first.objective_cny) * 1e-7, 1.0) / M
+    model.problem += expr <= first.objective_cny / M + tol, "stay_optimal"
+    try:
+        return solve(model, space, coef, model.payout, solver_name, maximize=True)
+    except _NotSolved:
+        return first
+
+
+def explain_infeasible(forecast, space, status_quo, objective, coef, keep, floor) -> str:
+    """Relax every benefit constraint with a slack, minimise total violation, name them."""
+    model = build(space, coef, forecast.insured, status_quo, objective, keep_benefits=keep,
+                  elastic=True, floor=floor)
+    if objective == "break-even":
+        model.problem += model.loss <= 0, "break_even"
+    elif objective == "cvar":
+        _add_cvar(model, space, coef)
+    try:
+        solve(model, space, coef, pulp.lpSum(model.slacks.values()))
+    except _NotSolved:
+        return "no plan meets the constraints, and relaxing them did not help"
+    short = [f"{name} by {pulp.value(s):.4g} {model.units[name]}"
+             for name, s in model.slacks.items() if pulp.value(s) > 1e-7]
+    if not short:
+        return "no plan meets the constraints (the conflict is outside the benefit rules)"
+    return "no plan meets every constraint; the least change that would allow one: " + \
+        "; ".join(short)
+
+
+def shadow_prices(opt: Optimum, forecast: Forecast, space: PlanSpace, status_quo: Plan,
+                  solver_name: str | None = None) -> pd.DataFrame:
+    """With the deductible and cap fixed and ratios continuous, each constraint's dual:
+    what one more unit of its right-hand side changes in the objective (CNY)."""
+    coef = opt.coefficients
+    fixed = (co.Combo(opt.plan.deductible, opt.plan.cap), opt.plan.ratios)
+    model = build(space, coef, forecast.insured, status_quo, opt.objective, fixed=fixed,
+                  keep_benefits=opt.objective == "break-even")
+    expr = _objective_expr(model, opt.objective, space, coef, opt.objective == "cvar")
+    solve(model, space, coef, expr, solver_name or "highs")
+    rows = []
+    above = pulp.value(model.above) * M
+    for name, c in model.problem.constraints.items():
+        if name.startswith(("lin_", "cvar_scenario")) or c.pi is None:
+            continue
+        per_unit, unit = _per_unit(name, float(c.pi), above, opt.objective)
+        rows.append({"constraint": name, "dual": float(c.pi), "slack": float(c.slack or 0.0),
+                     "binding": abs(c.slack or 0.0) < 1e-7 and abs(c.pi) > 1e-12,
+                     "per_unit": per_unit, "unit": unit,
+                     "objective_unit": "CNY of premium per capita"
+                     if opt.objective == "break-even" else "CNY of expected loss"})
+    return pd.DataFrame(rows)
+
+
+UNITS = {  # natural unit of each constraint, and its size in the model's right-hand side
+    "effective_ratio": "point of effective ratio", "no_worse": "CNY paid at that cost",
+    "profit_cap": "CNY of surplus", "break_even": "CNY of loss", "cvar_budget": "CNY of CVaR",
+    "premium_budget": "CNY of premium per capita", "deductible_income": "CNY of deductible",
+    "ratios_increasing": "point of ratio", "keep_ratio": "point of ratio"}
+
+
+def _per_unit(name: str, pi: float, above: float, objective: str) -> tuple[float, str]:
+    """The dual in objective units (CNY of loss, or CNY of premium per capita for
+    break-even) per natural unit of the constraint, and that unit."""
+    key = next((k for k in UNITS if name.startswith(k)), None)
+    if key is None:
+        return float("nan"), ""
+    rhs = {"effective_ratio": 0.01 * above / M, "no_worse": 1e-3, "deductible_income": 1e-3,
+           "profit_cap": 1 / M, "break_even": 1 / M, "cvar_budget": 1 / M,
+           "premium_budget": 1.0, "ratios_increasing": 0.01, "keep_ratio": 0.01}[key]
+    scale = 1.0 if objective == "break-even" else M
+    return pi * rhs * scale, UNITS[key]
+
+
+def frontier(forecast: Forecast, space: PlanSpace, status_quo: Plan, floors: np.ndarray,
+             solver_name: str | None = None) -> pd.DataFrame:
+    """Min expected loss at each effective-ratio floor: the loss-benefit frontier."""
+    rows, start = [], None
+    for floor in floors:
+        try:
+            opt = optimize(forecast, space, status_quo, "min-loss", solver_name, floor=floor,
+                           start=start)
+        except InfeasibleError:
+            rows.append({"floor": floor, "feasible": False})
+            continue
+        start = opt.plan.ratios
+        rows.append({"floor": floor, "feasible": True, "expected_loss": opt.kpis.expected_loss,
+                     "effective_ratio": opt.kpis.effective_ratio,
+                     "expected_payout": opt.kpis.expected_payout,
+                     "deductible": opt.plan.deductible,
+                     "ratios": " / ".join(f"{r:.0%}" for r in opt.plan.ratios)})
+    return pd.DataFrame(rows)
