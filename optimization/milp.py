@@ -49,7 +49,9 @@ def solver(space: PlanSpace, name: str | None = None):
     if name == "highs":
         return pulp.HiGHS(**opts)
     if name == "cbc":
-        return pulp.PULP_CBC_CMD(**opts)
+        import cbcbox  # CBC's binary, from the pulp[cbc] extra
+
+        return pulp.COIN_CMD(path=cbcbox.cbc_bin_path(), **opts)
     raise CiplanError(f"solver must be highs or cbc; got {name!r}")
 
 
@@ -65,19 +67,19 @@ def build(space: PlanSpace, coef: Coefficients, insured: float, status_quo: Plan
     K = len(space.bands.edges) + 1
     rmin, rmax, step = space.bands.ratio_min, space.bands.ratio_max, space.bands.step
     free_premium = objective == "break-even" or space.premium.fixed is None
-    p = (pulp.LpVariable("premium", lowBound=0) if free_premium
+    p = (prob.add_variable("premium", lowBound=0) if free_premium
          else float(space.premium.fixed))
     if fixed is None and step > 0 and not keep_benefits:
-        steps = [pulp.LpVariable(f"n{k}", 0, round((rmax - rmin) / step), cat="Integer")
+        steps = [prob.add_variable(f"n{k}", 0, round((rmax - rmin) / step), cat="Integer")
                  for k in range(K)]
         r = [rmin + step * n for n in steps]
     else:
-        r = [pulp.LpVariable(f"r{k}", rmin, rmax) for k in range(K)]
+        r = [prob.add_variable(f"r{k}", rmin, rmax) for k in range(K)]
     combos = coef.combos
     if fixed is not None:
         w = [1.0 if c == fixed[0] else 0.0 for c in combos]
     else:
-        w = [pulp.LpVariable(f"w{i}", cat="Binary") for i in range(len(combos))]
+        w = [prob.add_variable(f"w{i}", cat="Binary") for i in range(len(combos))]
         prob += pulp.lpSum(w) == 1, "one_combo"
     u = []
     for i, wi in enumerate(w):
@@ -86,7 +88,7 @@ def build(space: PlanSpace, coef: Coefficients, insured: float, status_quo: Plan
             continue
         row = []
         for k in range(K):
-            uik = pulp.LpVariable(f"u{i}_{k}", 0, rmax)
+            uik = prob.add_variable(f"u{i}_{k}", 0, rmax)
             prob += uik <= rmax * wi, f"lin_a_{i}_{k}"
             prob += uik <= r[k], f"lin_b_{i}_{k}"
             prob += uik >= r[k] - rmax * (1 - wi), f"lin_c_{i}_{k}"
@@ -145,7 +147,7 @@ def _soft(model: Model, elastic: bool):
     feasible side lets it give, and the slack says by how much it had to."""
     def add(lhs, sense: str, rhs: float, name: str, unit: str) -> None:
         if elastic:
-            s = pulp.LpVariable(f"slack_{name}", lowBound=0)
+            s = model.problem.add_variable(f"slack_{name}", lowBound=0)
             lhs = lhs + s if sense == ">=" else lhs - s
             model.slacks[name] = s
             model.units[name] = unit

@@ -75,8 +75,8 @@ def _add_cvar(model, space: PlanSpace, coef: co.Coefficients) -> None:
     S, n_combo, K = coef.scen_general.shape
     inc = space.special.ratio_increment
     alpha = space.risk.cvar_level
-    eta = pulp.LpVariable("cvar_eta")
-    xi = [pulp.LpVariable(f"cvar_xi{s}", lowBound=0) for s in range(S)]
+    eta = prob.add_variable("cvar_eta")
+    xi = [prob.add_variable(f"cvar_xi{s}", lowBound=0) for s in range(S)]
     fixed_part = model.loss - model.payout  # opex - income: the same in every scenario
     for s in range(S):
         terms = [((coef.scen_general[s, i, k] + coef.scen_special[s, i, k]) / M, u[i][k])
@@ -181,7 +181,8 @@ def shadow_prices(opt: Optimum, forecast: Forecast, space: PlanSpace, status_quo
     solve(model, space, coef, expr, solver_name or "highs")
     rows = []
     above = pulp.value(model.above) * M
-    for name, c in model.problem.constraints.items():
+    for c in model.problem.constraints():
+        name = c.name
         if name.startswith(("lin_", "cvar_scenario")) or c.pi is None:
             continue
         per_unit, unit = _per_unit(name, float(c.pi), above, opt.objective)
