@@ -76,7 +76,8 @@ def _band_matrix(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compute(space: PlanSpace, forecast: Forecast, combos_: tuple[Combo, ...],
-            ratios_at, scenarios: ScenarioSet | None = None) -> Coefficients:
+            ratios_at, sums: tuple[ScenarioSums, ScenarioSums] | None = None
+            ) -> Coefficients:
     """Coefficients at the ratio guess `ratios_at` (see module doc)."""
     special = forecast._special()
     n = forecast.cohorts["claimants"].to_numpy(float)
@@ -109,43 +110,70 @@ def compute(space: PlanSpace, forecast: Forecast, combos_: tuple[Combo, ...],
                        for p in plans])
     coef = Coefficients(combos_, tuple(ratios_at), general, special_amt, above, widths,
                         np.array([p.capped_cost() for p in plans]))
-    if scenarios is None:
+    if sums is None:
         return coef
-    sg, ss = _scenario_amounts(scenarios, bands, sp_bands)
+    sg, ss = _scenario_amounts(sums, bands, sp_bands)
     return Coefficients(*[getattr(coef, f) for f in (
         "combos", "ratios_at", "general", "special", "above", "widths", "x_caps")], sg, ss)
 
 
-def _scenario_amounts(sc: ScenarioSet, bands, sp_bands) -> tuple[np.ndarray, np.ndarray]:
-    """Per scenario, the cost inside each band summed over claimants, for both groups.
+class ScenarioSums:
+    """S_s(t) = sum over one group's claimants in scenario s of min(cost, t), for any t.
 
-    sum_i min(x_i, t) for every band edge t comes from one pass: each cost's bin among the
-    edges, then per scenario the sums below a bin and the counts at or above it.
+    Built once: one pass bins every cost among the fixed edges (deductibles and band edges);
+    a cap's cost level above the top edge then needs only the few costs above that edge.
     """
-    special = sc.special[sc.cohort]
-    out = []
-    for group_bands, who in ((bands, ~special), (sp_bands, special)):
-        edges = np.unique(np.concatenate([np.concatenate(b) for b in group_bands]))
-        edges = edges[np.isfinite(edges)]
+
+    def __init__(self, sc: ScenarioSet, who: np.ndarray, edges: np.ndarray):
+        edges = np.unique(edges[np.isfinite(edges)])
         if edges.min() < sc.floor:
             raise ValueError(f"scenarios hold costs above {sc.floor:g} CNY; a band starts at "
                              f"{edges.min():g}")
-        cost, scen = sc.cost[who], sc.scenario[who]
+        self.n, self.edges = sc.n, edges
+        self.cost, self.scen = sc.cost[who], sc.scenario[who]
         nb = len(edges) + 1
-        bin_ = np.searchsorted(edges, cost, side="right")   # edges[bin-1] <= cost < edges[bin]
-        key = scen.astype(np.int64) * nb + bin_
-        sums = np.bincount(key, weights=cost, minlength=sc.n * nb).reshape(sc.n, nb)
+        bin_ = np.searchsorted(edges, self.cost, side="right")  # edges[b-1] <= cost < edges[b]
+        key = self.scen.astype(np.int64) * nb + bin_
+        sums = np.bincount(key, weights=self.cost, minlength=sc.n * nb).reshape(sc.n, nb)
         counts = np.bincount(key, minlength=sc.n * nb).reshape(sc.n, nb)
         # S(t_j) = sum of costs in bins below j + t_j * count in bins j and above
         below = np.cumsum(sums, axis=1)[:, :-1]
         at_or_above = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]
-        s_edge = below + edges[None, :] * at_or_above
-        total = sums.sum(axis=1)
+        self.s_edge = below + edges[None, :] * at_or_above
+        self.total = sums.sum(axis=1)
+        top = self.cost > edges[-1]
+        self.tail_cost, self.tail_scen = self.cost[top], self.scen[top]
 
-        def s_at(x, s_edge=s_edge, edges=edges, total=total):
-            x = np.asarray(x)
-            idx = np.searchsorted(edges, np.minimum(x, edges.max()))
-            return np.where(np.isinf(x)[None, :], total[:, None], s_edge[:, idx])
+    def _one(self, t: float) -> np.ndarray:
+        if np.isinf(t):
+            return self.total
+        j = np.searchsorted(self.edges, t)
+        if j < len(self.edges) and self.edges[j] == t:
+            return self.s_edge[:, j]
+        if t > self.edges[-1]:
+            extra = np.minimum(self.tail_cost, t) - self.edges[-1]
+            return self.s_edge[:, -1] + np.bincount(self.tail_scen, weights=extra,
+                                                    minlength=self.n)
+        return np.bincount(self.scen, weights=np.minimum(self.cost, t), minlength=self.n)
 
-        out.append(np.stack([s_at(hi) - s_at(lo) for lo, hi in group_bands], axis=1))
-    return out[0], out[1]
+    def at(self, x: np.ndarray) -> np.ndarray:
+        """S_s(x_j) for every scenario s and point x_j: shape (n, len(x))."""
+        return np.stack([self._one(float(t)) for t in np.atleast_1d(x)], axis=1)
+
+
+def scenario_sums(space: PlanSpace, sc: ScenarioSet, combos_: tuple[Combo, ...]
+                  ) -> tuple[ScenarioSums, ScenarioSums]:
+    """The sums of both groups (general, special) at every deductible and band edge."""
+    special = sc.special[sc.cohort]
+    deds = np.array([c.deductible for c in combos_])
+    edges = np.array(space.bands.edges)
+    general = ScenarioSums(sc, ~special, np.concatenate([deds, edges]))
+    factor = space.special.deductible_factor
+    return general, ScenarioSums(sc, special, np.concatenate([deds * factor, edges]))
+
+
+def _scenario_amounts(sums: tuple[ScenarioSums, ScenarioSums], bands, sp_bands
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Per scenario, the cost inside each band summed over claimants, for both groups."""
+    return tuple(np.stack([s.at(hi) - s.at(lo) for lo, hi in group_bands], axis=1)
+                 for s, group_bands in zip(sums, (bands, sp_bands), strict=True))

@@ -20,6 +20,7 @@ from optimization.milp import (
     M,
     Solution,
     _NotSolved,
+    _soft,
     build,
     solve,
 )
@@ -67,7 +68,7 @@ def _objective_expr(model, objective: str, space: PlanSpace, coef: co.Coefficien
     return model.loss
 
 
-def _add_cvar(model, space: PlanSpace, coef: co.Coefficients) -> None:
+def _add_cvar(model, space: PlanSpace, coef: co.Coefficients, soft=None) -> None:
     """CVaR of the loss <= budget over the scenarios (Rockafellar-Uryasev, linear)."""
     if coef.scen_general is None:
         raise ValueError("the cvar objective needs scenario coefficients")
@@ -82,11 +83,16 @@ def _add_cvar(model, space: PlanSpace, coef: co.Coefficients) -> None:
         terms = [((coef.scen_general[s, i, k] + coef.scen_special[s, i, k]) / M, u[i][k])
                  for i in range(n_combo) for k in range(K)]
         terms += [(inc * coef.scen_special[s, i].sum() / M, w[i]) for i in range(n_combo)]
-        payout_s = pulp.LpAffineExpression([(v, a) for a, v in terms if not isinstance(v, float)])
-        const = sum(a * v for a, v in terms if isinstance(v, float))
-        prob += xi[s] >= payout_s + const + fixed_part - eta, f"cvar_scenario_{s}"
-    prob += (eta + pulp.lpSum(xi) / ((1 - alpha) * S) <= space.risk.cvar_budget / M,
-             "cvar_budget")
+        if all(isinstance(v, pulp.LpVariable) for _, v in terms):
+            payout_s = pulp.LpAffineExpression([(v, a) for a, v in terms])  # fast path
+        else:  # discrete choices fixed: u and w are expressions and numbers
+            payout_s = pulp.lpSum(a * v for a, v in terms)
+        prob += xi[s] >= payout_s + fixed_part - eta, f"cvar_scenario_{s}"
+    tail = eta + pulp.lpSum(xi) / ((1 - alpha) * S)
+    if soft is None:
+        prob += tail <= space.risk.cvar_budget / M, "cvar_budget"
+    else:
+        soft(tail, "<=", space.risk.cvar_budget / M, "cvar_budget", "CNY M of CVaR")
 
 
 def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: str,
@@ -107,16 +113,17 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
     if objective == "cvar" and scenarios is None:
         scenarios = scenario_set(forecast, space, status_quo)
     t0 = time.perf_counter()
+    sums = co.scenario_sums(space, scenarios, combos) if objective == "cvar" else None
     for iteration in range(1, MAX_RELINEARISE + 1):  # noqa: B007 (reported below)
-        coef = co.compute(space, forecast, combos, ratios,
-                          scenarios if objective == "cvar" else None)
-        sol = _two_stage(forecast, space, status_quo, objective, coef, solver_name, keep,
-                         floor)
-        i = combos.index(sol.combo)
-        moved = abs(sol.plan.capped_cost() - coef.x_caps[i])
+        coef = co.compute(space, forecast, combos, ratios, sums)
+        stage = _Stages(forecast, space, status_quo, objective, coef, solver_name, keep, floor)
+        sol = stage.first()
+        if _converged(sol, coef):
+            # ties go to the members, then check the tie-break kept the linearisation
+            sol = stage.second(sol)
+            if _converged(sol, coef):
+                break
         ratios = sol.plan.ratios
-        if not np.isfinite(moved) or moved < 1.0:
-            break
     seconds = time.perf_counter() - t0
     kpis = evaluate_plan(sol.plan, forecast, space.costs, scenarios,
                          cvar_level=space.risk.cvar_level)
@@ -124,29 +131,52 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
                    solver_name or space.solver.name, seconds, iteration, coef)
 
 
-def _two_stage(forecast, space, status_quo, objective, coef, solver_name, keep, floor
-               ) -> Solution:
-    def fresh():
-        model = build(space, coef, forecast.insured, status_quo, objective,
-                      keep_benefits=keep, floor=floor)
-        return model, _objective_expr(model, objective, space, coef, objective == "cvar")
+def _converged(sol: Solution, coef: co.Coefficients) -> bool:
+    """The plan's cap cost level is the one its coefficients assumed (both may be inf)."""
+    x_new = sol.plan.capped_cost()
+    x_used = coef.x_caps[coef.combos.index(sol.combo)]
+    return x_new == x_used or abs(x_new - x_used) < 1.0
 
-    model, expr = fresh()
-    try:
-        first = solve(model, space, coef, expr, solver_name)
-    except _NotSolved as exc:
-        if exc.status == "Infeasible":
-            raise InfeasibleError(explain_infeasible(forecast, space, status_quo, objective,
-                                                     coef, keep, floor)) from None
-        raise InfeasibleError(f"the solver stopped without a plan: {exc}") from None
-    # second stage: at the optimum, the plan that pays members the most
-    model, expr = fresh()
-    tol = max(abs(first.objective_cny) * 1e-7, 1.0) / M
-    model.problem += expr <= first.objective_cny / M + tol, "stay_optimal"
-    try:
-        return solve(model, space, coef, model.payout, solver_name, maximize=True)
-    except _NotSolved:
-        return first
+
+@dataclass
+class _Stages:
+    """Stage one optimises the objective; stage two, at that optimum, pays members most."""
+
+    forecast: Forecast
+    space: PlanSpace
+    status_quo: Plan
+    objective: str
+    coef: co.Coefficients
+    solver_name: str | None
+    keep: bool
+    floor: float | None
+
+    def _fresh(self):
+        model = build(self.space, self.coef, self.forecast.insured, self.status_quo,
+                      self.objective, keep_benefits=self.keep, floor=self.floor)
+        return model, _objective_expr(model, self.objective, self.space, self.coef,
+                                      self.objective == "cvar")
+
+    def first(self) -> Solution:
+        model, expr = self._fresh()
+        try:
+            return solve(model, self.space, self.coef, expr, self.solver_name)
+        except _NotSolved as exc:
+            if exc.status == "Infeasible":
+                raise InfeasibleError(explain_infeasible(
+                    self.forecast, self.space, self.status_quo, self.objective, self.coef,
+                    self.keep, self.floor)) from None
+            raise InfeasibleError(f"the solver stopped without a plan: {exc}") from None
+
+    def second(self, first: Solution) -> Solution:
+        model, expr = self._fresh()
+        tol = max(abs(first.objective_cny) * 1e-7, 1.0) / M
+        model.problem += expr <= first.objective_cny / M + tol, "stay_optimal"
+        try:
+            return solve(model, self.space, self.coef, model.payout, self.solver_name,
+                         maximize=True)
+        except _NotSolved:
+            return first
 
 
 def explain_infeasible(forecast, space, status_quo, objective, coef, keep, floor) -> str:
@@ -156,7 +186,7 @@ def explain_infeasible(forecast, space, status_quo, objective, coef, keep, floor
     if objective == "break-even":
         model.problem += model.loss <= 0, "break_even"
     elif objective == "cvar":
-        _add_cvar(model, space, coef)
+        _add_cvar(model, space, coef, soft=_soft(model, elastic=True))
     try:
         solve(model, space, coef, pulp.lpSum(model.slacks.values()))
     except _NotSolved:

@@ -179,6 +179,52 @@ def forecast(
                f"{s['payout_p95']:,.0f}); written to {out}; MLflow run {result.run_id}")
 
 
+@command
+def optimize(
+    out: Annotated[Path, typer.Option(help="Folder for plan.json, shadow_prices.csv and "
+                                      "frontier.csv.")],
+    forecast_dir: Annotated[Path | None, typer.Option(
+        "--forecast", help="A `ciplan forecast` output folder.")] = None,
+    forecast_run: Annotated[str | None, typer.Option(
+        "--forecast-run", help="Or the MLflow run id of a forecast.")] = None,
+    objective: Annotated[str, typer.Option(help="min-loss, break-even or cvar.")] = "min-loss",
+    solver: Annotated[str | None, typer.Option(help="highs or cbc (default: the config's).")
+                      ] = None,
+    config: Annotated[Path | None, typer.Option(help="Plan-space TOML (default: "
+                                                "configs/plan_space.toml).")] = None,
+    frontier_points: Annotated[int, typer.Option(help="Points on the loss-benefit frontier.")
+                               ] = 25,
+    free_premium: Annotated[bool, typer.Option(
+        "--free-premium", help="Let min-loss and cvar choose the premium within the budget "
+        "(default: the config's fixed premium).")] = False,
+) -> None:
+    """Find the plan that minimises the insurer's loss under the member-benefit rules."""
+    from optimization.milp import OBJECTIVES
+    from optimization.space import load_space
+    from pipelines.optimize import load_forecast, run_optimize
+
+    if objective not in OBJECTIVES:
+        raise CiplanError(f"--objective expected one of {', '.join(OBJECTIVES)}; "
+                          f"got {objective!r}")
+    if solver not in (None, "highs", "cbc"):
+        raise CiplanError(f"--solver expected highs or cbc; got {solver!r}")
+    space = load_space(config)
+    if free_premium:
+        space = space.model_copy(update={"premium": space.premium.model_copy(
+            update={"fixed": None})})
+    fc = load_forecast(forecast_dir, forecast_run)
+    with console.status(f"Optimising ({objective})…"):
+        result = run_optimize(fc, space, objective, out, solver, frontier_points)
+    k, before = result.optimum.kpis, result.document["status_quo"]["kpis"]
+    p = result.optimum.plan
+    typer.echo(
+        f"{objective}: premium {p.premium_per_capita:.2f} CNY, deductible {p.deductible:,.0f}, "
+        f"ratios {' / '.join(f'{r:.0%}' for r in p.ratios)}, cap "
+        f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss CNY "
+        f"{k.expected_loss:,.0f} (today {before['expected_loss']:,.0f}); effective ratio "
+        f"{k.effective_ratio:.1%}; written to {out}; MLflow run {result.run_id}")
+
+
 def _progress():
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

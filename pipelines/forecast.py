@@ -5,7 +5,7 @@ reads (forecast.joblib), with an MLflow run that records which model versions it
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from forecasting.errors import CiplanError
 from forecasting.forecast import Forecast
 from forecasting.io import atomic_dir
 from forecasting.model import ClaimsModel
+from forecasting.scheme import plan_to_dict
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
     FREQUENCY_MODEL,
@@ -94,7 +95,9 @@ def run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None = None,
     tags |= {f"version_{n}": v for n, v in used.items()}
     with mlflow.start_run(run_name=f"forecast-{year}", tags=tags) as run:
         fc = ClaimsModel().use(cells, freq, sev).forecast(
-            year, {"forecast_run": run.info.run_id, "data_fingerprint": ds.fingerprint, **used})
+            year, {"forecast_run": run.info.run_id, "data_fingerprint": ds.fingerprint,
+                   "model_versions": used, "plan_in_force": plan_to_dict(plan),
+                   "market": asdict(ds.scheme.market(max(ds.scheme.markets)))})
         table, summary = forecast_table(fc, plan, scenarios, seed)
         summary |= {"forecast_run": run.info.run_id, "model_versions": used,
                     "data_fingerprint": ds.fingerprint}
