@@ -1,7 +1,8 @@
 """`make bench`: print every speed figure the issues ask for, measured in one run."""
 
-from benchmarks import forecasting, foundation
+from benchmarks import forecasting, foundation, optimization
 
 if __name__ == "__main__":
     foundation.run()
     forecasting.run()
+    optimization.run()

@@ -114,6 +114,7 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
         scenarios = scenario_set(forecast, space, status_quo)
     t0 = time.perf_counter()
     sums = co.scenario_sums(space, scenarios, combos) if objective == "cvar" else None
+    visited: list[Solution] = []
     for iteration in range(1, MAX_RELINEARISE + 1):  # noqa: B007 (reported below)
         coef = co.compute(space, forecast, combos, ratios, sums)
         stage = _Stages(forecast, space, status_quo, objective, coef, solver_name, keep, floor)
@@ -123,12 +124,40 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
             sol = stage.second(sol)
             if _converged(sol, coef):
                 break
+        if any(v.combo == sol.combo and v.plan.ratios == sol.plan.ratios for v in visited):
+            # near-ties can make the linearisation cycle: take the best visited plan, judged
+            # by the exact evaluator
+            sol = _best_exact([*visited, sol], forecast, space, objective, scenarios, floor)
+            break
+        visited.append(sol)
         ratios = sol.plan.ratios
     seconds = time.perf_counter() - t0
     kpis = evaluate_plan(sol.plan, forecast, space.costs, scenarios,
                          cvar_level=space.risk.cvar_level)
     return Optimum(objective, sol.plan, kpis, sol.loss_cny, sol.status, sol.sol_status,
                    solver_name or space.solver.name, seconds, iteration, coef)
+
+
+def _best_exact(candidates: list[Solution], forecast: Forecast, space: PlanSpace,
+                objective: str, scenarios: ScenarioSet | None, floor: float | None
+                ) -> Solution:
+    """The candidate with the best exact objective among those exactly feasible."""
+    c = space.constraints
+    floor = c.effective_ratio_floor if floor is None else floor
+
+    def score(sol: Solution) -> tuple[bool, float]:
+        k = evaluate_plan(sol.plan, forecast, space.costs,
+                          scenarios if objective == "cvar" else None,
+                          cvar_level=space.risk.cvar_level)
+        ok = (not c.effective_ratio or k.effective_ratio >= floor - 1e-9) and (
+            not c.profit_cap
+            or -k.expected_loss <= space.contract.profit_cap_share * k.premium_income + 1.0)
+        if objective == "cvar":
+            ok = ok and k.cvar95_loss <= space.risk.cvar_budget + 1.0
+        value = k.premium_per_capita if objective == "break-even" else k.expected_loss
+        return (not ok, value)
+
+    return min(candidates, key=score)
 
 
 def _converged(sol: Solution, coef: co.Coefficients) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import mlflow
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -12,34 +11,13 @@ from typer.testing import CliRunner
 from forecasting.dataset import load_data
 from pipelines.cli import app
 from pipelines.tracking import FORECAST_EXPERIMENT
+from tests.pipelines.conftest import client as _client
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A fresh tracking store for this module, selected through MLFLOW_TRACKING_URI."""
-    root = tmp_path_factory.mktemp("mlflow")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    yield root
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def trained(store, small_dir):
-    result = runner.invoke(app, ["train", "--data", str(small_dir)])
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def _client() -> mlflow.MlflowClient:
-    from pipelines.tracking import tracking_uri
-    mlflow.set_tracking_uri(tracking_uri())
-    return mlflow.MlflowClient()
-
-
-def test_forecast_before_training_says_what_to_do(store, small_dir, tmp_path):
+def test_forecast_before_training_says_what_to_do(small_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
     result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2023",
                                  "--out", str(tmp_path / "fc")])
     assert result.exit_code == 2
