@@ -17,6 +17,7 @@ from forecasting.forecast import Forecast
 from forecasting.io import atomic_dir
 from forecasting.model import ClaimsModel
 from forecasting.scheme import plan_to_dict
+from optimization.results import history
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
     FREQUENCY_MODEL,
@@ -60,6 +61,37 @@ def _models(run_id: str | None):
     return loaded[FREQUENCY_MODEL], loaded[SEVERITY_MODEL], used
 
 
+def backtest_of(versions: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Mean backtest metrics of the model versions used, read from their training runs."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    out = {}
+    for name, version in versions.items():
+        run_id = client.get_model_version(name, version).run_id
+        metrics = client.get_run(run_id).data.metrics if run_id else {}
+        out[name] = {k.removeprefix("backtest_"): v for k, v in metrics.items()
+                     if k.startswith("backtest_") and not k.endswith("_by_year")}
+    return out
+
+
+def by_age(cells, fc: Forecast) -> pd.DataFrame:
+    """Frequency and mean severity by age band: each past year observed, and the forecast."""
+    t, c = cells.table, cells.claimants
+    past = t.groupby(["year", "age_band"], as_index=False)[["claimants", "exposure"]].sum()
+    sev = c.groupby(["year", "age_band"], as_index=False)["cost"].mean()
+    past = past.merge(sev, on=["year", "age_band"], how="left")
+    past["frequency"] = past["claimants"] / past["exposure"]
+    past = past.rename(columns={"cost": "severity"}).assign(kind="observed")
+    f = fc.cohorts.assign(cost=fc.cohorts["claimants"] * fc.cohorts["mean_severity"])
+    fut = f.groupby("age_band", as_index=False)[["claimants", "exposure", "cost"]].sum()
+    fut["frequency"] = fut["claimants"] / fut["exposure"]
+    fut["severity"] = fut["cost"] / fut["claimants"]
+    fut = fut.assign(year=fc.year, kind="forecast")
+    cols = ["kind", "year", "age_band", "frequency", "severity"]
+    return pd.concat([past[cols], fut[cols]], ignore_index=True)
+
+
 def forecast_table(fc: Forecast, plan, scenarios: int, seed: int) -> tuple[pd.DataFrame, dict]:
     """Per cohort: insured, claimants, mean severity, layers, expected payout with 5-95 %."""
     table = pd.concat([fc.cohorts.reset_index(drop=True), fc.layer_table()], axis=1)
@@ -97,7 +129,10 @@ def run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None = None,
         fc = ClaimsModel().use(cells, freq, sev).forecast(
             year, {"forecast_run": run.info.run_id, "data_fingerprint": ds.fingerprint,
                    "model_versions": used, "plan_in_force": plan_to_dict(plan),
-                   "market": asdict(ds.scheme.market(max(ds.scheme.markets)))})
+                   "market": asdict(ds.scheme.market(max(ds.scheme.markets))),
+                   "history": history(cells, ds.scheme).to_dict(orient="records"),
+                   "backtest": backtest_of(used)})
+        fc.provenance["by_age"] = by_age(cells, fc).to_dict(orient="records")
         table, summary = forecast_table(fc, plan, scenarios, seed)
         summary |= {"forecast_run": run.info.run_id, "model_versions": used,
                     "data_fingerprint": ds.fingerprint}
