@@ -24,6 +24,7 @@ from pipelines.tracking import (
     SEVERITY_MODEL,
     champion,
     lineage,
+    store_lock,
     use_experiment,
 )
 
@@ -113,11 +114,17 @@ def forecast_table(fc: Forecast, plan, scenarios: int, seed: int) -> tuple[pd.Da
 def run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None = None,
                  scenarios: int = 1000, seed: int = 0) -> ForecastResult:
     """Forecast `year` from the data before it with the champion (or a run's) models."""
-    import mlflow
-
     if year - 1 not in ds.years:
         raise CiplanError(f"{ds.path}: forecasting {year} needs the data of {year - 1}; "
                           f"the data cover {ds.years}")
+    with store_lock():
+        return _run_forecast(ds, year, out, run_id, scenarios, seed)
+
+
+def _run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None, scenarios: int,
+                  seed: int) -> ForecastResult:
+    import mlflow
+
     use_experiment(FORECAST_EXPERIMENT)
     freq, sev, used = _models(run_id)
     cells = ds.cells.until(year - 1)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import CiplanError
-from forecasting.forecast import Forecast
+from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.io import atomic_dir
 from forecasting.scheme import plan_from_dict, plan_to_dict
 from forecasting.simulate import lcity_plan
@@ -21,7 +21,13 @@ from optimization.evaluate import evaluate_plan
 from optimization.optimize import Optimum, frontier, optimize, scenario_set, shadow_prices
 from optimization.plan import Plan
 from optimization.space import PlanSpace
-from pipelines.tracking import PLAN_EXPERIMENT, lineage, use_experiment
+from pipelines.tracking import (
+    PLAN_EXPERIMENT,
+    config_hash,
+    lineage,
+    store_lock,
+    use_experiment,
+)
 
 PLAN_FILE = "plan.json"
 
@@ -45,12 +51,13 @@ def load_forecast(directory: Path | None, run_id: str | None) -> Forecast:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    use_experiment(PLAN_EXPERIMENT)
-    try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="forecast",
-                                                    dst_path=tempfile.mkdtemp())
-    except MlflowException:
-        raise CiplanError(f"no forecast artifacts in MLflow run {run_id!r}") from None
+    with store_lock():
+        use_experiment(PLAN_EXPERIMENT)
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="forecast", dst_path=tempfile.mkdtemp())
+        except MlflowException:
+            raise CiplanError(f"no forecast artifacts in MLflow run {run_id!r}") from None
     return Forecast.load(local)
 
 
@@ -73,23 +80,25 @@ def plan_terms(plan: Plan) -> dict[str, float | str]:
 
 
 def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path,
-                 solver: str | None = None, frontier_points: int = 25, seed: int = 0
+                 solver: str | None = None, frontier_points: int = 25, seed: int = 0,
+                 scenarios: ScenarioSet | None = None, proposal: str | None = None
                  ) -> OptimizeResult:
     """Solve, evaluate, explain; write plan.json, shadow_prices.csv, frontier.csv; log."""
-    import mlflow
-
     status_quo = status_quo_of(forecast, space)
-    scenarios = scenario_set(forecast, space, status_quo, seed)
+    if scenarios is None:
+        scenarios = scenario_set(forecast, space, status_quo, seed)
     opt = optimize(forecast, space, status_quo, objective, solver, scenarios)
     shadow = shadow_prices(opt, forecast, space, status_quo, solver)
     c = space.constraints
     floors = np.linspace(max(c.effective_ratio_floor - 0.05, 0), c.effective_ratio_floor + 0.10,
                          frontier_points)
-    front = frontier(forecast, space, status_quo, floors, solver)
+    front = (frontier(forecast, space, status_quo, floors, solver) if frontier_points
+             else pd.DataFrame())
     before = evaluate_plan(status_quo, forecast, space.costs, scenarios,
                            cvar_level=space.risk.cvar_level)
     document = {
-        "objective": objective, "year": forecast.year,
+        "objective": objective, "year": forecast.year, "proposal": proposal,
+        "space_hash": config_hash(space.model_dump(mode="json")),
         "plan": plan_to_dict(opt.plan), "kpis": opt.kpis.as_dict(),
         "status_quo": {"plan": plan_to_dict(status_quo), "kpis": before.as_dict()},
         "solver": {"name": opt.solver, "status": opt.status, "sol_status": opt.sol_status,
@@ -100,6 +109,16 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
         "provenance": forecast.provenance,
         "space": space.model_dump(mode="json"),
     }
+    with store_lock():
+        run_id = _log(document, shadow, front, opt, objective, forecast, space, out)
+    return OptimizeResult(run_id, opt, status_quo, document, shadow, front)
+
+
+def _log(document: dict, shadow: pd.DataFrame, front: pd.DataFrame, opt: Optimum,
+         objective: str, forecast: Forecast, space: PlanSpace, out: Path) -> str:
+    """Write the plan folder atomically and log it as a `plan-optimization` run; its id."""
+    import mlflow
+
     use_experiment(PLAN_EXPERIMENT)
     tags = lineage(str(forecast.provenance.get("data_fingerprint", "unknown")),
                    space.model_dump(mode="json"))
@@ -118,4 +137,4 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
         mlflow.log_params(plan_terms(opt.plan) | {"objective": objective,
                                                   "solver": opt.solver})
         mlflow.log_metrics(opt.kpis.metrics() | {"solve_seconds": opt.seconds})
-    return OptimizeResult(run.info.run_id, opt, status_quo, document, shadow, front)
+    return run.info.run_id

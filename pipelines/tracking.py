@@ -6,9 +6,13 @@ mlruns/artifacts (MLflow 3 refuses the file store by default).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from forecasting.errors import CiplanError
@@ -55,6 +59,34 @@ def artifact_root() -> str | None:
     if not uri.startswith("sqlite:///"):
         return None
     return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def store_lock() -> Iterator[None]:
+    """Serialise writes to a SQLite store across processes (SQLite has one writer at a
+    time; MLflow would fail with 'database is locked'). A tracking server needs none.
+    Re-entrant within a thread."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///") or getattr(_held, "depth", 0):
+        _held.depth = getattr(_held, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
+    path = Path(uri.removeprefix("sqlite:///") + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def git_commit() -> str:

@@ -19,6 +19,7 @@ from pipelines.tracking import (
     FREQUENCY_MODEL,
     SEVERITY_MODEL,
     lineage,
+    store_lock,
     use_experiment,
 )
 
@@ -63,6 +64,11 @@ def _model_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def train(ds: Dataset, progress=None) -> TrainResult:
     """Backtest and fit every candidate, log them, register and alias the champions."""
+    with store_lock():
+        return _train(ds, progress)
+
+
+def _train(ds: Dataset, progress) -> TrainResult:
     import mlflow
     from mlflow.models import infer_signature
 
