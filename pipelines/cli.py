@@ -225,6 +225,58 @@ def optimize(
         f"{k.effective_ratio:.1%}; written to {out}; MLflow run {result.run_id}")
 
 
+@command
+def report(
+    plans: Annotated[list[Path], typer.Option("--plans", help="Plan folders from `ciplan "
+                                              "optimize` (repeat the option).")],
+    out: Annotated[Path, typer.Option(help="Folder for report.html and report.xlsx.")],
+    lang: Annotated[str, typer.Option(help="zh or en.")] = "en",
+) -> None:
+    """Write the negotiation report (HTML and XLSX) of some plans, logged to their runs."""
+    import json as _json
+
+    from pipelines.report import write_report
+    from pipelines.run import check_lang, log_report
+
+    folder = write_report(plans, out, check_lang(lang))
+    runs = {}
+    for p in plans:
+        doc = _json.loads((Path(p) / "plan.json").read_text(encoding="utf-8"))
+        if doc.get("run_id"):
+            runs[str(p)] = doc["run_id"]
+    log_report(folder, runs)
+    typer.echo(f"Wrote {folder / 'report.html'} and {folder / 'report.xlsx'}")
+
+
+@command
+def run(
+    data: DataOpt = None,
+    scale: ScaleOpt = 1.0,
+    out: Annotated[Path, typer.Option(help="Folder for forecast, plans and report.")] = Path(
+        "out/run"),
+    lang: Annotated[str, typer.Option(help="Report language: zh or en.")] = "en",
+    config: Annotated[Path | None, typer.Option(help="Plan-space TOML.")] = None,
+    engine: EngineOpt = "auto",
+) -> None:
+    """The whole job: data, train, forecast next year, the standard proposals, the report."""
+    from optimization.space import load_space
+    from pipelines.run import check_lang, run_all
+    from pipelines.tracking import tracking_uri
+
+    check_lang(lang)
+    space = load_space(config)
+    ds = open_data(data, scale, 0.0, engine)
+    with _progress() as progress:
+        summary = run_all(ds, space, out, lang, say=progress.console.print,
+                          progress=progress)
+    typer.echo(f"Report: {summary.report}")
+    typer.echo(f"Plans: {', '.join(f'{k}={v}' for k, v in summary.plan_runs.items())}; "
+               f"forecast run {summary.forecast_run}; train run {summary.train_run}")
+    if summary.reused:
+        typer.echo("Reused: " + "; ".join(summary.reused))
+    typer.echo(f"MLflow store: {tracking_uri()} (open the UI with `make ui`)")
+
+
 def _progress():
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -15,7 +15,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: the browser's fonts draw CJK
-matplotlib.rcParams["font.family"] = ["Noto Sans CJK SC", "DejaVu Sans"]
+
+from matplotlib import font_manager  # noqa: E402
+
+# a CJK font if this machine has one, so Chinese chart labels are measured right
+_CJK = sorted({f.name for f in font_manager.fontManager.ttflist
+               if "CJK" in f.name or "WenQuanYi" in f.name})
+matplotlib.rcParams["font.family"] = [*_CJK[:1], "DejaVu Sans"]
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402

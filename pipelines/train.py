@@ -48,6 +48,12 @@ class TrainResult:
     backtests: dict[str, pd.DataFrame]
 
 
+def train_config(cells) -> dict:
+    """What a training depends on besides the data: equal configs may reuse a run."""
+    return {"candidates": sorted(FREQUENCY_CANDIDATES) + sorted(SEVERITY_CANDIDATES),
+            "spec": str(cells.spec), "reported_above": cells.reported_above}
+
+
 def candidates() -> list[Candidate]:
     """Frequency candidates share the default severity and vice versa."""
     out = [Candidate("frequency", n, ClaimsModel(**p)) for n, p in FREQUENCY_CANDIDATES.items()]
@@ -77,9 +83,7 @@ def _train(ds: Dataset, progress) -> TrainResult:
         raise CiplanError(f"{ds.path}: training needs at least two years for the backtest; "
                           f"got {cells.years}")
     use_experiment(FORECAST_EXPERIMENT)
-    config = {"candidates": sorted(FREQUENCY_CANDIDATES) + sorted(SEVERITY_CANDIDATES),
-              "spec": str(cells.spec), "reported_above": cells.reported_above}
-    tags = lineage(ds.fingerprint, config)
+    tags = lineage(ds.fingerprint, train_config(cells))
     todo = candidates()
     task = progress.add_task("Training", total=len(todo) + 1) if progress else None
     scores, uris, tables = {}, {}, {}
