@@ -1,0 +1,116 @@
+"""MLflow for real: a `mlflow server` on 127.0.0.1, two processes on one SQLite store, and
+`ciplan run` end to end (what `make demo` runs) on a small city."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real tracking server with a SQLite backend in a temp dir, stopped afterwards."""
+    root = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("mlflow server did not start within 90 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_train_forecast_optimize_log_to_a_tracking_server(server, small_dir, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    assert runner.invoke(app, ["train", "--data", str(small_dir)]).exit_code == 0
+    fc = tmp_path / "fc"
+    result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2022",
+                                 "--out", str(fc), "--scenarios", "100"])
+    assert result.exit_code == 0, result.output
+    plan = tmp_path / "plan"
+    result = runner.invoke(app, ["optimize", "--forecast", str(fc), "--out", str(plan),
+                                 "--frontier-points", "2"])
+    assert result.exit_code == 0, result.output
+    # read everything back through the REST API
+    client = mlflow.MlflowClient(tracking_uri=server)
+    doc = json.loads((plan / "plan.json").read_text())
+    run = client.get_run(doc["run_id"])
+    assert run.data.metrics["expected_loss"] == pytest.approx(doc["kpis"]["expected_loss"])
+    for tag in ("data_fingerprint", "git_commit", "config_hash", "forecast_run",
+                "version_claim-frequency"):
+        assert run.data.tags[tag], tag
+    forecast_run = client.get_run(run.data.tags["forecast_run"])
+    assert forecast_run.data.tags["data_fingerprint"] == run.data.tags["data_fingerprint"]
+    version = client.get_model_version_by_alias("claim-frequency", "champion")
+    assert version.version == run.data.tags["version_claim-frequency"]
+    artifacts = {a.path for a in client.list_artifacts(doc["run_id"], "plan")}
+    assert "plan/plan.json" in artifacts
+
+
+def test_two_processes_optimize_into_one_sqlite_store(forecast_dir, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'shared.db'}"}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "optimize", "--forecast", str(forecast_dir),
+         "--objective", objective, "--out", str(tmp_path / objective),
+         "--frontier-points", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for objective in ("min-loss", "break-even")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("plan-optimization")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.data.tags["objective"] for r in runs) == ["break-even", "min-loss"]
+
+
+def test_run_end_to_end_and_reuse(tmp_path, monkeypatch):
+    """The path `make demo` takes, on a 1 % city: report written; a re-run reuses."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'run.db'}")
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["run", "--scale", "0.01", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    assert (out / "report" / "report.html").exists() and (out / "report" / "report.xlsx").exists()
+    assert {p.name for p in (out / "plans").iterdir()} == {"A", "B", "C"}
+    again = runner.invoke(app, ["run", "--scale", "0.01", "--out", str(out), "--lang", "zh"])
+    assert again.exit_code == 0, again.output
+    assert "Reusing train run" in again.output and "Reused:" in again.output
+    assert "城乡居民大病保险" in (out / "report" / "report.html").read_text(encoding="utf-8")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'run.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("claims-forecast").experiment_id],
+                              filter_string="attributes.run_name = 'train'")
+    assert len(runs) == 1  # trained once, reused once
