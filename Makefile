@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SCALE ?= 1
 OUT ?= out/demo
+REPORT_LANG ?= en
 
 .PHONY: demo test lint bench bench-large ui clean
 
@@ -16,12 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ciplan simulate --out $(OUT)/data --scale $(SCALE) --years 2019-2022
-	$(BIN)/ciplan history --data $(OUT)/data
-	$(BIN)/ciplan history --data $(OUT)/data --by-age
-	$(BIN)/ciplan simulate --out $(OUT)/train-data --scale $(SCALE) --years 2019-2021
-	$(BIN)/ciplan train --data $(OUT)/train-data
-	$(BIN)/ciplan forecast --data $(OUT)/train-data --year 2022 --out $(OUT)/forecast-2022
+	$(BIN)/ciplan run --scale $(SCALE) --out $(OUT) --lang $(REPORT_LANG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
