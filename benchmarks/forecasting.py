@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
-import time
-from pathlib import Path
 
-from benchmarks.common import in_child, row
+from benchmarks.common import ciplan, in_child, row, store_env
 
 SCENARIOS = """
 import json, time
@@ -29,18 +24,7 @@ print(json.dumps({"best": min(times), "first": times[0]}))
 def run() -> None:
     print("Forecasting (issue 3)")
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{Path(tmp) / 'mlflow.db'}"}
-        # the built-in data are cached beforehand, so only training is timed
-        subprocess.run([sys.executable, "-c", "from pipelines.builtin import builtin_data; "
-                        "builtin_data()"], check=True, env=env)
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "train"], env=env,
-                              capture_output=True, text=True, cwd=tmp)
-        wall = time.perf_counter() - t0
-        if proc.returncode:
-            raise SystemExit(proc.stderr)
-        import resource
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        wall, peak = ciplan(["train"], store_env(tmp))
         row("ciplan train, full default L city (4 candidates, backtest, MLflow)",
             f"{wall:.1f} s", f"target <= 60 s; peak {peak:.0f} MB (target <= 4096)")
     sc = in_child(SCENARIOS)
