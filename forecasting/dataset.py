@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from forecasting.aggregation import NeedsDetail
 from forecasting.cells import Cells, aggregate, annual_costs
 from forecasting.cohorts import CohortSpec
 from forecasting.contract import validate_claims, validate_members
-from forecasting.engine_duckdb import NeedsDetail, cells_from_parquet
+from forecasting.engine_duckdb import cells_from_parquet
 from forecasting.errors import InputError, rows_hint
 from forecasting.io import atomic_dir, find_table, read_table, write_table
 from forecasting.scheme import Scheme, load_scheme, scheme_to_toml

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from forecasting.aggregation import NeedsDetail
 from forecasting.cells import aggregate, annual_costs
 from forecasting.cohorts import CohortSpec
 from forecasting.dataset import load_data, write_data_dir
-from forecasting.engine_duckdb import NeedsDetail, cells_from_parquet
+from forecasting.engine_duckdb import cells_from_parquet
 from forecasting.errors import InputError
 from forecasting.simulate import lcity_scheme
 from pipelines.builtin import write_city
