@@ -108,22 +108,30 @@ def annual_costs(
                        minlength=len(members))
 
 
-def _key_codes(spec: CohortSpec, members: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
-    """A single integer code per member row for (year, cohort), and the radix of each part."""
+def _key_codes(spec: CohortSpec, members: pd.DataFrame
+               ) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """A single integer code per member row for (year, cohort), the radix of each part, and
+    the region names (sorted) when region is a key."""
     years = members["year"].to_numpy()
     parts = [(years - years.min(), int(years.max() - years.min() + 1)),
              (spec.band(members["age"].to_numpy()) // spec.band_width, spec.n_bands)]
+    regions = np.array([], dtype=object)
     for key in spec.keys:
         values = members[key]
+        if key == "region":
+            regions, codes = np.unique(values.to_numpy(dtype=str), return_inverse=True)
+            parts.append((codes.astype("int64"), len(regions)))
+            continue
         codes = values.cat.codes.to_numpy() if key != "special_group" else values.to_numpy()
         parts.append((codes.astype("int64"), 2))
     code = np.zeros(len(members), dtype="int64")
     for values, radix in parts:
         code = code * radix + values
-    return code, [r for _, r in parts]
+    return code, [r for _, r in parts], regions
 
 
-def _decode(spec: CohortSpec, code: np.ndarray, radices: list[int], year0: int) -> pd.DataFrame:
+def _decode(spec: CohortSpec, code: np.ndarray, radices: list[int], year0: int,
+            regions: np.ndarray) -> pd.DataFrame:
     digits = []
     for radix in reversed(radices):
         digits.append(code % radix)
@@ -132,8 +140,12 @@ def _decode(spec: CohortSpec, code: np.ndarray, radices: list[int], year0: int) 
     out = {"year": digits[0] + year0, "age_band": digits[1] * spec.band_width}
     labels = {"sex": SEXES, "residence": RESIDENCES}
     for key, values in zip(spec.keys, digits[2:], strict=True):
-        out[key] = (values.astype(bool) if key == "special_group"
-                    else pd.Categorical.from_codes(values, labels[key]))
+        if key == "special_group":
+            out[key] = values.astype(bool)
+        elif key == "region":
+            out[key] = pd.array(regions[values], dtype="str")
+        else:
+            out[key] = pd.Categorical.from_codes(values, labels[key])
     return pd.DataFrame(out)
 
 
@@ -145,7 +157,7 @@ def aggregate(
 ) -> Cells:
     """Cells from validated members and their annual eligible costs (see `annual_costs`)."""
     spec = spec or CohortSpec()
-    code, radices = _key_codes(spec, members)
+    code, radices, regions = _key_codes(spec, members)
     year0 = int(members["year"].min())
     size = int(np.prod(radices))
     is_claimant = annual > reported_above
@@ -156,12 +168,12 @@ def aggregate(
         "cost": np.bincount(code, weights=annual, minlength=size),
     }
     present = np.flatnonzero(stats["insured"])
-    table = _decode(spec, present, radices, year0)
+    table = _decode(spec, present, radices, year0, regions)
     for name in CELL_STATS:
         table[name] = stats[name][present]
     rows = np.flatnonzero(is_claimant)
     picked = members.iloc[rows]
-    claimants = _decode(spec, code[rows], radices, year0)
+    claimants = _decode(spec, code[rows], radices, year0, regions)
     claimants["age"] = picked["age"].to_numpy()
     claimants["special_group"] = picked["special_group"].to_numpy()
     claimants["cost"] = annual[rows]

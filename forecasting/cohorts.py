@@ -9,7 +9,7 @@ import pandas as pd
 
 SEXES = ("F", "M")
 RESIDENCES = ("urban", "rural")
-COHORT_KEYS = ("age_band", "sex", "residence", "special_group")
+COHORT_KEYS = ("age_band", "sex", "residence", "special_group", "region")
 
 
 @dataclass(frozen=True)

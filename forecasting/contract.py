@@ -158,6 +158,8 @@ def validate_members(path: Path, table: pa.Table) -> pd.DataFrame:
         "special_group": col("special_group").boolean(),
         "exposure": exposure,
     })
+    if "region" in table.column_names:  # several cities in one data set
+        frame["region"] = col("region").identifier().astype(str)
     return frame
 
 

@@ -19,7 +19,7 @@ from forecasting.cohorts import CohortSpec
 from forecasting.contract import validate_claims, validate_members
 from forecasting.engine_duckdb import cells_from_parquet
 from forecasting.errors import InputError, rows_hint
-from forecasting.io import atomic_dir, find_table, read_table, write_table
+from forecasting.io import atomic_dir, columns_of, find_table, read_table, write_table
 from forecasting.scheme import Scheme, load_scheme, scheme_to_toml
 
 SCHEME_FILE = "scheme.toml"
@@ -43,14 +43,18 @@ def fingerprint(paths: list[Path], extra: str = "") -> str:
     """A short content hash of input files (and settings), tagged on every tracked run."""
     digest = hashlib.blake2b(digest_size=8)
     for path in paths:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 22):
-                digest.update(chunk)
+        # a partitioned table is its files, each named by its place in the folder
+        files = sorted(Path(path).rglob("*.parquet")) if Path(path).is_dir() else [path]
+        for file in files:
+            digest.update(str(Path(file).relative_to(Path(path).parent)).encode())
+            with open(file, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    digest.update(chunk)
     digest.update(extra.encode())
     return digest.hexdigest()
 
 
-ENGINES = ("auto", "pandas", "duckdb")
+ENGINES = ("auto", "pandas", "duckdb", "spark")
 
 
 def load_data(
@@ -58,38 +62,51 @@ def load_data(
     spec: CohortSpec | None = None,
     reported_above: float = 0.0,
     engine: str = "auto",
+    spark_master: str = "local[2]",
 ) -> Dataset:
     """Read members, claims and scheme from `directory`, check the contract, build cells.
 
     reported_above: the claims hold only member-years whose annual eligible cost exceeds
     this (CNY); claimants are then left-truncated there and the models must know it.
-    engine: "duckdb" (default for Parquet: parallel, out of core) or "pandas" (any file).
+    engine: "duckdb" (default for Parquet: parallel, out of core), "pandas" (any file) or
+    "spark" (Parquet on a Spark cluster at `spark_master`).
     """
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     directory = Path(directory)
-    spec = spec or CohortSpec()
     scheme_path = directory / SCHEME_FILE
     members_path = find_table(directory, "members")
+    if spec is None:  # several cities in one data set: each region is a cohort key
+        spec = CohortSpec(keys=("sex", "residence", "special_group", "region")
+                          if "region" in columns_of(members_path) else
+                          ("sex", "residence", "special_group"))
     claims_path = find_table(directory, "claims")
     scheme = load_scheme(scheme_path)
-    if engine == "duckdb" and members_path.suffix != ".parquet":
-        raise InputError(f"{directory}: the duckdb engine reads Parquet; got CSV files")
+    if engine in ("duckdb", "spark") and members_path.suffix == ".csv":
+        raise InputError(f"{directory}: the {engine} engine reads Parquet; got CSV files")
     # Hashing the files runs in a thread while the data are checked and aggregated.
     with ThreadPoolExecutor(max_workers=1) as pool:
         fp = pool.submit(fingerprint, [members_path, claims_path, scheme_path],
                          f"{spec}|{reported_above}")
-        cells = _cells(members_path, claims_path, scheme, spec, reported_above, engine)
+        cells = _cells(members_path, claims_path, scheme, spec, reported_above, engine,
+                       spark_master)
         return Dataset(directory, cells, scheme, fp.result())
 
 
 def _cells(members_path: Path, claims_path: Path, scheme: Scheme, spec: CohortSpec,
-           reported_above: float, engine: str) -> Cells:
-    parquet = members_path.suffix == claims_path.suffix == ".parquet"
-    if engine in ("auto", "duckdb") and parquet:
+           reported_above: float, engine: str, spark_master: str) -> Cells:
+    parquet = ".csv" not in (members_path.suffix, claims_path.suffix)
+    args = (members_path, claims_path, spec, reported_above, sorted(scheme.plans))
+    if engine == "spark":
+        from forecasting.engine_spark import cells_from_spark
+
         try:
-            return cells_from_parquet(members_path, claims_path, spec, reported_above,
-                                      sorted(scheme.plans))
+            return cells_from_spark(*args, master=spark_master)
+        except NeedsDetail:
+            pass  # the pandas engine below finds the offending rows and says which
+    elif engine in ("auto", "duckdb") and parquet:
+        try:
+            return cells_from_parquet(*args)
         except (NeedsDetail, duckdb.Error, pa.ArrowException, OSError):
             pass  # the pandas engine below finds the offending rows and says which
     members = validate_members(members_path, read_table(members_path))

@@ -32,6 +32,13 @@ class CohortDesign:
         self.age, self.base_year, self.band_width = age, base_year, band_width
         self.spline = SplineTransformer(n_knots=n_knots, degree=3, include_bias=False)
         self.spline.fit(np.linspace(0, AGE_MAX, 101)[:, None])
+        self.regions: tuple[str, ...] = ()
+
+    def fit(self, cells: pd.DataFrame) -> CohortDesign:
+        """Remember the regions of the training cells (one indicator each but the first)."""
+        if "region" in cells:
+            self.regions = tuple(sorted(set(cells["region"].astype(str))))
+        return self
 
     def age_columns(self, age: np.ndarray) -> np.ndarray:
         age = np.asarray(age, dtype="float64")[:, None]
@@ -46,6 +53,9 @@ class CohortDesign:
                 parts.append((cells[key].astype(str).to_numpy() == level)[:, None])
         if "special_group" in cells:
             parts.append(cells["special_group"].to_numpy(dtype=bool)[:, None])
+        if len(self.regions) > 1:
+            region = cells["region"].astype(str).to_numpy()
+            parts.append(region[:, None] == np.array(self.regions[1:])[None, :])
         parts.append((cells["year"].to_numpy(dtype="float64") - self.base_year)[:, None])
         return np.hstack([p.astype("float64") for p in parts])
 
@@ -54,4 +64,5 @@ class CohortDesign:
         names = [f"age_{i}" for i in range(n_age)] if self.age == "spline" else ["age_per_10y"]
         names += [n for n, k in (("male", "sex"), ("rural", "residence"),
                                  ("special", "special_group")) if k in cells]
+        names += [f"region_{r}" for r in self.regions[1:]]
         return [*names, "trend"]

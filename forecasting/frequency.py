@@ -45,7 +45,7 @@ class PoissonFrequencyGLM(RegressorMixin, BaseEstimator):
         self.alpha = alpha
 
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> PoissonFrequencyGLM:
-        self.design_ = CohortDesign(self.age, self.n_knots, self.base_year)
+        self.design_ = CohortDesign(self.age, self.n_knots, self.base_year).fit(X)
         Z = self.design_.transform(X)
         y, w = _check_xy(y, sample_weight, len(Z))
         glm = PoissonRegressor(alpha=self.alpha, max_iter=1000, tol=1e-10,
@@ -92,7 +92,7 @@ class GBMFrequency(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> GBMFrequency:
-        self.design_ = CohortDesign("linear", base_year=self.base_year)
+        self.design_ = CohortDesign("linear", base_year=self.base_year).fit(X)
         Z = self.design_.transform(X)
         y, w = _check_xy(y, sample_weight, len(Z))
         # trend is monotone by assumption: trees cannot extrapolate a year they never saw,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from forecasting.errors import InputError
@@ -21,11 +22,14 @@ TABLE_SUFFIXES = (".parquet", ".csv")
 
 
 def find_table(directory: Path, name: str) -> Path:
-    """The file holding table `name` in a data directory: `name.parquet` or `name.csv`."""
+    """Where table `name` of a data directory is: `name.parquet`, `name.csv`, or a folder
+    `name/` of hive-partitioned Parquet files (e.g. name/year=2021/region=R07/part-0.parquet)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: data directory not found")
     found = [p for s in TABLE_SUFFIXES if (p := directory / f"{name}{s}").exists()]
+    if (directory / name).is_dir():
+        found.append(directory / name)
     if not found:
         others = sorted(p.name for p in directory.glob(f"{name}.*"))
         hint = f" (found {', '.join(others)}: unknown format)" if others else ""
@@ -40,9 +44,15 @@ def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
-    suffix = path.suffix.lower()
+    suffix = ".parquet" if path.is_dir() else path.suffix.lower()
     try:
-        if suffix == ".parquet":
+        if path.is_dir():
+            ds = pads.dataset(path, format="parquet", partitioning="hive")
+            if not ds.files:
+                raise InputError(f"{path}: no Parquet files in the folder")
+            cols = [c for c in columns if c in ds.schema.names] if columns else None
+            table = ds.to_table(columns=cols)
+        elif suffix == ".parquet":
             schema = pq.read_schema(path)
             cols = [c for c in columns if c in schema.names] if columns else None
             table = pq.read_table(path, columns=cols)
@@ -113,6 +123,18 @@ def atomic_file(target: Path, mode: str = "w") -> Iterator:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def columns_of(path: Path) -> list[str]:
+    """Column names of a table (CSV header, Parquet schema, or partitioned folder)."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".parquet":
+        try:
+            return pads.dataset(path, format="parquet", partitioning="hive").schema.names
+        except (pa.ArrowException, OSError):
+            return []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return next(csv.reader([fh.readline().strip()]), [])
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:

@@ -43,7 +43,7 @@ class GammaSeverityGLM(RegressorMixin, BaseEstimator):
         self.alpha = alpha
 
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> GammaSeverityGLM:
-        self.design_ = CohortDesign(self.age, self.n_knots, self.base_year)
+        self.design_ = CohortDesign(self.age, self.n_knots, self.base_year).fit(X)
         Z = self.design_.transform(X)
         self.glm_ = GammaRegressor(alpha=self.alpha, max_iter=1000, tol=1e-10,
                                solver="newton-cholesky").fit(
@@ -79,7 +79,7 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
         y = _costs(y)
         if (y <= self.reported_above).any():
             raise ValueError("costs must exceed reported_above")
-        self.design_ = CohortDesign("spline", self.n_knots, self.base_year)
+        self.design_ = CohortDesign("spline", self.n_knots, self.base_year).fit(X)
         Z = self.design_.transform(X)
         # Stage 1: the scale from a Gamma GLM of the mean; exact enough when nothing is
         # truncated, a starting point when something is.

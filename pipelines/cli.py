@@ -17,7 +17,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from forecasting.cohorts import CohortSpec
 from forecasting.dataset import Dataset, load_data
 from forecasting.errors import CiplanError
 from forecasting.simulate import simulate_city
@@ -40,7 +39,10 @@ DataOpt = Annotated[
                  "default: the built-in L-city data."),
 ]
 ScaleOpt = Annotated[float, typer.Option(help="Share of L city's population to simulate.")]
-EngineOpt = Annotated[str, typer.Option(help="auto (DuckDB for Parquet), duckdb or pandas.")]
+EngineOpt = Annotated[str, typer.Option(
+    help="auto (DuckDB for Parquet), duckdb, pandas or spark.")]
+SparkOpt = Annotated[str, typer.Option(
+    "--spark-master", help="Spark master for --engine spark (local[2], spark://host:7077).")]
 ReportedOpt = Annotated[
     float, typer.Option("--reported-above", help="Claims are reported only for annual "
                         "costs above this (CNY); 0 = all reported.")]
@@ -70,11 +72,11 @@ def parse_years(text: str) -> tuple[int, ...]:
 
 
 def open_data(data: Path | None, scale: float = 1.0, reported_above: float = 0.0,
-              engine: str = "auto") -> Dataset:
+              engine: str = "auto", spark_master: str = "local[2]") -> Dataset:
     """Load --data, or the built-in L-city data (generated once) at `scale`."""
     with console.status("Reading and validating data…"):
         path = data if data is not None else builtin_data(scale=scale)
-        return load_data(path, CohortSpec(), reported_above, engine)
+        return load_data(path, None, reported_above, engine, spark_master)
 
 
 @command
@@ -85,11 +87,26 @@ def simulate(
                                        "(2022 is held-out truth).")] = "2019-2021",
     seed: Annotated[int, typer.Option(help="Random seed.")] = DEFAULT_SEED,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    regions: Annotated[int, typer.Option(help="Simulate this many cities as one data set, "
+                                         "Parquet partitioned by year and region.")] = 0,
 ) -> None:
     """Simulate L city's members and claims (calibrated to its 2019-2021 accounts)."""
     year_tuple = parse_years(years)
     if fmt not in ("parquet", "csv"):
         raise CiplanError(f"--format expected parquet or csv; got {fmt!r}")
+    if regions < 0 or (regions and fmt != "parquet"):
+        raise CiplanError(f"--regions expected a count >= 0 with --format parquet; "
+                          f"got {regions} with {fmt}")
+    if regions:
+        from pipelines.regions import write_regions
+
+        try:
+            with _progress() as progress:
+                write_regions(out, regions, seed, scale, year_tuple, progress)
+        except ValueError as exc:
+            raise CiplanError(str(exc)) from None
+        typer.echo(f"Wrote {regions} regions for {years} to {out} (partitioned Parquet)")
+        return
     try:
         with console.status(f"Simulating L city {years} at scale {scale:g}…"):
             city = simulate_city(seed=seed, scale=scale, years=year_tuple)
@@ -106,6 +123,7 @@ def history(
     scale: ScaleOpt = 1.0,
     reported_above: ReportedOpt = 0.0,
     engine: EngineOpt = "auto",
+    spark_master: SparkOpt = "local[2]",
     by_age: Annotated[bool, typer.Option("--by-age", help="Payouts (CNY) by age band and "
                                          "year instead of the accounts.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
@@ -113,7 +131,7 @@ def history(
     """Print the insurer's yearly accounts under each year's plan in force."""
     if fmt not in ("table", "csv", "json"):
         raise CiplanError(f"--format expected table, csv or json; got {fmt!r}")
-    ds = open_data(data, scale, reported_above, engine)
+    ds = open_data(data, scale, reported_above, engine, spark_master)
     if by_age:
         frame = pd.DataFrame({
             str(y): payouts_by_age(ds.cells, y, ds.scheme.plan(y)) for y in ds.years})
@@ -135,13 +153,14 @@ def train(
     scale: ScaleOpt = 1.0,
     reported_above: ReportedOpt = 0.0,
     engine: EngineOpt = "auto",
+    spark_master: SparkOpt = "local[2]",
 ) -> None:
     """Backtest candidate frequency and severity models, log them to MLflow, register the
     champions as claim-frequency and claim-severity @champion."""
     from pipelines.train import mean_scores
     from pipelines.train import train as run_train
 
-    ds = open_data(data, scale, reported_above, engine)
+    ds = open_data(data, scale, reported_above, engine, spark_master)
     with _progress() as progress:
         result = run_train(ds, progress)
     Console().print(_frame_rich(mean_scores(result).T, "Backtest, mean over origin years"))
@@ -159,6 +178,7 @@ def forecast(
     scale: ScaleOpt = 1.0,
     reported_above: ReportedOpt = 0.0,
     engine: EngineOpt = "auto",
+    spark_master: SparkOpt = "local[2]",
     run_id: Annotated[str | None, typer.Option(
         "--run-id", help="Use the models of this train run instead of the champions.")] = None,
     scenarios: Annotated[int, typer.Option(help="Number of scenarios for the 5-95 % range.")
@@ -170,7 +190,7 @@ def forecast(
 
     if scenarios < 20:
         raise CiplanError(f"--scenarios expected at least 20; got {scenarios}")
-    ds = open_data(data, scale, reported_above, engine)
+    ds = open_data(data, scale, reported_above, engine, spark_master)
     with console.status(f"Forecasting {year}…"):
         result = run_forecast(ds, year, out, run_id, scenarios, seed)
     s = result.summary
@@ -257,6 +277,7 @@ def run(
     lang: Annotated[str, typer.Option(help="Report language: zh or en.")] = "en",
     config: Annotated[Path | None, typer.Option(help="Plan-space TOML.")] = None,
     engine: EngineOpt = "auto",
+    spark_master: SparkOpt = "local[2]",
 ) -> None:
     """The whole job: data, train, forecast next year, the standard proposals, the report."""
     from optimization.space import load_space
@@ -265,7 +286,7 @@ def run(
 
     check_lang(lang)
     space = load_space(config)
-    ds = open_data(data, scale, 0.0, engine)
+    ds = open_data(data, scale, 0.0, engine, spark_master)
     with _progress() as progress:
         summary = run_all(ds, space, out, lang, say=progress.console.print,
                           progress=progress)

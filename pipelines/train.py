@@ -64,7 +64,8 @@ def candidates() -> list[Candidate]:
 
 def _model_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Cell keys as plain columns (MLflow signatures have no categorical type)."""
-    keys = [c for c in ("year", "age_band", "sex", "residence", "special_group") if c in frame]
+    keys = [c for c in ("year", "age_band", "sex", "residence", "special_group", "region")
+            if c in frame]
     return frame[keys].astype({k: str for k in ("sex", "residence") if k in frame})
 
 
