@@ -28,6 +28,9 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+bench-large: $(STAMP)
+	$(BIN)/python -m benchmarks.large
+
 ui: $(STAMP)
 	mkdir -p mlruns
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db \

@@ -91,13 +91,21 @@ def check_member_cells(table: pd.DataFrame, years_with_plan: list[int]) -> None:
 
 
 def aggregate_sql(query: Query, spec: CohortSpec, reported_above: float,
-                  years_with_plan: list[int], has_region: bool) -> Cells:
-    """Cells from views `m` and `c` that `query` can read (any SQL engine)."""
+                  years_with_plan: list[int], has_region: bool, summary: bool = False,
+                  execute: Callable[[str], object] | None = None) -> Cells:
+    """Cells from views `m` and `c` that `query` can read (any SQL engine).
+
+    summary=True: claimants never leave the engine; it sends counts and sums of their costs
+    in log buckets per cohort (forecasting.summary), from which the claimant rows are
+    rebuilt to bucket resolution. `execute` must then create views.
+    """
     if "region" in spec.keys and not has_region:
         raise NeedsDetail("no region column")
     full = query(member_cells_sql(spec, has_region))
     check_member_cells(full, years_with_plan)
     table = full.groupby(["year", *spec.columns], as_index=False)[["exposure", "insured"]].sum()
+    if summary:
+        return _via_summary(query, execute, table, spec, reported_above, years_with_plan)
     claimants = query(claimants_sql(spec, years_with_plan))
     if claimants.empty or claimants.pop("offences").sum():
         raise NeedsDetail("claims")
@@ -108,6 +116,31 @@ def aggregate_sql(query: Query, spec: CohortSpec, reported_above: float,
         raise NeedsDetail("costs below reported_above")
     claimants = claimants[cost > reported_above].drop(columns="orphan")
     claimants["special_group"] = claimants.pop("special").astype(bool)
+    return assemble(table, claimants, spec, reported_above)
+
+
+def _via_summary(query: Query, execute, table: pd.DataFrame, spec: CohortSpec,
+                 reported_above: float, years_with_plan: list[int]) -> Cells:
+    """The claimant checks as counts, then the bucketed summary of claimants' costs."""
+    if "special_group" not in spec.keys:
+        raise ValueError("a severity summary needs special_group among the cohort keys")
+    execute(f"CREATE OR REPLACE TEMP VIEW cj AS {claimants_sql(spec, years_with_plan)}")
+    checks = query(f"""SELECT COUNT(*) AS n, SUM(offences) AS offences,
+        SUM(CASE WHEN orphan THEN 1 ELSE 0 END) AS orphans,
+        SUM(CASE WHEN cost > 0 AND cost <= {reported_above} THEN 1 ELSE 0 END) AS low
+        FROM cj""").iloc[0]
+    if not checks["n"] or checks["offences"] or checks["orphans"] or (
+            reported_above > 0 and checks["low"]):
+        raise NeedsDetail("claims")
+    keys = ["year", *spec.columns]
+    execute(f"CREATE OR REPLACE TEMP VIEW cl AS SELECT {', '.join(keys)}, cost FROM cj "
+            f"WHERE cost > {reported_above}")
+    from forecasting.summary import SeveritySummary, summary_sql
+
+    found = query(summary_sql(keys))
+    found["n"] = found["n"].astype("int64")
+    claimants = SeveritySummary(found, tuple(keys)).expand()
+    claimants["age"] = claimants["age_band"].astype("int64") + (spec.band_width - 1) // 2
     return assemble(table, claimants, spec, reported_above)
 
 

@@ -63,6 +63,7 @@ def load_data(
     reported_above: float = 0.0,
     engine: str = "auto",
     spark_master: str = "local[2]",
+    severity_summary: bool = False,
 ) -> Dataset:
     """Read members, claims and scheme from `directory`, check the contract, build cells.
 
@@ -70,6 +71,8 @@ def load_data(
     this (CNY); claimants are then left-truncated there and the models must know it.
     engine: "duckdb" (default for Parquet: parallel, out of core), "pandas" (any file) or
     "spark" (Parquet on a Spark cluster at `spark_master`).
+    severity_summary: the SQL engines send claimants' costs as a log-bucket summary per
+    cohort instead of one row each (exact sums, costs to within 1.2 %).
     """
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
@@ -89,24 +92,24 @@ def load_data(
         fp = pool.submit(fingerprint, [members_path, claims_path, scheme_path],
                          f"{spec}|{reported_above}")
         cells = _cells(members_path, claims_path, scheme, spec, reported_above, engine,
-                       spark_master)
+                       spark_master, severity_summary)
         return Dataset(directory, cells, scheme, fp.result())
 
 
 def _cells(members_path: Path, claims_path: Path, scheme: Scheme, spec: CohortSpec,
-           reported_above: float, engine: str, spark_master: str) -> Cells:
+           reported_above: float, engine: str, spark_master: str, summary: bool) -> Cells:
     parquet = ".csv" not in (members_path.suffix, claims_path.suffix)
     args = (members_path, claims_path, spec, reported_above, sorted(scheme.plans))
     if engine == "spark":
         from forecasting.engine_spark import cells_from_spark
 
         try:
-            return cells_from_spark(*args, master=spark_master)
+            return cells_from_spark(*args, master=spark_master, summary=summary)
         except NeedsDetail:
             pass  # the pandas engine below finds the offending rows and says which
     elif engine in ("auto", "duckdb") and parquet:
         try:
-            return cells_from_parquet(*args)
+            return cells_from_parquet(*args, summary=summary)
         except (NeedsDetail, duckdb.Error, pa.ArrowException, OSError):
             pass  # the pandas engine below finds the offending rows and says which
     members = validate_members(members_path, read_table(members_path))

@@ -4,6 +4,7 @@ Parquet source is a file or a hive-partitioned folder (members/year=2021/region=
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,8 +19,6 @@ from forecasting.cohorts import CohortSpec
 from forecasting.contract import age_column
 
 NUMERIC = ("int", "float", "double", "decimal")
-# member-years above which duplicates are counted in the database instead of a bitmap
-BITMAP_ROWS = 50_000_000
 
 
 def dataset(path: Path) -> pads.Dataset:
@@ -55,35 +54,55 @@ def check_schemas(members_path: Path, claims_path: Path) -> tuple[str, bool]:
     return age_col, "region" in schema.names
 
 
-def _no_duplicates(con: duckdb.DuckDBPyConnection, members_path: Path) -> None:
-    """One row per member-year. Up to BITMAP_ROWS: files sorted by (year, member) pass in one
-    comparison, else a count per key in a bitmap-sized array; beyond, a database count."""
-    ds = dataset(members_path)
-    if ds.count_rows() > BITMAP_ROWS:
-        dup = con.execute("SELECT COUNT(*) - COUNT(DISTINCT (member_id, year)) FROM m").fetchone()
-        if dup[0]:
-            raise NeedsDetail("duplicate member-years")
-        return
-    ids = ds.to_table(columns=["member_id", "year"])
-    member = ids.column("member_id").to_numpy()
-    year = ids.column("year").to_numpy().astype("int64")
+def _unique(member: np.ndarray, year: np.ndarray) -> bool:
+    """No (member, year) twice: sorted keys pass in one comparison, else a bitmap count,
+    else a sort."""
+    if len(member) < 2:
+        return True
     lo, span = int(member.min()), int(member.max() - member.min() + 1)
     key = (year - year.min()) * span + (member - lo)
     if (key[1:] > key[:-1]).all():
-        return
-    if key.max() > 16 * len(key) + 1_000_000:
-        raise NeedsDetail("ids too sparse for a bitmap: let the pandas engine sort them")
-    if np.bincount(key).max() > 1:
-        raise NeedsDetail("duplicate member-years")
+        return True
+    if key.max() <= 16 * len(key) + 1_000_000:
+        return bool(np.bincount(key).max() <= 1)
+    return len(np.unique(key)) == len(key)
+
+
+def _no_duplicates(con: duckdb.DuckDBPyConnection, members_path: Path) -> None:
+    """One row per member-year, file by file (a year partition in the path counts), then
+    across files through their id ranges; overlapping ranges go to a database count."""
+    ds = dataset(members_path)
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for frag in ds.get_fragments():
+        keys = pads.get_partition_keys(frag.partition_expression)
+        cols = ["member_id"] if "year" in keys else ["member_id", "year"]
+        table = frag.to_table(columns=cols)
+        member = table.column("member_id").to_numpy()
+        year = (np.full(len(member), int(keys["year"])) if "year" in keys
+                else table.column("year").to_numpy().astype("int64"))
+        if not _unique(member, year):
+            raise NeedsDetail("duplicate member-years")
+        for y in np.unique(year):
+            ids = member[year == y]
+            ranges.setdefault(int(y), []).append((int(ids.min()), int(ids.max())))
+    for spans in ranges.values():
+        spans.sort()
+        if any(b[0] <= a[1] for a, b in itertools.pairwise(spans)):
+            dup = con.execute(
+                "SELECT COUNT(*) - COUNT(DISTINCT (member_id, year)) FROM m").fetchone()
+            if dup[0]:
+                raise NeedsDetail("duplicate member-years")
+            return
 
 
 def cells_from_parquet(
     members_path: Path, claims_path: Path, spec: CohortSpec, reported_above: float,
-    years_with_plan: list[int], memory_limit: str | None = None,
+    years_with_plan: list[int], memory_limit: str | None = None, summary: bool = False,
 ) -> Cells:
     """Validate and aggregate with DuckDB; raises NeedsDetail when anything is off."""
     age_col, has_region = check_schemas(members_path, claims_path)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     # plain views (not TEMP) so that the duplicate check's cursor sees them too
@@ -94,6 +113,6 @@ def cells_from_parquet(
     with ThreadPoolExecutor(max_workers=1) as pool:
         duplicates = pool.submit(_no_duplicates, con.cursor(), members_path)
         cells = aggregate_sql(lambda sql: con.execute(sql).df(), spec, reported_above,
-                              years_with_plan, has_region)
+                              years_with_plan, has_region, summary, con.execute)
         duplicates.result()
     return cells

@@ -34,7 +34,7 @@ def spark_session(master: str = "local[2]"):
 
 def cells_from_spark(members_path: Path, claims_path: Path, spec: CohortSpec,
                      reported_above: float, years_with_plan: list[int],
-                     master: str = "local[2]") -> Cells:
+                     master: str = "local[2]", summary: bool = False) -> Cells:
     """Validate and aggregate with Spark SQL; raises NeedsDetail when anything is off."""
     age_col, has_region = check_schemas(members_path, claims_path)
     spark = spark_session(master)
@@ -46,4 +46,4 @@ def cells_from_spark(members_path: Path, claims_path: Path, spec: CohortSpec,
     if dup["d"]:
         raise NeedsDetail("duplicate member-years")
     return aggregate_sql(lambda sql: spark.sql(sql).toPandas(), spec, reported_above,
-                         years_with_plan, has_region)
+                         years_with_plan, has_region, summary, spark.sql)

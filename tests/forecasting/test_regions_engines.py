@@ -58,3 +58,33 @@ def test_spark_engine_refuses_damaged_data_like_the_others(regional, tmp_path):
     for engine in ("spark", "duckdb", "pandas"):
         with pytest.raises(InputError, match="column 'exposure'"):
             load_data(data, engine=engine)
+
+
+def test_spark_summary_mode_equals_duckdb_summary_mode(regional):
+    args = (regional / "members", regional / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    duck = cells_from_parquet(*args, summary=True)
+    spark = cells_from_spark(*args, master="local[2]", summary=True)
+    pd.testing.assert_frame_equal(spark.table, duck.table, check_exact=False, rtol=1e-10)
+    pd.testing.assert_frame_equal(_sorted(spark.claimants), _sorted(duck.claimants),
+                                  check_exact=False, rtol=1e-10)
+
+
+def test_member_year_in_two_regions_is_a_duplicate(regional, tmp_path):
+    """Ids unique within each file but repeated across two region files: found by every engine."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from forecasting.errors import InputError
+
+    data = tmp_path / "dup"
+    shutil.copytree(regional, data)
+    a = data / "members" / "year=2021" / "region=R01" / "part-0.parquet"
+    b = data / "members" / "year=2021" / "region=R02" / "part-0.parquet"
+    first = pq.read_table(a).to_pandas()
+    other = pq.read_table(b).to_pandas()
+    other.loc[0, "member_id"] = first.loc[5, "member_id"]
+    other.sort_values("member_id").to_parquet(b, index=False)
+    for engine in ("duckdb", "spark"):
+        with pytest.raises(InputError, match="one row per member-year"):
+            load_data(data, engine=engine)

@@ -1,0 +1,91 @@
+"""A streaming severity summary: per cohort, the count and the sum of claimants' annual
+costs in log-spaced buckets. Engines build it in one pass (SQL) without holding claimants
+in memory; layer prices come from it exactly at bucket edges and, between edges, by linear
+interpolation of E[min(X, b)], whose error is bounded by one bucket's width."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+PER_DECADE = 200  # buckets per factor of ten: edges 1.16 % apart
+
+
+def bucket_of(cost: np.ndarray, per_decade: int = PER_DECADE) -> np.ndarray:
+    """Bucket index of each cost: floor(log10(cost) * per_decade), costs >= 1 CNY."""
+    return np.floor(np.log10(np.maximum(cost, 1.0)) * per_decade).astype("int64")
+
+
+def bucket_sql(column: str, per_decade: int = PER_DECADE) -> str:
+    """The same bucket in SQL (DuckDB and Spark both have LN and FLOOR)."""
+    return (f"CAST(FLOOR(LN(GREATEST({column}, 1.0)) / LN(10) * {per_decade}) AS BIGINT)")
+
+
+def summary_sql(keys: list[str], per_decade: int = PER_DECADE) -> str:
+    """Counts and sums per cohort and bucket from a claimant view `cl` (cost > 0)."""
+    cols = ", ".join(keys)
+    return (f"SELECT {cols}, {bucket_sql('cost', per_decade)} AS bucket, COUNT(*) AS n, "
+            f"SUM(cost) AS total FROM cl GROUP BY {cols}, bucket")
+
+
+@dataclass(frozen=True)
+class SeveritySummary:
+    """Bucket counts and sums by cohort: `table` has the key columns, bucket, n, total."""
+
+    table: pd.DataFrame
+    keys: tuple[str, ...]
+    per_decade: int = PER_DECADE
+
+    @staticmethod
+    def from_claimants(claimants: pd.DataFrame, keys: list[str],
+                       per_decade: int = PER_DECADE) -> SeveritySummary:
+        frame = claimants[[*keys, "cost"]].assign(
+            bucket=bucket_of(claimants["cost"].to_numpy(), per_decade))
+        table = frame.groupby([*keys, "bucket"], observed=True, as_index=False).agg(
+            n=("cost", "size"), total=("cost", "sum"))
+        return SeveritySummary(table, tuple(keys), per_decade)
+
+    def edge(self, bucket: np.ndarray) -> np.ndarray:
+        """Lower edge (CNY) of buckets."""
+        return 10.0 ** (np.asarray(bucket, dtype="float64") / self.per_decade)
+
+    def lev(self, b: float, rows: pd.Series | None = None) -> float:
+        """E[min(X, b)] over the claimants of the selected rows (all by default), CNY."""
+        t = self.table if rows is None else self.table[rows]
+        n = t["n"].to_numpy(float)
+        if n.sum() == 0:
+            return 0.0
+        if math.isinf(b):
+            return float(t["total"].sum() / n.sum())
+        lo = self.edge(t["bucket"].to_numpy())
+        hi = self.edge(t["bucket"].to_numpy() + 1)
+        total = t["total"].to_numpy(float)
+        # buckets wholly below b count in full, wholly above count b each; the bucket that
+        # holds b is interpolated between its exact values at its two edges
+        below, above = hi <= b, lo >= b
+        inside = ~below & ~above
+        value = total[below].sum() + b * n[above].sum()
+        if inside.any():
+            at_lo = lo[inside] * n[inside]               # every cost there is >= lo
+            at_hi = total[inside]                        # every cost there is < hi
+            w = (b - lo[inside]) / (hi[inside] - lo[inside])
+            value += float(((1 - w) * at_lo + w * at_hi).sum())
+        return float(value / n.sum())
+
+    def layer(self, a: float, b: float, rows: pd.Series | None = None) -> float:
+        """Expected cost per claimant inside [a, b), CNY."""
+        return self.lev(b, rows) - self.lev(a, rows)
+
+    def expand(self) -> pd.DataFrame:
+        """Claimant rows rebuilt from the summary: each bucket's claimants at the bucket's
+        mean cost (exact sums, costs to within one bucket). What the models read when the
+        engine sent a summary instead of claimants."""
+        t = self.table
+        n = t["n"].to_numpy(dtype="int64")
+        rows = np.repeat(np.arange(len(t)), n)
+        out = t.iloc[rows][list(self.keys)].reset_index(drop=True)
+        out["cost"] = (t["total"].to_numpy(float) / n)[rows]
+        return out
