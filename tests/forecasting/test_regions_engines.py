@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from forecasting.cohorts import CohortSpec
 from forecasting.dataset import load_data
 from forecasting.engine_duckdb import cells_from_parquet
 from forecasting.engine_spark import cells_from_spark
+from forecasting.errors import InputError
 from pipelines.regions import write_regions
 
 SPEC = CohortSpec(keys=("sex", "residence", "special_group", "region"))
@@ -43,18 +48,21 @@ def test_three_engines_identical(regional):
                                       check_exact=False, rtol=1e-10)
 
 
-def test_spark_engine_refuses_damaged_data_like_the_others(regional, tmp_path):
-    import shutil
-
-    import pyarrow.parquet as pq
-
-    data = tmp_path / "bad"
+def _copy_and_edit(regional: Path, tmp_path: Path, year: int, region: str, edit) -> Path:
+    """A copy of the regional data with one partition file rewritten by `edit(frame)`."""
+    data = tmp_path / "data"
     shutil.copytree(regional, data)
-    part = data / "members" / "year=2020" / "region=R02" / "part-0.parquet"
-    table = pq.read_table(part).to_pandas()
-    table.loc[3, "exposure"] = 2.0
-    table.to_parquet(part, index=False)
-    from forecasting.errors import InputError
+    part = data / "members" / f"year={year}" / f"region={region}" / "part-0.parquet"
+    frame = pq.read_table(part).to_pandas()
+    edit(frame)
+    frame.sort_values("member_id").to_parquet(part, index=False)
+    return data
+
+
+def test_spark_engine_refuses_damaged_data_like_the_others(regional, tmp_path):
+    def edit(frame):
+        frame.loc[3, "exposure"] = 2.0
+    data = _copy_and_edit(regional, tmp_path, 2020, "R02", edit)
     for engine in ("spark", "duckdb", "pandas"):
         with pytest.raises(InputError, match="column 'exposure'"):
             load_data(data, engine=engine)
@@ -71,20 +79,12 @@ def test_spark_summary_mode_equals_duckdb_summary_mode(regional):
 
 def test_member_year_in_two_regions_is_a_duplicate(regional, tmp_path):
     """Ids unique within each file but repeated across two region files: found by every engine."""
-    import shutil
+    first = pq.read_table(regional / "members" / "year=2021" / "region=R01" / "part-0.parquet")
+    taken = first.column("member_id")[5].as_py()
 
-    import pyarrow.parquet as pq
-
-    from forecasting.errors import InputError
-
-    data = tmp_path / "dup"
-    shutil.copytree(regional, data)
-    a = data / "members" / "year=2021" / "region=R01" / "part-0.parquet"
-    b = data / "members" / "year=2021" / "region=R02" / "part-0.parquet"
-    first = pq.read_table(a).to_pandas()
-    other = pq.read_table(b).to_pandas()
-    other.loc[0, "member_id"] = first.loc[5, "member_id"]
-    other.sort_values("member_id").to_parquet(b, index=False)
+    def edit(frame):
+        frame.loc[0, "member_id"] = taken
+    data = _copy_and_edit(regional, tmp_path, 2021, "R02", edit)
     for engine in ("duckdb", "spark"):
         with pytest.raises(InputError, match="one row per member-year"):
             load_data(data, engine=engine)
