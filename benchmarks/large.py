@@ -21,14 +21,17 @@ write_regions({out!r}, {regions}, seed=100, scale=1.0, years=(2019,))
 print(json.dumps({{"seconds": time.perf_counter() - t}}))
 """
 
+# the bare scan reads every column the aggregation reads, with the cheapest aggregate each
 SCAN = """
 import json, time, duckdb
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
 t = time.perf_counter()
-m = con.execute("SELECT COUNT(*), SUM(exposure), SUM(age), COUNT(DISTINCT sex) FROM "
-                "read_parquet('{d}/members/**/*.parquet', hive_partitioning = true)").fetchone()
-c = con.execute("SELECT COUNT(*), SUM(eligible_cost) FROM "
+m = con.execute("SELECT COUNT(*), SUM(member_id), SUM(year), SUM(age), MAX(sex), "
+                "MAX(residence), SUM(CAST(special_group AS INT)), SUM(exposure), MAX(region) "
+                "FROM read_parquet('{d}/members/**/*.parquet', hive_partitioning = true)"
+                ).fetchone()
+c = con.execute("SELECT COUNT(*), SUM(member_id), SUM(year), SUM(eligible_cost) FROM "
                 "read_parquet('{d}/claims/**/*.parquet', hive_partitioning = true)").fetchone()
 print(json.dumps({{"seconds": time.perf_counter() - t, "rows": m[0], "claims": c[0]}}))
 """
@@ -67,7 +70,7 @@ def run() -> None:
     scan = in_child(SCAN.format(d=str(big)))
     agg = _aggregate(big, "duckdb")
     n = agg["insured"]
-    row(f"DuckDB bare scan of the same columns, {n / 1e6:.0f} M member-years",
+    row(f"DuckDB bare scan of the columns it reads, {n / 1e6:.0f} M member-years",
         f"{scan['seconds']:.1f} s")
     row("ciplan cells, DuckDB engine (checks, claimants, 4 GB memory limit)",
         f"{agg['seconds']:.1f} s", f"{n / agg['seconds'] / 1e6:.1f} M rows/s; "
