@@ -1,38 +1,49 @@
 """The member/claim -> cell aggregation, written once in SQL that DuckDB and Spark both run.
 
-The checks of the data contract ride along as per-cell aggregates and offence counts; an
-engine that finds one raises NeedsDetail and the pandas engine re-reads the files to name
-the rows, so every engine fails with the same words.
+One pass: members FULL JOIN each member-year's annual cost, grouped by year x every cohort
+key, gives exposure, head count, claimants and cost per cell, each claimant's (age, cost)
+as a list (or, in summary mode, counts and sums per log cost bucket), and the checks of
+the data contract as aggregates and offence counts. An engine may run the query once or
+once per data partition; `cells_from_results` combines the pieces. An offence raises
+NeedsDetail and the pandas engine re-reads the files to name the rows, so every engine
+fails with the same words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from forecasting.cells import Cells, claimant_columns
 from forecasting.cohorts import RESIDENCES, SEXES, CohortSpec
-
-Query = Callable[[str], pd.DataFrame]
+from forecasting.summary import SeveritySummary, bucket_sql
 
 
 class NeedsDetail(Exception):
     """An offence was counted: the pandas engine will say exactly where."""
 
 
-def _codes(column: str, allowed: tuple[str, ...]) -> str:
-    whens = " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(allowed))
-    return f"CAST(CASE {column} {whens} END AS TINYINT)"
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL engines: how a list of (age, cost) pairs is collected."""
+
+    collect: str  # format string with {age} and {cost}
+
+
+DUCKDB = Dialect("LIST(struct_pack(age := {age}, cost := {cost}))")
+SPARK = Dialect("collect_list(named_struct('age', {age}, 'cost', {cost}))")
 
 
 def members_view(source: str, age_col: str, has_region: bool) -> str:
-    """SELECT over the members source with typed, coded columns (categories as codes, NULL
-    when not allowed, as pandas categoricals hold them)."""
+    """SELECT over the members source with typed columns (sex and residence stay text: the
+    cells are few, so they are coded after the query)."""
     age = "age" if age_col == "age" else "year - birth_year"
     region = ", CAST(region AS STRING) AS region" if has_region else ""
     return (f"SELECT member_id, CAST(year AS INT) AS year, CAST({age} AS INT) AS age, "
-            f"{_codes('sex', SEXES)} AS sex, {_codes('residence', RESIDENCES)} AS residence, "
+            f"CAST(sex AS STRING) AS sex, CAST(residence AS STRING) AS residence, "
             f"special_group, CAST(exposure AS DOUBLE) AS exposure{region} FROM {source}")
 
 
@@ -41,117 +52,137 @@ def claims_view(source: str) -> str:
             f"CAST(eligible_cost AS DOUBLE) AS eligible_cost FROM {source}")
 
 
-def _band(spec: CohortSpec) -> str:
-    return (f"LEAST(CAST(FLOOR(m.age / {spec.band_width}) AS INT), {spec.n_bands - 1}) "
+def group_keys(has_region: bool) -> list[str]:
+    """Every cohort key the data hold: the checks need them all, cells use the spec's."""
+    return ["year", "age_band", "sex", "residence", "special_group",
+            *(["region"] if has_region else [])]
+
+
+def cells_sql(members: str, claims: str, spec: CohortSpec, has_region: bool,
+              reported_above: float, summary: bool, dialect: Dialect) -> str:
+    """The one-pass query over a members SELECT and a claims SELECT (see members_view).
+
+    Every aggregate runs over every member row, so the checks are folded into few: a
+    member-year whose claims hold a missing, negative or absurd cost gets a NaN annual
+    cost (its cell's cost turns NaN); a claim without its member-year lands in the group
+    whose keys are all NULL, as does a member row with a missing key.
+    """
+    band = (f"LEAST(CAST(FLOOR(m.age / {spec.band_width}) AS INT), {spec.n_bands - 1}) "
             f"* {spec.band_width}")
-
-
-def member_cells_sql(spec: CohortSpec, has_region: bool) -> str:
-    """Exposure and head count by year x every key, with the members' checks as aggregates
-    (non-null counts, min and max; categories as group keys): one scan, no predicates."""
-    region = ", m.region" if has_region else ""
-    n_keys = 5 + has_region
-    return f"""SELECT m.year, {_band(spec)} AS age_band, m.sex, m.residence, m.special_group
-        {region}, SUM(m.exposure) AS exposure, COUNT(*) AS insured,
-        COUNT(m.member_id) AS n_ids, COUNT(m.exposure) AS n_exp, MIN(m.exposure) AS min_exp,
-        MAX(m.exposure) AS max_exp, MIN(m.age) AS min_age, MAX(m.age) AS max_age
-        FROM m GROUP BY {", ".join(str(i) for i in range(1, n_keys + 1))}"""
-
-
-def claimants_sql(spec: CohortSpec, years_with_plan: list[int]) -> str:
-    """One join: each member-year's annual cost with its cohort, whether it has a member
-    (orphan) and the offences among its claim rows."""
-    plan_years = ", ".join(str(y) for y in years_with_plan)
-    keys = "".join(f", m.{k}" for k in spec.keys)
-    return f"""WITH a AS (SELECT member_id, year, SUM(eligible_cost) AS cost,
-            COUNT(*) FILTER (WHERE eligible_cost IS NULL OR isnan(eligible_cost)
-                             OR eligible_cost < 0 OR eligible_cost > 1e300
-                             OR year NOT IN ({plan_years})) AS offences
+    keys = ["m.year", f"{band} AS age_band", "m.sex", "m.residence", "m.special_group",
+            *(["m.region"] if has_region else [])]
+    claimant = f"a.cost > {reported_above!r}"
+    extra = ""
+    if reported_above > 0:  # left truncation: nothing may be reported at or below it
+        extra += (f", COUNT(*) FILTER (WHERE a.cost > 0 AND a.cost <= {reported_above!r})"
+                  f" AS low")
+    if summary:  # claimants' costs leave the engine only as counts and sums per bucket
+        keys.append(f"CASE WHEN {claimant} AND NOT isnan(a.cost) "
+                    f"THEN {bucket_sql('a.cost')} END AS bucket")
+    else:
+        extra += (f", {dialect.collect.format(age='m.age', cost='a.cost')} "
+                  f"FILTER (WHERE {claimant}) AS detail")
+    return f"""WITH m AS ({members}), c AS ({claims}),
+        a AS (SELECT member_id, year,
+            CASE WHEN COUNT(eligible_cost) < COUNT(*) OR MIN(eligible_cost) < 0
+                      OR MAX(eligible_cost) > 1e300 THEN CAST('NaN' AS DOUBLE)
+                 ELSE SUM(eligible_cost) END AS cost
             FROM c GROUP BY 1, 2)
-        SELECT a.year, {_band(spec)} AS age_band{keys}, m.age,
-               m.special_group AS special, a.cost, a.offences,
-               m.member_id IS NULL AS orphan
-        FROM a LEFT JOIN m ON a.member_id = m.member_id AND a.year = m.year"""
+        SELECT {", ".join(keys)}, SUM(m.exposure) AS exposure, COUNT(*) AS insured,
+            COUNT(*) FILTER (WHERE m.member_id IS NULL OR m.exposure IS NULL
+                OR NOT (m.exposure > 0 AND m.exposure <= 1)
+                OR m.age < 0 OR m.age > 120) AS bad,
+            SUM(a.cost) AS cost{extra}
+        FROM m FULL JOIN a ON a.member_id = m.member_id AND a.year = m.year
+        GROUP BY {", ".join(str(i) for i in range(1, len(keys) + 1))}"""
 
 
-def check_member_cells(table: pd.DataFrame, years_with_plan: list[int]) -> None:
-    """The members contract from per-cell aggregates; any doubt -> NeedsDetail."""
-    if table.empty:
+def _check(frame: pd.DataFrame, keys: list[str], years_with_plan: list[int],
+           nan_cost: bool) -> None:
+    """The data contract from per-cell aggregates (sex and residence coded, unknown
+    values as -1); any doubt -> NeedsDetail."""
+    if frame.empty:
         raise NeedsDetail("no members")
+    if frame[keys].isna().any().any():
+        raise NeedsDetail("a claim without member-year or a member without a key")
     ok = (
-        (table["n_ids"] == table["insured"]).all()
-        and (table["n_exp"] == table["insured"]).all()
-        and (table["min_exp"] > 0).all() and (table["max_exp"] <= 1).all()
-        and (table["min_age"] >= 0).all() and (table["max_age"] <= 120).all()
-        and table["year"].isin(years_with_plan).all()
-        and table[["sex", "residence", "special_group"]].notna().all().all()
+        not frame["bad"].any()
+        and frame["year"].isin(years_with_plan).all()
+        and (frame[["sex", "residence"]] >= 0).all().all()
     )
     if not ok:
         raise NeedsDetail("members")
+    if nan_cost or ("low" in frame and frame["low"].any()):
+        raise NeedsDetail("claims")
 
 
-def aggregate_sql(query: Query, spec: CohortSpec, reported_above: float,
-                  years_with_plan: list[int], has_region: bool, summary: bool = False,
-                  execute: Callable[[str], object] | None = None) -> Cells:
-    """Cells from views `m` and `c` that `query` can read (any SQL engine).
-
-    summary=True: claimants never leave the engine; it sends counts and sums of their costs
-    in log buckets per cohort (forecasting.summary), from which the claimant rows are
-    rebuilt to bucket resolution. `execute` must then create views.
-    """
+def cells_from_results(parts: list[pa.Table], spec: CohortSpec, reported_above: float,
+                       years_with_plan: list[int], has_region: bool,
+                       summary: bool = False) -> Cells:
+    """Cells from the results of `cells_sql` on one or several disjoint parts of the data."""
     if "region" in spec.keys and not has_region:
         raise NeedsDetail("no region column")
-    full = query(member_cells_sql(spec, has_region))
-    check_member_cells(full, years_with_plan)
-    table = full.groupby(["year", *spec.columns], as_index=False)[["exposure", "insured"]].sum()
+    result = pa.concat_tables(parts)
+    frame = result.drop_columns(["detail"] if "detail" in result.column_names else []
+                                ).to_pandas()
+    for key, allowed in (("sex", SEXES), ("residence", RESIDENCES)):
+        code = frame[key].map({v: i for i, v in enumerate(allowed)})
+        frame[key] = code.fillna(-1).astype("int8")  # -1: not an allowed value
+    keys = group_keys(has_region)
+    # NULL cost: a cell without claims; NaN: a member-year with a damaged claim
+    _check(frame, keys, years_with_plan, bool(pc.any(pc.is_nan(result.column("cost"))).as_py()))
+    frame["cost"] = frame["cost"].fillna(0.0)  # cells without any claim
     if summary:
-        return _via_summary(query, execute, table, spec, reported_above, years_with_plan)
-    claimants = query(claimants_sql(spec, years_with_plan))
-    if claimants.empty or claimants.pop("offences").sum():
-        raise NeedsDetail("claims")
-    if claimants["orphan"].any():
-        raise NeedsDetail("claims without member-year")
-    cost = claimants["cost"]
-    if reported_above > 0 and ((cost > 0) & (cost <= reported_above)).any():
-        raise NeedsDetail("costs below reported_above")
-    claimants = claimants[cost > reported_above].drop(columns="orphan")
-    claimants["special_group"] = claimants.pop("special").astype(bool)
-    return assemble(table, claimants, spec, reported_above)
+        is_claimant = frame["bucket"].notna()
+        frame["claimants"] = frame["insured"].where(is_claimant, 0)
+    else:
+        lengths = pc.list_value_length(result.column("detail")).fill_null(0)
+        frame["claimants"] = lengths.to_numpy()
+    if not frame["claimants"].any():
+        raise NeedsDetail("no claimants")
+    cell_keys = ["year", *spec.columns]
+    table = frame.groupby(cell_keys, as_index=False)[["exposure", "insured", "claimants",
+                                                       "cost"]].sum()
+    if summary:
+        claimants = _expand_summary(frame, cell_keys, spec)
+    else:
+        claimants = _unlist(frame[keys], result.column("detail"))
+    return _typed(table, claimants, spec, reported_above)
 
 
-def _via_summary(query: Query, execute, table: pd.DataFrame, spec: CohortSpec,
-                 reported_above: float, years_with_plan: list[int]) -> Cells:
-    """The claimant checks as counts, then the bucketed summary of claimants' costs."""
+def _unlist(keys: pd.DataFrame, detail: pa.ChunkedArray) -> pd.DataFrame:
+    """One row per claimant: the keys of its cell and its age and annual cost."""
+    lists = detail.combine_chunks() if detail.num_chunks != 1 else detail.chunk(0)
+    flat = pc.list_flatten(lists)
+    out = keys.iloc[pc.list_parent_indices(lists).to_numpy()].reset_index(drop=True)
+    out["age"] = flat.field("age").to_numpy()
+    out["cost"] = flat.field("cost").to_numpy()
+    return out
+
+
+def _expand_summary(frame: pd.DataFrame, cell_keys: list[str],
+                    spec: CohortSpec) -> pd.DataFrame:
+    """Claimant rows rebuilt from bucket counts and sums (forecasting.summary)."""
     if "special_group" not in spec.keys:
         raise ValueError("a severity summary needs special_group among the cohort keys")
-    execute(f"CREATE OR REPLACE TEMP VIEW cj AS {claimants_sql(spec, years_with_plan)}")
-    checks = query(f"""SELECT COUNT(*) AS n, SUM(offences) AS offences,
-        SUM(CASE WHEN orphan THEN 1 ELSE 0 END) AS orphans,
-        SUM(CASE WHEN cost > 0 AND cost <= {reported_above} THEN 1 ELSE 0 END) AS low
-        FROM cj""").iloc[0]
-    if not checks["n"] or checks["offences"] or checks["orphans"] or (
-            reported_above > 0 and checks["low"]):
-        raise NeedsDetail("claims")
-    keys = ["year", *spec.columns]
-    execute(f"CREATE OR REPLACE TEMP VIEW cl AS SELECT {', '.join(keys)}, cost FROM cj "
-            f"WHERE cost > {reported_above}")
-    from forecasting.summary import SeveritySummary, summary_sql
-
-    found = query(summary_sql(keys))
-    found["n"] = found["n"].astype("int64")
-    claimants = SeveritySummary(found, tuple(keys)).expand()
+    found = frame[frame["bucket"].notna()].groupby([*cell_keys, "bucket"], as_index=False)
+    found = found.agg(n=("claimants", "sum"), total=("cost", "sum"))
+    found["bucket"] = found["bucket"].astype("int64")
+    claimants = SeveritySummary(found, tuple(cell_keys)).expand()
     claimants["age"] = claimants["age_band"].astype("int64") + (spec.band_width - 1) // 2
-    return assemble(table, claimants, spec, reported_above)
+    return claimants
 
 
-def assemble(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,
-             reported_above: float) -> Cells:
-    """Typed columns, claimant counts and costs per cell, in the pandas engine's layout."""
+def _typed(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,
+           reported_above: float) -> Cells:
+    """Typed columns in the pandas engine's layout and row order."""
     cat = {"sex": SEXES, "residence": RESIDENCES}
     for frame in (table, claimants):
         frame["year"] = frame["year"].astype("int64")
         frame["age_band"] = frame["age_band"].astype("int64")
-        for key in spec.keys:
+        for key in ("special_group", *spec.keys):
+            if key not in frame:
+                continue
             if key == "special_group":
                 frame[key] = frame[key].astype(bool)
             elif key == "region":
@@ -159,14 +190,13 @@ def assemble(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,
             else:
                 frame[key] = pd.Categorical.from_codes(frame[key].astype("int8"), cat[key])
     keys = ["year", *spec.columns]
-    per_cell = claimants.groupby(keys, observed=True)["cost"].agg(["size", "sum"])
     table = table.sort_values(keys).reset_index(drop=True)
-    idx = pd.MultiIndex.from_frame(table[keys])
     table["insured"] = table["insured"].astype("int64")
-    table["exposure"] = table["exposure"].astype("float64")
-    table["claimants"] = per_cell["size"].reindex(idx, fill_value=0).to_numpy(dtype="int64")
-    table["cost"] = per_cell["sum"].reindex(idx, fill_value=0.0).to_numpy(dtype="float64")
+    table["claimants"] = table["claimants"].astype("int64")
+    for name in ("exposure", "cost"):
+        table[name] = table[name].astype("float64")
     claimants["age"] = claimants["age"].astype("int64")
     claimants["cost"] = claimants["cost"].astype("float64")
     claimants = claimants[claimant_columns(spec)].reset_index(drop=True)
     return Cells(table, claimants, spec, float(reported_above))
+

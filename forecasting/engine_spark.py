@@ -8,7 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-from forecasting.aggregation import NeedsDetail, aggregate_sql, claims_view, members_view
+from forecasting.aggregation import (
+    SPARK,
+    NeedsDetail,
+    cells_from_results,
+    cells_sql,
+    claims_view,
+    members_view,
+)
 from forecasting.cells import Cells
 from forecasting.cohorts import CohortSpec
 from forecasting.engine_duckdb import check_schemas
@@ -41,9 +48,10 @@ def cells_from_spark(members_path: Path, claims_path: Path, spec: CohortSpec,
     spark.read.parquet(str(members_path)).createOrReplaceTempView("m_src")
     spark.read.parquet(str(claims_path)).createOrReplaceTempView("c_src")
     spark.sql(f"CREATE OR REPLACE TEMP VIEW m AS {members_view('m_src', age_col, has_region)}")
-    spark.sql(f"CREATE OR REPLACE TEMP VIEW c AS {claims_view('c_src')}")
     dup = spark.sql("SELECT COUNT(*) - COUNT(DISTINCT member_id, year) AS d FROM m").first()
     if dup["d"]:
         raise NeedsDetail("duplicate member-years")
-    return aggregate_sql(lambda sql: spark.sql(sql).toPandas(), spec, reported_above,
-                         years_with_plan, has_region, summary, spark.sql)
+    sql = cells_sql("SELECT * FROM m", claims_view("c_src"), spec, has_region,
+                    reported_above, summary, SPARK)
+    return cells_from_results([spark.sql(sql).toArrow()], spec, reported_above,
+                              years_with_plan, has_region, summary)

@@ -37,7 +37,8 @@ def _damaged(city, tmp_path, members=None, claims=None):
                           city.claims if claims is None else claims, city.scheme)
 
 
-@pytest.mark.parametrize("damage", ["duplicate", "exposure", "orphan", "sex", "cost"])
+@pytest.mark.parametrize("damage", ["duplicate", "exposure", "orphan", "sex", "cost", "age",
+                                    "missing cost", "claim year", "nan exposure"])
 def test_duckdb_counts_offence_and_pandas_names_rows(tiny_city, tmp_path, damage):
     m, c = tiny_city.members.copy(), tiny_city.claims.copy()
     if damage == "duplicate":
@@ -49,8 +50,16 @@ def test_duckdb_counts_offence_and_pandas_names_rows(tiny_city, tmp_path, damage
     elif damage == "sex":
         m["sex"] = m["sex"].astype(str)
         m.loc[4, "sex"] = "U"
-    else:
+    elif damage == "cost":
         c.loc[5, "eligible_cost"] = -1.0
+    elif damage == "age":
+        m.loc[6, "age"] = 130
+    elif damage == "missing cost":
+        c.loc[8, "eligible_cost"] = None
+    elif damage == "claim year":
+        c.loc[9, "year"] = 2030
+    else:
+        m.loc[2, "exposure"] = float("nan")
     data = _damaged(tiny_city, tmp_path, m, c)
     with pytest.raises(NeedsDetail):
         cells_from_parquet(data / "members.parquet", data / "claims.parquet", CohortSpec(), 0.0,

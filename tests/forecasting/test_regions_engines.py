@@ -11,7 +11,7 @@ import pytest
 
 from forecasting.cohorts import CohortSpec
 from forecasting.dataset import load_data
-from forecasting.engine_duckdb import cells_from_parquet
+from forecasting.engine_duckdb import aligned_partitions, cells_from_parquet
 from forecasting.engine_spark import cells_from_spark
 from forecasting.errors import InputError
 from pipelines.regions import write_regions
@@ -88,3 +88,21 @@ def test_member_year_in_two_regions_is_a_duplicate(regional, tmp_path):
     for engine in ("duckdb", "spark"):
         with pytest.raises(InputError, match="one row per member-year"):
             load_data(data, engine=engine)
+
+
+def test_claim_filed_under_another_region_still_joins(regional, tmp_path):
+    """Claims partitioned unlike members: the part-by-part join misses the member, so the
+    DuckDB engine joins everything at once and still agrees with pandas."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    src, dst = (data / "claims" / "year=2021" / f"region={r}" / "part-0.parquet"
+                for r in ("R01", "R02"))
+    a, b = pq.read_table(src).to_pandas(), pq.read_table(dst).to_pandas()
+    pd.concat([b, a.iloc[[0]]], ignore_index=True).to_parquet(dst, index=False)
+    a.iloc[1:].to_parquet(src, index=False)
+    assert aligned_partitions(data / "members", data / "claims")
+    args = (data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    duck = cells_from_parquet(*args)
+    ref = load_data(data, SPEC, engine="pandas").cells
+    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
+    assert len(duck.claimants) == len(ref.claimants)
