@@ -58,14 +58,21 @@ def group_keys(has_region: bool) -> list[str]:
             *(["region"] if has_region else [])]
 
 
-def cells_sql(members: str, claims: str, spec: CohortSpec, has_region: bool,
-              reported_above: float, summary: bool, dialect: Dialect) -> str:
-    """The one-pass query over a members SELECT and a claims SELECT (see members_view).
+# A member-year whose claims hold a missing, negative or absurd cost gets a NaN annual
+# cost, so its cell's cost turns NaN: the claims check costs no aggregate over members.
+ANNUAL_COST = """CASE WHEN COUNT(eligible_cost) < COUNT(*) OR MIN(eligible_cost) < 0
+                      OR MAX(eligible_cost) > 1e300 THEN CAST('NaN' AS DOUBLE)
+                 ELSE SUM(eligible_cost) END"""
 
-    Every aggregate runs over every member row, so the checks are folded into few: a
-    member-year whose claims hold a missing, negative or absurd cost gets a NaN annual
-    cost (its cell's cost turns NaN); a claim without its member-year lands in the group
-    whose keys are all NULL, as does a member row with a missing key.
+
+def cells_select(source: str, spec: CohortSpec, has_region: bool, reported_above: float,
+                 summary: bool, dialect: Dialect, ids_checked: bool = False) -> str:
+    """The grouped SELECT over `source`, which yields member rows `m` beside their annual
+    cost `a.cost` (NULL for a member-year without claims).
+
+    Every aggregate here runs over every member row, so the checks are folded into few;
+    a claim without its member-year lands in the group whose keys are all NULL, as does a
+    member row with a missing key. ids_checked: member ids were checked outside.
     """
     band = (f"LEAST(CAST(FLOOR(m.age / {spec.band_width}) AS INT), {spec.n_bands - 1}) "
             f"* {spec.band_width}")
@@ -82,19 +89,24 @@ def cells_sql(members: str, claims: str, spec: CohortSpec, has_region: bool,
     else:
         extra += (f", {dialect.collect.format(age='m.age', cost='a.cost')} "
                   f"FILTER (WHERE {claimant}) AS detail")
-    return f"""WITH m AS ({members}), c AS ({claims}),
-        a AS (SELECT member_id, year,
-            CASE WHEN COUNT(eligible_cost) < COUNT(*) OR MIN(eligible_cost) < 0
-                      OR MAX(eligible_cost) > 1e300 THEN CAST('NaN' AS DOUBLE)
-                 ELSE SUM(eligible_cost) END AS cost
-            FROM c GROUP BY 1, 2)
-        SELECT {", ".join(keys)}, SUM(m.exposure) AS exposure, COUNT(*) AS insured,
-            COUNT(*) FILTER (WHERE m.member_id IS NULL OR m.exposure IS NULL
+    no_id = "" if ids_checked else "m.member_id IS NULL OR "
+    return f"""SELECT {", ".join(keys)}, SUM(m.exposure) AS exposure, COUNT(*) AS insured,
+            COUNT(*) FILTER (WHERE {no_id}m.exposure IS NULL
                 OR NOT (m.exposure > 0 AND m.exposure <= 1)
                 OR m.age < 0 OR m.age > 120) AS bad,
             SUM(a.cost) AS cost{extra}
-        FROM m FULL JOIN a ON a.member_id = m.member_id AND a.year = m.year
+        FROM {source}
         GROUP BY {", ".join(str(i) for i in range(1, len(keys) + 1))}"""
+
+
+def cells_sql(members: str, claims: str, spec: CohortSpec, has_region: bool,
+              reported_above: float, summary: bool, dialect: Dialect) -> str:
+    """The one-pass query over a members SELECT and a claims SELECT (see members_view):
+    members FULL JOIN each member-year's annual cost, grouped (cells_select)."""
+    return f"""WITH m AS ({members}), c AS ({claims}),
+        a AS (SELECT member_id, year, {ANNUAL_COST} AS cost FROM c GROUP BY 1, 2)
+        {cells_select("m FULL JOIN a ON a.member_id = m.member_id AND a.year = m.year",
+                      spec, has_region, reported_above, summary, dialect)}"""
 
 
 def _check(frame: pd.DataFrame, keys: list[str], years_with_plan: list[int],

@@ -4,19 +4,26 @@ Parquet source is a file or a hive-partitioned folder (members/year=2021/region=
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from forecasting.aggregation import (
+    ANNUAL_COST,
     DUCKDB,
     NeedsDetail,
     cells_from_results,
+    cells_select,
     cells_sql,
     claims_view,
     members_view,
@@ -33,11 +40,13 @@ def dataset(path: Path) -> pads.Dataset:
     return pads.dataset(path, format="parquet", partitioning="hive")
 
 
-def duckdb_source(path: Path) -> str:
+def duckdb_source(path: Path, hive: bool = False) -> str:
+    """read_parquet over a file or a folder; hive: take partition columns from the path
+    (always for a folder; for a file only when it sits in a partition folder)."""
     path = Path(path)
     if path.is_dir():
         return f"read_parquet('{path}/**/*.parquet', hive_partitioning = true)"
-    return f"read_parquet('{path}')"
+    return f"read_parquet('{path}'{', hive_partitioning = true' if hive else ''})"
 
 
 def types_ok(schema: pa.Schema, expected: dict[str, tuple[str, ...]]) -> None:
@@ -94,10 +103,12 @@ def _years_of(frag: pads.Fragment) -> tuple[np.ndarray, np.ndarray | None, list[
     return member, year, sorted(int(y) for y in np.unique(year))
 
 
+Ranges = list[tuple[int, int, int]]  # (year, lowest id, highest id) of one file
+
+
 def _no_duplicates(con: duckdb.DuckDBPyConnection, members_path: Path) -> None:
-    """One row per member-year, file by file, then across files through their id ranges;
-    overlapping ranges go to a database count."""
-    ranges: dict[int, list[tuple[int, int]]] = {}
+    """One row per member-year, file by file, then across files (_disjoint)."""
+    ranges: Ranges = []
     for frag in dataset(members_path).get_fragments():
         member, year, years = _years_of(frag)
         if not _unique(member, year):
@@ -105,82 +116,138 @@ def _no_duplicates(con: duckdb.DuckDBPyConnection, members_path: Path) -> None:
         for y in years:
             ids = member if year is None else member[year == y]
             if len(ids):
-                ranges.setdefault(y, []).append((int(ids.min()), int(ids.max())))
-    for spans in ranges.values():
-        spans.sort()
-        if any(b[0] <= a[1] for a, b in itertools.pairwise(spans)):
-            dup = con.execute(
-                "SELECT COUNT(*) - COUNT(DISTINCT (member_id, year)) FROM m").fetchone()
-            if dup[0]:
-                raise NeedsDetail("duplicate member-years")
-            return
+                ranges.append((y, int(ids.min()), int(ids.max())))
+    _disjoint(con, ranges)
 
 
-def aligned_partitions(members_path: Path, claims_path: Path) -> list[str]:
-    """Leaf folders (relative paths) that members and claims both have and nothing else,
-    e.g. year=2021/region=R07: claims partitioned like members can be joined part by
-    part. Empty when they are not (or are single files)."""
+def _disjoint(con: duckdb.DuckDBPyConnection, ranges: Ranges) -> None:
+    """No member-year in two files: files' id ranges within a year do not overlap, or
+    else a database count over view `m` finds no repeat."""
+    ranges = sorted(ranges)
+    if any(a[0] == b[0] and b[1] <= a[2] for a, b in itertools.pairwise(ranges)):
+        dup = con.execute(
+            "SELECT COUNT(*) - COUNT(DISTINCT (member_id, year)) FROM m").fetchone()
+        if dup[0]:
+            raise NeedsDetail("duplicate member-years")
+
+
+def year_partitions(members_path: Path, claims_path: Path) -> list[str]:
+    """Leaf folders (relative paths, e.g. year=2021/region=R07) that members and claims
+    both have and nothing else, each naming its year: claims partitioned like members
+    are joined part by part. Empty when they are not (or are single files)."""
     def leaves(root: Path) -> set[str]:
         if not root.is_dir():
             return set()
         return {str(f.parent.relative_to(root)) for f in root.rglob("*.parquet")}
 
     found = leaves(Path(members_path))
-    return sorted(found) if len(found) > 1 and found == leaves(Path(claims_path)) else []
+    aligned = len(found) > 1 and found == leaves(Path(claims_path))
+    return sorted(found) if aligned and all("year=" in leaf for leaf in found) else []
 
 
-def _run_parts(con: duckdb.DuckDBPyConnection, sqls: list[str]) -> list[pa.Table]:
-    """Run queries on as many cursors as DuckDB has threads, one thread each: small
-    per-partition joins whose hash tables stay in cache beat one big parallel join."""
+@dataclass(frozen=True)
+class Query:
+    """What the part-by-part join needs to know to build each part's query."""
+
+    members: Path
+    claims: Path
+    age_col: str
+    has_region: bool
+    select: Callable[..., str]  # cells_select with the spec and options bound
+
+
+def _annual_costs(cur: duckdb.DuckDBPyConnection, q: Query, leaf: str
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Member ids (sorted) and annual costs of one partition's claims."""
+    annual = cur.sql(f"SELECT member_id, {ANNUAL_COST} AS cost FROM "
+                     f"({claims_view(duckdb_source(q.claims / leaf))}) GROUP BY 1 ORDER BY 1"
+                     ).to_arrow_table()
+    if annual.column("member_id").null_count:
+        raise NeedsDetail("claim without member id")
+    return annual.column("member_id").to_numpy(), annual.column("cost").to_numpy()
+
+
+def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
+               ) -> tuple[list[pa.Table], Ranges]:
+    """Cells of one partition: each members file gets its rows' annual costs by position
+    (ids are read once, here, and checked for repeats on the way), so the database joins
+    row by row instead of through a hash table."""
+    cur = con.cursor()
+    claim_ids, claim_cost = _annual_costs(cur, q, leaf)
+    year = int(dict(p.split("=", 1) for p in Path(leaf).parts if "=" in p)["year"])
+    matched = np.zeros(len(claim_ids), dtype=bool)
+    results, ranges = [], []
+    for file in sorted((q.members / leaf).glob("*.parquet")):
+        column = pq.read_table(file, columns=["member_id"]).column("member_id")
+        ids = column.to_numpy()
+        if column.null_count or not _unique(ids):
+            raise NeedsDetail("missing or repeated member ids")
+        if not len(ids):
+            continue
+        ranges.append((year, int(ids.min()), int(ids.max())))
+        pos = np.minimum(np.searchsorted(claim_ids, ids), len(claim_ids) - 1)
+        has = claim_ids[pos] == ids if len(claim_ids) else np.zeros(len(ids), dtype=bool)
+        matched[pos[has]] = True
+        cost = np.where(has, claim_cost[pos], 0.0)
+        cur.register("costs", pa.table({"cost": pa.array(cost, mask=~has)}))
+        source = (f"({members_view(duckdb_source(file, hive=True), q.age_col, q.has_region)})"
+                  f" m POSITIONAL JOIN costs a")
+        results.append(cur.sql(q.select(source)).to_arrow_table())
+    if not matched.all():
+        raise NeedsDetail("a claim without its member-year in the same partition")
+    return results, ranges
+
+
+def _run_parts(con: duckdb.DuckDBPyConnection, q: Query, leaves: list[str]
+               ) -> list[pa.Table]:
+    """Partitions on as many cursors as DuckDB has threads, one thread each (which also
+    keeps each positional join in file order)."""
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
-    workers = min(threads, len(sqls))
-    if workers > 1:
-        con.execute("SET threads = 1")
-
-    def one(sql: str) -> pa.Table:
-        return con.cursor().sql(sql).to_arrow_table()
-
+    con.execute("SET threads = 1")
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(one, sqls))
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(leaves)))) as pool:
+            done = list(pool.map(lambda leaf: _join_part(con, q, leaf), leaves))
     finally:
         con.execute(f"SET threads = {threads}")
+    _disjoint(con, [r for _, ranges in done for r in ranges])
+    return [t for tables, _ in done for t in tables]
 
 
 def cells_from_parquet(
     members_path: Path, claims_path: Path, spec: CohortSpec, reported_above: float,
     years_with_plan: list[int], memory_limit: str | None = None, summary: bool = False,
 ) -> Cells:
-    """Validate and aggregate with DuckDB; raises NeedsDetail when anything is off."""
+    """Validate and aggregate with DuckDB; raises NeedsDetail when anything is off.
+
+    Claims partitioned like members (by year, and region...) are joined partition by
+    partition and row by row; otherwise one FULL JOIN runs over everything."""
     age_col, has_region = check_schemas(members_path, claims_path)
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
-    # a plain view (not TEMP) so that the duplicate check's cursor sees it too
+    # a plain view (not TEMP) so that every cursor sees it
     con.execute(f"CREATE VIEW m AS "
                 f"{members_view(duckdb_source(members_path), age_col, has_region)}")
-
-    def sql(part: str = "") -> str:
-        m, c = (Path(members_path) / part, Path(claims_path) / part) if part else (
-            members_path, claims_path)
-        return cells_sql(members_view(duckdb_source(m), age_col, has_region),
-                         claims_view(duckdb_source(c)), spec, has_region, reported_above, summary,
-                         DUCKDB)
 
     def cells(parts: list[pa.Table]) -> Cells:
         return cells_from_results(parts, spec, reported_above, years_with_plan, has_region,
                                   summary)
 
-    # the duplicate check reads ids outside the database: run it beside the queries
+    leaves = year_partitions(members_path, claims_path)
+    if leaves:
+        select = partial(cells_select, spec=spec, has_region=has_region,
+                         reported_above=reported_above, summary=summary, dialect=DUCKDB,
+                         ids_checked=True)
+        q = Query(Path(members_path), Path(claims_path), age_col, has_region, select)
+        with contextlib.suppress(NeedsDetail):  # e.g. a claim filed under another partition
+            return cells(_run_parts(con, q, leaves))
+    sql = cells_sql(members_view(duckdb_source(members_path), age_col, has_region),
+                    claims_view(duckdb_source(claims_path)), spec, has_region,
+                    reported_above, summary, DUCKDB)
+    # the duplicate check reads ids outside the database: run it beside the query
     with ThreadPoolExecutor(max_workers=1) as pool:
         duplicates = pool.submit(_no_duplicates, con.cursor(), members_path)
-        parts = aligned_partitions(members_path, claims_path)
-        try:
-            found = cells(_run_parts(con, [sql(p) for p in parts])) if parts else None
-        except NeedsDetail:
-            found = None  # e.g. a claim filed under another partition: join it all at once
-        if found is None:
-            found = cells([con.sql(sql()).to_arrow_table()])
+        found = cells([con.sql(sql).to_arrow_table()])
         duplicates.result()
     return found

@@ -11,7 +11,7 @@ import pytest
 
 from forecasting.cohorts import CohortSpec
 from forecasting.dataset import load_data
-from forecasting.engine_duckdb import aligned_partitions, cells_from_parquet
+from forecasting.engine_duckdb import year_partitions, cells_from_parquet
 from forecasting.engine_spark import cells_from_spark
 from forecasting.errors import InputError
 from pipelines.regions import write_regions
@@ -100,7 +100,7 @@ def test_claim_filed_under_another_region_still_joins(regional, tmp_path):
     a, b = pq.read_table(src).to_pandas(), pq.read_table(dst).to_pandas()
     pd.concat([b, a.iloc[[0]]], ignore_index=True).to_parquet(dst, index=False)
     a.iloc[1:].to_parquet(src, index=False)
-    assert aligned_partitions(data / "members", data / "claims")
+    assert year_partitions(data / "members", data / "claims")
     args = (data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
     duck = cells_from_parquet(*args)
     ref = load_data(data, SPEC, engine="pandas").cells
