@@ -15,11 +15,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from forecasting.aggregation import (
-    ANNUAL_COST,
     DUCKDB,
     NeedsDetail,
     cells_from_results,
@@ -86,6 +86,18 @@ def _unique(member: np.ndarray, year: np.ndarray | None = None) -> bool:
     if key.max() - lo <= 16 * len(key) + 1_000_000:
         return bool(np.bincount(key - lo).max() <= 1)
     return len(np.unique(key)) == len(key)
+
+
+def _sorted_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A file's member ids sorted, and the sorting order (None: already in order, as files
+    written in id order are); repeats -> NeedsDetail."""
+    if (ids[1:] > ids[:-1]).all():
+        return ids, None
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    if (ids[1:] == ids[:-1]).any():
+        raise NeedsDetail("repeated member ids")
+    return ids, order
 
 
 def _years_of(frag: pads.Fragment) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
@@ -156,15 +168,17 @@ class Query:
     select: Callable[..., str]  # cells_select with the spec and options bound
 
 
-def _annual_costs(cur: duckdb.DuckDBPyConnection, q: Query, leaf: str
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Member ids (sorted) and annual costs of one partition's claims."""
-    annual = cur.sql(f"SELECT member_id, {ANNUAL_COST} AS cost FROM "
-                     f"({claims_view(duckdb_source(q.claims / leaf))}) GROUP BY 1 ORDER BY 1"
-                     ).to_arrow_table()
-    if annual.column("member_id").null_count:
+def _annual_costs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Member ids (sorted, unique) and annual eligible costs (CNY) of one partition's
+    claims; NaN where a claim's cost is missing, negative or absurd (as the SQL's)."""
+    table = pa.concat_tables(pq.read_table(f, columns=["member_id", "eligible_cost"])
+                             for f in sorted(folder.glob("*.parquet")))
+    if table.column("member_id").null_count:
         raise NeedsDetail("claim without member id")
-    return annual.column("member_id").to_numpy(), annual.column("cost").to_numpy()
+    cost = pc.fill_null(table.column("eligible_cost").cast(pa.float64()), np.nan).to_numpy()
+    cost = np.where((cost < 0) | (cost > 1e300), np.nan, cost)
+    ids, member = np.unique(table.column("member_id").to_numpy(), return_inverse=True)
+    return ids, np.bincount(member, weights=cost, minlength=len(ids))
 
 
 def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
@@ -173,22 +187,27 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
     (ids are read once, here, and checked for repeats on the way), so the database joins
     row by row instead of through a hash table."""
     cur = con.cursor()
-    claim_ids, claim_cost = _annual_costs(cur, q, leaf)
+    claim_ids, claim_cost = _annual_costs(q.claims / leaf)
     year = int(dict(p.split("=", 1) for p in Path(leaf).parts if "=" in p)["year"])
     matched = np.zeros(len(claim_ids), dtype=bool)
     results, ranges = [], []
     for file in sorted((q.members / leaf).glob("*.parquet")):
         column = pq.read_table(file, columns=["member_id"]).column("member_id")
-        ids = column.to_numpy()
-        if column.null_count or not _unique(ids):
-            raise NeedsDetail("missing or repeated member ids")
-        if not len(ids):
+        if column.null_count:
+            raise NeedsDetail("missing member ids")
+        if not column.length():
             continue
-        ranges.append((year, int(ids.min()), int(ids.max())))
-        pos = np.minimum(np.searchsorted(claim_ids, ids), len(claim_ids) - 1)
-        has = claim_ids[pos] == ids if len(claim_ids) else np.zeros(len(ids), dtype=bool)
-        matched[pos[has]] = True
-        cost = np.where(has, claim_cost[pos], 0.0)
+        ids, order = _sorted_ids(column.to_numpy())
+        ranges.append((year, int(ids[0]), int(ids[-1])))
+        # each claimant's row in the file
+        pos = np.minimum(np.searchsorted(ids, claim_ids), len(ids) - 1)
+        hit = ids[pos] == claim_ids
+        matched |= hit
+        rows = pos[hit] if order is None else order[pos[hit]]
+        has = np.zeros(len(ids), dtype=bool)
+        has[rows] = True
+        cost = np.zeros(len(ids))
+        cost[rows] = claim_cost[hit]
         cur.register("costs", pa.table({"cost": pa.array(cost, mask=~has)}))
         source = (f"({members_view(duckdb_source(file, hive=True), q.age_col, q.has_region)})"
                   f" m POSITIONAL JOIN costs a")
