@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -106,3 +107,27 @@ def test_claim_filed_under_another_region_still_joins(regional, tmp_path):
     ref = load_data(data, SPEC, engine="pandas").cells
     pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
     assert len(duck.claimants) == len(ref.claimants)
+
+
+def test_row_by_row_join_holds_however_a_partition_is_stored(regional, tmp_path, monkeypatch):
+    """Two files, small row groups, ids out of order: the positional join still pairs each
+    member row with its own annual cost (no fallback to the one big join allowed)."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    part = data / "members" / "year=2020" / "region=R02"
+    frame = pq.ParquetFile(part / "part-0.parquet").read().to_pandas()
+    frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    (part / "part-0.parquet").unlink()
+    half = len(frame) // 2
+    for name, rows in (("part-0", frame.iloc[:half]), ("part-1", frame.iloc[half:])):
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False),
+                       part / f"{name}.parquet", row_group_size=300)
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the partition-by-partition join fell back")
+    monkeypatch.setattr("forecasting.engine_duckdb.cells_sql", no_fallback)
+    duck = cells_from_parquet(data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    ref = load_data(data, SPEC, engine="pandas").cells
+    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
+    pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
+                                  check_exact=False, rtol=1e-10)
