@@ -180,9 +180,7 @@ def _expand_summary(frame: pd.DataFrame, cell_keys: list[str],
     found = frame[frame["bucket"].notna()].groupby([*cell_keys, "bucket"], as_index=False)
     found = found.agg(n=("claimants", "sum"), total=("cost", "sum"))
     found["bucket"] = found["bucket"].astype("int64")
-    claimants = SeveritySummary(found, tuple(cell_keys)).expand()
-    claimants["age"] = claimants["age_band"].astype("int64") + (spec.band_width - 1) // 2
-    return claimants
+    return SeveritySummary(found, tuple(cell_keys)).claimants(spec.band_width)
 
 
 def _typed(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,

@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 
 from forecasting.cohorts import RESIDENCES, SEXES, CohortSpec
-from forecasting.errors import InputError, rows_hint
+from forecasting.errors import InputError
+from forecasting.io import where
 
 CELL_STATS = ("exposure", "insured", "claimants", "cost")
+ID_COLUMNS = "columns 'member_id','year'"
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def annual_costs(
         rows = np.sort(order[dup + 1])
         first = members.iloc[rows[0]]
         raise InputError(
-            f"{members_path}: columns 'member_id','year', {rows_hint(rows)}: expected one row per "
+            f"{where(members_path, rows, ID_COLUMNS)}: expected one row per "
             f"member-year; got member {first['member_id']} in {first['year']} more than once"
         )
     pos = np.minimum(np.searchsorted(sorted_keys, ckey), len(sorted_keys) - 1)
@@ -100,7 +102,7 @@ def annual_costs(
     if missing.size:
         first = claims.iloc[missing[0]]
         raise InputError(
-            f"{claims_path}: columns 'member_id','year', {rows_hint(missing)}: expected a "
+            f"{where(claims_path, missing, ID_COLUMNS)}: expected a "
             f"member-year listed in {members_path}; got member {first['member_id']} in "
             f"{first['year']}"
         )

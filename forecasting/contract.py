@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forecasting.cohorts import RESIDENCES, SEXES
-from forecasting.errors import InputError, rows_hint
+from forecasting.errors import InputError
+from forecasting.io import where
 
 MEMBER_COLUMNS = ("member_id", "year", "sex", "residence", "special_group", "exposure")
 CLAIM_COLUMNS = ("member_id", "year", "eligible_cost")
@@ -34,7 +35,7 @@ class Column:
     def fail(self, rows: np.ndarray, expected: str, got: str | None = None) -> None:
         got_text = f"; got {got}" if got else ""
         raise InputError(
-            f"{self.path}: column {self.name!r}, {rows_hint(rows)}: expected {expected}{got_text}"
+            f"{where(self.path, rows, f'column {self.name!r}')}: expected {expected}{got_text}"
         )
 
     def _first_bad(self, mask: np.ndarray, expected: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -14,13 +14,21 @@ import pandas as pd
 import pyarrow as pa
 
 from forecasting.aggregation import NeedsDetail
-from forecasting.cells import Cells, aggregate, annual_costs
+from forecasting.cells import Cells, aggregate, annual_costs, claimant_columns
 from forecasting.cohorts import CohortSpec
 from forecasting.contract import validate_claims, validate_members
 from forecasting.engine_duckdb import cells_from_parquet
-from forecasting.errors import InputError, rows_hint
-from forecasting.io import atomic_dir, columns_of, find_table, read_table, write_table
+from forecasting.errors import InputError
+from forecasting.io import (
+    atomic_dir,
+    columns_of,
+    find_table,
+    read_table,
+    where,
+    write_table,
+)
 from forecasting.scheme import Scheme, load_scheme, scheme_to_toml
+from forecasting.summary import SeveritySummary
 
 SCHEME_FILE = "scheme.toml"
 
@@ -71,11 +79,13 @@ def load_data(
     this (CNY); claimants are then left-truncated there and the models must know it.
     engine: "duckdb" (default for Parquet: parallel, out of core), "pandas" (any file) or
     "spark" (Parquet on a Spark cluster at `spark_master`).
-    severity_summary: the SQL engines send claimants' costs as a log-bucket summary per
-    cohort instead of one row each (exact sums, costs to within 1.2 %).
+    severity_summary: claimants' costs come as a log-bucket summary per cohort instead of
+    one row each (SQL engines send only the summary; exact sums, costs within 1.2 %).
     """
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if severity_summary and spec is not None and "special_group" not in spec.keys:
+        raise InputError("a severity summary needs special_group among the cohort keys")
     directory = Path(directory)
     scheme_path = directory / SCHEME_FILE
     members_path = find_table(directory, "members")
@@ -90,7 +100,7 @@ def load_data(
     # Hashing the files runs in a thread while the data are checked and aggregated.
     with ThreadPoolExecutor(max_workers=1) as pool:
         fp = pool.submit(fingerprint, [members_path, claims_path, scheme_path],
-                         f"{spec}|{reported_above}")
+                         f"{spec}|{reported_above}" + ("|summary" if severity_summary else ""))
         cells = _cells(members_path, claims_path, scheme, spec, reported_above, engine,
                        spark_master, severity_summary)
         return Dataset(directory, cells, scheme, fp.result())
@@ -124,11 +134,21 @@ def _cells(members_path: Path, claims_path: Path, scheme: Scheme, spec: CohortSp
         low = np.flatnonzero((annual > 0) & (annual <= reported_above))
         if low.size:
             raise InputError(
-                f"{claims_path}: column 'eligible_cost', member-years at members {rows_hint(low)}: "
-                f"expected annual totals > reported_above {reported_above:g} CNY; "
-                f"got {annual[low[0]]:g}"
+                f"{claims_path}: column 'eligible_cost': expected annual totals > "
+                f"reported_above {reported_above:g} CNY; got {annual[low[0]]:g} for the "
+                f"member-years at {where(members_path, low)}"
             )
-    return aggregate(members, annual, spec, reported_above)
+    cells = aggregate(members, annual, spec, reported_above)
+    return summarised(cells) if summary else cells
+
+
+def summarised(cells: Cells) -> Cells:
+    """Cells whose claimants are rebuilt from their log-bucket summary, as the SQL engines
+    send them with severity_summary: every engine then gives the models the same rows."""
+    keys = ["year", *cells.spec.columns]
+    found = SeveritySummary.from_claimants(cells.claimants, keys)
+    claimants = found.claimants(cells.spec.band_width)[claimant_columns(cells.spec)]
+    return replace(cells, claimants=claimants)
 
 
 def _check_years(scheme_path: Path, path: Path, years: np.ndarray, scheme: Scheme) -> None:
@@ -136,7 +156,7 @@ def _check_years(scheme_path: Path, path: Path, years: np.ndarray, scheme: Schem
     if unknown:
         rows = np.flatnonzero(np.isin(years, unknown))
         raise InputError(
-            f"{path}: column 'year', {rows_hint(rows)}: expected a year with a plan in "
+            f"{where(path, rows, 'column ' + repr('year'))}: expected a year with a plan in "
             f"{scheme_path} ({', '.join(map(str, sorted(scheme.plans)))}); got {unknown[0]}"
         )
 

@@ -10,13 +10,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from forecasting.errors import InputError
+from forecasting.errors import InputError, rows_hint
 
 TABLE_SUFFIXES = (".parquet", ".csv")
 
@@ -51,7 +52,8 @@ def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
             if not ds.files:
                 raise InputError(f"{path}: no Parquet files in the folder")
             cols = [c for c in columns if c in ds.schema.names] if columns else None
-            table = ds.to_table(columns=cols)
+            table = ds.to_table(columns=cols)  # fragments' rows in fragment order
+            _remember_files(path, ds)
         elif suffix == ".parquet":
             schema = pq.read_schema(path)
             cols = [c for c in columns if c in schema.names] if columns else None
@@ -68,6 +70,34 @@ def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     if table.num_rows == 0:
         raise InputError(f"{path}: the table is empty; expected at least one row")
     return table
+
+
+# Which file each row of a partitioned folder came from, so that errors can name the file
+# and the row within it: folder -> (files, first row of each file in the table).
+_FILES: dict[str, tuple[list[str], np.ndarray]] = {}
+
+
+def _remember_files(path: Path, ds: pads.Dataset) -> None:
+    frags = list(ds.get_fragments())
+    counts = [frag.count_rows() for frag in frags]
+    _FILES[str(Path(path).resolve())] = ([f.path for f in frags],
+                                         np.cumsum([0, *counts[:-1]]).astype("int64"))
+
+
+def where(path: Path, rows, what: str = "") -> str:
+    """'<file>: <what>, rows …' for an error message. For a partitioned folder the file is
+    the one holding the first offending row and the rows are counted within it."""
+    rows = np.asarray(list(rows), dtype="int64")
+    label, local, others = str(path), rows, 0
+    found = _FILES.get(str(Path(path).resolve()))
+    if found is not None and rows.size:
+        files, starts = found
+        i = int(np.searchsorted(starts, rows[0], side="right") - 1)
+        end = starts[i + 1] if i + 1 < len(starts) else np.iinfo("int64").max
+        inside = (rows >= starts[i]) & (rows < end)
+        label, local, others = files[i], rows[inside] - starts[i], int((~inside).sum())
+    more = f" (and {others} more in other files)" if others else ""
+    return f"{label}: {what + ', ' if what else ''}{rows_hint(local)}{more}"
 
 
 def _read_csv(path: Path) -> pa.Table:

@@ -89,3 +89,10 @@ class SeveritySummary:
         out = t.iloc[rows][list(self.keys)].reset_index(drop=True)
         out["cost"] = (t["total"].to_numpy(float) / n)[rows]
         return out
+
+    def claimants(self, band_width: int) -> pd.DataFrame:
+        """`expand()` with each claimant's age at the middle of its age band (the summary
+        keeps the band, not the age): claimant rows as the models read them."""
+        out = self.expand()
+        out["age"] = out["age_band"].astype("int64") + (band_width - 1) // 2
+        return out

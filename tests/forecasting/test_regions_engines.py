@@ -12,7 +12,7 @@ import pytest
 
 from forecasting.cohorts import CohortSpec
 from forecasting.dataset import load_data
-from forecasting.engine_duckdb import year_partitions, cells_from_parquet
+from forecasting.engine_duckdb import cells_from_parquet, year_partitions
 from forecasting.engine_spark import cells_from_spark
 from forecasting.errors import InputError
 from pipelines.regions import write_regions
@@ -64,8 +64,10 @@ def test_spark_engine_refuses_damaged_data_like_the_others(regional, tmp_path):
     def edit(frame):
         frame.loc[3, "exposure"] = 2.0
     data = _copy_and_edit(regional, tmp_path, 2020, "R02", edit)
+    # the message names the file and the row within it, not the row in the whole data set
+    where = r"year=2020/region=R02/part-0\.parquet: column 'exposure', row 4: expected"
     for engine in ("spark", "duckdb", "pandas"):
-        with pytest.raises(InputError, match="column 'exposure'"):
+        with pytest.raises(InputError, match=where):
             load_data(data, engine=engine)
 
 
@@ -86,8 +88,9 @@ def test_member_year_in_two_regions_is_a_duplicate(regional, tmp_path):
     def edit(frame):
         frame.loc[0, "member_id"] = taken
     data = _copy_and_edit(regional, tmp_path, 2021, "R02", edit)
+    where = r"year=2021/region=R02/part-0\.parquet: columns 'member_id','year', row 1: "
     for engine in ("duckdb", "spark"):
-        with pytest.raises(InputError, match="one row per member-year"):
+        with pytest.raises(InputError, match=where + "expected one row per member-year"):
             load_data(data, engine=engine)
 
 
