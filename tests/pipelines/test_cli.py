@@ -102,7 +102,7 @@ def test_history_by_age_adds_up_to_payouts(small_dir):
 
 @pytest.mark.parametrize("engine", ["duckdb", "pandas"])
 def test_history_with_severity_summary(small_dir, engine):
-    """--severity-summary: head counts and claimants exact, payouts within 0.5 % (costs are
+    """--severity-summary: head counts and premiums exact, payouts within 0.5 % (costs are
     only known to a bucket, 1.2 % wide, so payouts under the cap and ratios move a little)."""
     base = ["history", "--data", str(small_dir), "--engine", engine, "--format", "json"]
     full = pd.DataFrame(json.loads(runner.invoke(app, base).stdout))
@@ -110,6 +110,6 @@ def test_history_with_severity_summary(small_dir, engine):
     assert summ.exit_code == 0, summ.output
     summ = pd.DataFrame(json.loads(summ.stdout))
     assert (summ["insured"] == full["insured"]).all()
-    assert (summ["claimants"] == full["claimants"]).all()
+    assert (summ["premium_income"] == full["premium_income"]).all()
     assert summ["payouts"].to_numpy() == pytest.approx(full["payouts"].to_numpy(), rel=0.005)
     assert not (summ["payouts"] == full["payouts"]).all()  # the summary really was used
