@@ -66,13 +66,16 @@ ANNUAL_COST = """CASE WHEN COUNT(eligible_cost) < COUNT(*) OR MIN(eligible_cost)
 
 
 def cells_select(source: str, spec: CohortSpec, has_region: bool, reported_above: float,
-                 summary: bool, dialect: Dialect, ids_checked: bool = False) -> str:
+                 summary: bool, dialect: Dialect, ids_checked: bool = False,
+                 values_checked: bool = False) -> str:
     """The grouped SELECT over `source`, which yields member rows `m` beside their annual
     cost `a.cost` (NULL for a member-year without claims).
 
     Every aggregate here runs over every member row, so the checks are folded into few;
     a claim without its member-year lands in the group whose keys are all NULL, as does a
-    member row with a missing key. ids_checked: member ids were checked outside.
+    member row with a missing key. ids_checked: member ids were checked outside;
+    values_checked: so were exposure and age (Parquet statistics; a NaN exposure still
+    shows as a NaN cell exposure).
     """
     band = (f"LEAST(CAST(FLOOR(m.age / {spec.band_width}) AS INT), {spec.n_bands - 1}) "
             f"* {spec.band_width}")
@@ -90,11 +93,11 @@ def cells_select(source: str, spec: CohortSpec, has_region: bool, reported_above
         extra += (f", {dialect.collect.format(age='m.age', cost='a.cost')} "
                   f"FILTER (WHERE {claimant}) AS detail")
     no_id = "" if ids_checked else "m.member_id IS NULL OR "
-    return f"""SELECT {", ".join(keys)}, SUM(m.exposure) AS exposure, COUNT(*) AS insured,
-            COUNT(*) FILTER (WHERE {no_id}m.exposure IS NULL
+    bad = "0" if values_checked else f"""COUNT(*) FILTER (WHERE {no_id}m.exposure IS NULL
                 OR NOT (m.exposure > 0 AND m.exposure <= 1)
-                OR m.age < 0 OR m.age > 120) AS bad,
-            SUM(a.cost) AS cost{extra}
+                OR m.age < 0 OR m.age > 120)"""
+    return f"""SELECT {", ".join(keys)}, SUM(m.exposure) AS exposure, COUNT(*) AS insured,
+            {bad} AS bad, SUM(a.cost) AS cost{extra}
         FROM {source}
         GROUP BY {", ".join(str(i) for i in range(1, len(keys) + 1))}"""
 
@@ -118,7 +121,7 @@ def _check(frame: pd.DataFrame, keys: list[str], years_with_plan: list[int],
     if frame[keys].isna().any().any():
         raise NeedsDetail("a claim without member-year or a member without a key")
     ok = (
-        not frame["bad"].any()
+        not frame["bad"].any() and not frame["exposure"].isna().any()
         and frame["year"].isin(years_with_plan).all()
         and (frame[["sex", "residence"]] >= 0).all().all()
     )

@@ -181,6 +181,28 @@ def _annual_costs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.bincount(member, weights=cost, minlength=len(ids))
 
 
+def values_in_range(file: Path, age_col: str, year: int) -> bool:
+    """Whether the file's Parquet statistics prove every exposure in (0, 1] (NaN aside,
+    which statistics skip) and every age in 0..120, with no missing values: then the
+    query need not test each row. False when a statistic is missing or out of range."""
+    meta = pq.ParquetFile(file).metadata
+    names = meta.schema.names
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for name, lo_ok, hi_ok in (
+                ("exposure", lambda lo: lo > 0, lambda hi: hi <= 1),
+                (age_col, lambda lo: lo >= 0, lambda hi: hi <= 120) if age_col == "age" else
+                (age_col, lambda lo: year - lo <= 120, lambda hi: year - hi >= 0)):
+            if name not in names:
+                return False
+            stats = group.column(names.index(name)).statistics
+            if stats is None or not stats.has_min_max or stats.null_count != 0:
+                return False
+            if not (lo_ok(stats.min) and hi_ok(stats.max)):
+                return False
+    return True
+
+
 def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
                ) -> tuple[list[pa.Table], Ranges]:
     """Cells of one partition: each members file gets its rows' annual costs by position
@@ -211,7 +233,8 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
         cur.register("costs", pa.table({"cost": pa.array(cost, mask=~has)}))
         source = (f"({members_view(duckdb_source(file, hive=True), q.age_col, q.has_region)})"
                   f" m POSITIONAL JOIN costs a")
-        results.append(cur.sql(q.select(source)).to_arrow_table())
+        checked = values_in_range(file, q.age_col, year)
+        results.append(cur.sql(q.select(source, values_checked=checked)).to_arrow_table())
     if not matched.all():
         raise NeedsDetail("a claim without its member-year in the same partition")
     return results, ranges

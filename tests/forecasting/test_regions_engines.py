@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,7 +13,7 @@ import pytest
 
 from forecasting.cohorts import CohortSpec
 from forecasting.dataset import load_data
-from forecasting.engine_duckdb import cells_from_parquet, year_partitions
+from forecasting.engine_duckdb import cells_from_parquet, values_in_range, year_partitions
 from forecasting.engine_spark import cells_from_spark
 from forecasting.errors import InputError
 from pipelines.regions import write_regions
@@ -134,3 +135,24 @@ def test_row_by_row_join_holds_however_a_partition_is_stored(regional, tmp_path,
     pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
     pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
                                   check_exact=False, rtol=1e-10)
+
+
+@pytest.mark.parametrize(("column", "value"), [("exposure", float("nan")), ("exposure", None),
+                                               ("exposure", 1.5), ("age", 130)])
+def test_damaged_partition_named_with_file_and_row(regional, tmp_path, column, value):
+    """Values the Parquet statistics miss (a NaN) or show (a null, out of range) are caught
+    on the partition-by-partition path, and the message names the file and the row in it."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    part = data / "members" / "year=2019" / "region=R03" / "part-0.parquet"
+    table = pq.ParquetFile(part).read()
+    values = table.column(column).to_numpy().astype("float64")
+    values[6] = np.nan if value is None else value
+    # a real NaN stays a NaN only from numpy; from pandas it would become a null
+    new = pa.array(values, mask=np.isnan(values) if value is None else None)
+    new = new.cast(table.schema.field(column).type, safe=False) if column == "age" else new
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column, new), part)
+    assert values_in_range(part, "age", 2019) == (value is not None and value != value)
+    with pytest.raises(InputError, match=rf"region=R03/part-0\.parquet: column '{column}', "
+                                         r"row 7: expected"):
+        load_data(data, engine="duckdb")
