@@ -28,13 +28,15 @@ class NeedsDetail(Exception):
 
 @dataclass(frozen=True)
 class Dialect:
-    """What differs between the SQL engines: how a list of (age, cost) pairs is collected."""
+    """What differs between the SQL engines: how a list of (age, cost) pairs is collected
+    and how integers divide."""
 
     collect: str  # format string with {age} and {cost}
+    int_div: str  # format string with {a} and {b}
 
 
-DUCKDB = Dialect("LIST(struct_pack(age := {age}, cost := {cost}))")
-SPARK = Dialect("collect_list(named_struct('age', {age}, 'cost', {cost}))")
+DUCKDB = Dialect("LIST(struct_pack(age := {age}, cost := {cost}))", "({a} // {b})")
+SPARK = Dialect("collect_list(named_struct('age', {age}, 'cost', {cost}))", "({a} div {b})")
 
 
 def members_view(source: str, age_col: str, has_region: bool) -> str:
@@ -67,7 +69,8 @@ ANNUAL_COST = """CASE WHEN COUNT(eligible_cost) < COUNT(*) OR MIN(eligible_cost)
 
 def cells_select(source: str, spec: CohortSpec, has_region: bool, reported_above: float,
                  summary: bool, dialect: Dialect, ids_checked: bool = False,
-                 values_checked: bool = False) -> str:
+                 values_checked: bool = False, cost: str = "a.cost",
+                 detail: bool = True, fixed: tuple[str, ...] = ()) -> str:
     """The grouped SELECT over `source`, which yields member rows `m` beside their annual
     cost `a.cost` (NULL for a member-year without claims).
 
@@ -75,29 +78,33 @@ def cells_select(source: str, spec: CohortSpec, has_region: bool, reported_above
     a claim without its member-year lands in the group whose keys are all NULL, as does a
     member row with a missing key. ids_checked: member ids were checked outside;
     values_checked: so were exposure and age (Parquet statistics; a NaN exposure still
-    shows as a NaN cell exposure).
+    shows as a NaN cell exposure). cost: the annual cost column; detail=False: the
+    claimants' rows are collected outside (and counted there); fixed: keys constant in
+    the source (a partition's year and region), left out of the grouping and added to the
+    result by the caller.
     """
-    band = (f"LEAST(CAST(FLOOR(m.age / {spec.band_width}) AS INT), {spec.n_bands - 1}) "
-            f"* {spec.band_width}")
-    keys = ["m.year", f"{band} AS age_band", "m.sex", "m.residence", "m.special_group",
-            *(["m.region"] if has_region else [])]
-    claimant = f"a.cost > {reported_above!r}"
+    # an age below 0 falls in some band here, but such a row is refused anyway (bad)
+    band = (f"LEAST({dialect.int_div.format(a='m.age', b=spec.band_width)}, "
+            f"{spec.n_bands - 1}) * {spec.band_width}")
+    keys = [f"{band} AS age_band" if k == "age_band" else f"m.{k}"
+            for k in group_keys(has_region) if k not in fixed]
+    claimant = f"{cost} > {reported_above!r}"
     extra = ""
     if reported_above > 0:  # left truncation: nothing may be reported at or below it
-        extra += (f", COUNT(*) FILTER (WHERE a.cost > 0 AND a.cost <= {reported_above!r})"
+        extra += (f", COUNT(*) FILTER (WHERE {cost} > 0 AND {cost} <= {reported_above!r})"
                   f" AS low")
     if summary:  # claimants' costs leave the engine only as counts and sums per bucket
-        keys.append(f"CASE WHEN {claimant} AND NOT isnan(a.cost) "
-                    f"THEN {bucket_sql('a.cost')} END AS bucket")
-    else:
-        extra += (f", {dialect.collect.format(age='m.age', cost='a.cost')} "
+        keys.append(f"CASE WHEN {claimant} AND NOT isnan({cost}) "
+                    f"THEN {bucket_sql(cost)} END AS bucket")
+    elif detail:
+        extra += (f", {dialect.collect.format(age='m.age', cost=cost)} "
                   f"FILTER (WHERE {claimant}) AS detail")
     no_id = "" if ids_checked else "m.member_id IS NULL OR "
     bad = "0" if values_checked else f"""COUNT(*) FILTER (WHERE {no_id}m.exposure IS NULL
                 OR NOT (m.exposure > 0 AND m.exposure <= 1)
                 OR m.age < 0 OR m.age > 120)"""
     return f"""SELECT {", ".join(keys)}, SUM(m.exposure) AS exposure, COUNT(*) AS insured,
-            {bad} AS bad, SUM(a.cost) AS cost{extra}
+            {bad} AS bad, SUM({cost}) AS cost{extra}
         FROM {source}
         GROUP BY {", ".join(str(i) for i in range(1, len(keys) + 1))}"""
 
@@ -133,16 +140,18 @@ def _check(frame: pd.DataFrame, keys: list[str], years_with_plan: list[int],
 
 def cells_from_results(parts: list[pa.Table], spec: CohortSpec, reported_above: float,
                        years_with_plan: list[int], has_region: bool,
-                       summary: bool = False) -> Cells:
-    """Cells from the results of `cells_sql` on one or several disjoint parts of the data."""
+                       summary: bool = False, claimants: pa.Table | None = None) -> Cells:
+    """Cells from the results of `cells_sql` on one or several disjoint parts of the data.
+    claimants: their rows when collected outside the query (keys coded, age, cost)."""
     if "region" in spec.keys and not has_region:
         raise NeedsDetail("no region column")
     result = pa.concat_tables(parts)
     frame = result.drop_columns(["detail"] if "detail" in result.column_names else []
                                 ).to_pandas()
     for key, allowed in (("sex", SEXES), ("residence", RESIDENCES)):
-        code = frame[key].map({v: i for i, v in enumerate(allowed)})
-        frame[key] = code.fillna(-1).astype("int8")  # -1: not an allowed value
+        if not pd.api.types.is_integer_dtype(frame[key]):  # already coded outside
+            code = frame[key].map({v: i for i, v in enumerate(allowed)})
+            frame[key] = code.fillna(-1).astype("int8")  # -1: not an allowed value
     keys = group_keys(has_region)
     # NULL cost: a cell without claims; NaN: a member-year with a damaged claim
     _check(frame, keys, years_with_plan, bool(pc.any(pc.is_nan(result.column("cost"))).as_py()))
@@ -150,18 +159,26 @@ def cells_from_results(parts: list[pa.Table], spec: CohortSpec, reported_above: 
     if summary:
         is_claimant = frame["bucket"].notna()
         frame["claimants"] = frame["insured"].where(is_claimant, 0)
-    else:
+    elif claimants is None:
         lengths = pc.list_value_length(result.column("detail")).fill_null(0)
         frame["claimants"] = lengths.to_numpy()
-    if not frame["claimants"].any():
+    else:
+        frame["claimants"] = 0  # counted from their rows below
+    if not frame["claimants"].any() and (claimants is None or not claimants.num_rows):
         raise NeedsDetail("no claimants")
     cell_keys = ["year", *spec.columns]
     table = frame.groupby(cell_keys, as_index=False)[["exposure", "insured", "claimants",
                                                        "cost"]].sum()
+    if claimants is not None and not summary:
+        counts = claimants.group_by(cell_keys).aggregate([([], "count_all")]).to_pandas()
+        table = table.merge(counts, on=cell_keys, how="left", validate="one_to_one")
+        table["claimants"] = table.pop("count_all").fillna(0).astype("int64")
     if summary:
         claimants = _expand_summary(frame, cell_keys, spec)
-    else:
+    elif claimants is None:
         claimants = _unlist(frame[keys], result.column("detail"))
+    else:
+        claimants = claimants.to_pandas()
     return _typed(table, claimants, spec, reported_above)
 
 

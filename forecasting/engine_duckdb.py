@@ -29,7 +29,7 @@ from forecasting.aggregation import (
     members_view,
 )
 from forecasting.cells import Cells
-from forecasting.cohorts import CohortSpec
+from forecasting.cohorts import RESIDENCES, SEXES, CohortSpec
 from forecasting.contract import age_column
 
 NUMERIC = ("int", "float", "double", "decimal")
@@ -40,13 +40,12 @@ def dataset(path: Path) -> pads.Dataset:
     return pads.dataset(path, format="parquet", partitioning="hive")
 
 
-def duckdb_source(path: Path, hive: bool = False) -> str:
-    """read_parquet over a file or a folder; hive: take partition columns from the path
-    (always for a folder; for a file only when it sits in a partition folder)."""
+def duckdb_source(path: Path) -> str:
+    """read_parquet over a file or a hive-partitioned folder."""
     path = Path(path)
     if path.is_dir():
         return f"read_parquet('{path}/**/*.parquet', hive_partitioning = true)"
-    return f"read_parquet('{path}'{', hive_partitioning = true' if hive else ''})"
+    return f"read_parquet('{path}')"
 
 
 def types_ok(schema: pa.Schema, expected: dict[str, tuple[str, ...]]) -> None:
@@ -166,6 +165,9 @@ class Query:
     claims: Path
     age_col: str
     has_region: bool
+    spec: CohortSpec
+    reported_above: float
+    summary: bool  # claimants leave as bucket counts: no claimant rows to collect
     select: Callable[..., str]  # cells_select with the spec and options bound
 
 
@@ -178,7 +180,11 @@ def _annual_costs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         raise NeedsDetail("claim without member id")
     cost = pc.fill_null(table.column("eligible_cost").cast(pa.float64()), np.nan).to_numpy()
     cost = np.where((cost < 0) | (cost > 1e300), np.nan, cost)
-    ids, member = np.unique(table.column("member_id").to_numpy(), return_inverse=True)
+    ids = table.column("member_id").to_numpy()
+    if len(ids) > 1 and (ids[1:] >= ids[:-1]).all():  # claims in member order: no sort
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        return ids[starts], np.add.reduceat(cost, starts)
+    ids, member = np.unique(ids, return_inverse=True)
     return ids, np.bincount(member, weights=cost, minlength=len(ids))
 
 
@@ -204,23 +210,59 @@ def values_in_range(file: Path, age_col: str, year: int) -> bool:
     return True
 
 
+def _coded(column: pa.ChunkedArray, allowed: tuple[str, ...]) -> np.ndarray:
+    """Category codes (int8) of a text column, -1 for a value not allowed or missing."""
+    array = column.combine_chunks()
+    if not pa.types.is_dictionary(array.type):
+        array = pc.dictionary_encode(array)
+    remap = np.array([allowed.index(v) if v in allowed else -1
+                      for v in array.dictionary.to_pylist()] + [-1], dtype="int8")
+    indices = pc.fill_null(array.indices, len(array.dictionary)).to_numpy()
+    return remap[indices]
+
+
+def _partition_keys(leaf: str) -> dict[str, str]:
+    return dict(p.split("=", 1) for p in Path(leaf).parts if "=" in p)
+
+
+def _members_file(q: Query, file: Path, year: int, region: str | None) -> pa.Table:
+    """A members file decoded once into the columns the query groups by, categories coded;
+    `member_id` kept for the join."""
+    wanted = ["member_id", q.age_col, "sex", "residence", "special_group", "exposure"]
+    if q.has_region and region is None:
+        wanted.append("region")
+    t = pq.read_table(file, columns=wanted, use_threads=False)
+    age = t.column(q.age_col).cast(pa.int32())
+    return pa.table({
+        "member_id": t.column("member_id"),
+        "age": age if q.age_col == "age" else pc.subtract(pa.scalar(year, pa.int32()), age),
+        "sex": _coded(t.column("sex"), SEXES),
+        "residence": _coded(t.column("residence"), RESIDENCES),
+        "special_group": t.column("special_group"),
+        "exposure": t.column("exposure").cast(pa.float64()),
+        **({"region": t.column("region").cast(pa.string())} if "region" in wanted else {}),
+    })
+
+
 def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
-               ) -> tuple[list[pa.Table], Ranges]:
-    """Cells of one partition: each members file gets its rows' annual costs by position
-    (ids are read once, here, and checked for repeats on the way), so the database joins
-    row by row instead of through a hash table."""
+               ) -> tuple[list[pa.Table], list[pa.Table], Ranges]:
+    """Cells and claimant rows of one partition. Each members file is decoded once: its
+    ids are checked for repeats and searched for the claims' member-years, the annual cost
+    goes beside each row, the database groups the rows and the claimants are taken by
+    position (no hash join, no list aggregate)."""
     cur = con.cursor()
     claim_ids, claim_cost = _annual_costs(q.claims / leaf)
-    year = int(dict(p.split("=", 1) for p in Path(leaf).parts if "=" in p)["year"])
+    keys = _partition_keys(leaf)
+    year, region = int(keys["year"]), keys.get("region") if q.has_region else None
     matched = np.zeros(len(claim_ids), dtype=bool)
-    results, ranges = [], []
+    results, claimants, ranges = [], [], []
     for file in sorted((q.members / leaf).glob("*.parquet")):
-        column = pq.read_table(file, columns=["member_id"]).column("member_id")
-        if column.null_count:
+        members = _members_file(q, file, year, region)
+        if members.column("member_id").null_count:
             raise NeedsDetail("missing member ids")
-        if not column.length():
+        if not members.num_rows:
             continue
-        ids, order = _sorted_ids(column.to_numpy())
+        ids, order = _sorted_ids(members.column("member_id").to_numpy())
         ranges.append((year, int(ids[0]), int(ids[-1])))
         # each claimant's row in the file
         pos = np.minimum(np.searchsorted(ids, claim_ids), len(ids) - 1)
@@ -231,20 +273,42 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
         has[rows] = True
         cost = np.zeros(len(ids))
         cost[rows] = claim_cost[hit]
-        cur.register("costs", pa.table({"cost": pa.array(cost, mask=~has)}))
-        source = (f"({members_view(duckdb_source(file, hive=True), q.age_col, q.has_region)})"
-                  f" m POSITIONAL JOIN costs a")
+        cur.register("part", members.append_column("cost", pa.array(cost, mask=~has)))
+        fixed = ("year", "region") if region is not None else ("year",)
         checked = values_in_range(file, q.age_col, year)
-        results.append(cur.sql(q.select(source, values_checked=checked)).to_arrow_table())
+        found = cur.sql(q.select("part m", values_checked=checked, fixed=fixed)
+                        ).to_arrow_table()
+        found = found.append_column("year", pa.repeat(pa.scalar(year, pa.int32()), len(found)))
+        if region is not None:
+            found = found.append_column("region", pa.repeat(region, len(found)))
+        results.append(found)
+        if not q.summary:
+            claimants.append(_claimant_rows(
+                q, members, rows[claim_cost[hit] > q.reported_above], cost, year, region))
     if not matched.all():
         raise NeedsDetail("a claim without its member-year in the same partition")
-    return results, ranges
+    return results, claimants, ranges
+
+
+def _claimant_rows(q: Query, members: pa.Table, rows: np.ndarray, cost: np.ndarray,
+                   year: int, region: str | None) -> pa.Table:
+    """Claimants of one file, keyed like the query's groups (sex and residence coded)."""
+    rows = np.sort(rows)
+    wanted = ["age", "sex", "residence", "special_group", *(["region"] if q.has_region
+                                                             and region is None else [])]
+    picked = members.select(wanted).take(pa.array(rows))
+    age = picked.column("age").to_numpy()
+    out = {"year": pa.array(np.full(len(rows), year)), "age_band": pa.array(q.spec.band(age)),
+           **{key: picked.column(key) for key in ("sex", "residence", "special_group")}}
+    if q.has_region:
+        out["region"] = (pa.repeat(region, len(rows)) if region is not None
+                         else picked.column("region"))
+    return pa.table({**out, "age": picked.column("age"), "cost": pa.array(cost[rows])})
 
 
 def _run_parts(con: duckdb.DuckDBPyConnection, q: Query, leaves: list[str]
-               ) -> list[pa.Table]:
-    """Partitions on as many cursors as DuckDB has threads, one thread each (which also
-    keeps each positional join in file order)."""
+               ) -> tuple[list[pa.Table], pa.Table | None]:
+    """Partitions on as many cursors as DuckDB has threads, one thread each."""
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
     con.execute("SET threads = 1")
     try:
@@ -252,8 +316,10 @@ def _run_parts(con: duckdb.DuckDBPyConnection, q: Query, leaves: list[str]
             done = list(pool.map(lambda leaf: _join_part(con, q, leaf), leaves))
     finally:
         con.execute(f"SET threads = {threads}")
-    _disjoint(con, [r for _, ranges in done for r in ranges])
-    return [t for tables, _ in done for t in tables]
+    _disjoint(con, [r for *_, ranges in done for r in ranges])
+    rows = [c for _, claimants, _ in done for c in claimants]
+    return ([t for tables, _, _ in done for t in tables],
+            pa.concat_tables(rows) if rows else None)
 
 
 def cells_from_parquet(
@@ -281,10 +347,13 @@ def cells_from_parquet(
     if leaves:
         select = partial(cells_select, spec=spec, has_region=has_region,
                          reported_above=reported_above, summary=summary, dialect=DUCKDB,
-                         ids_checked=True)
-        q = Query(Path(members_path), Path(claims_path), age_col, has_region, select)
+                         ids_checked=True, cost="m.cost", detail=False)
+        q = Query(Path(members_path), Path(claims_path), age_col, has_region, spec,
+                  reported_above, summary, select)
         with contextlib.suppress(NeedsDetail):  # e.g. a claim filed under another partition
-            return cells(_run_parts(con, q, leaves))
+            parts, claimants = _run_parts(con, q, leaves)
+            return cells_from_results(parts, spec, reported_above, years_with_plan,
+                                      has_region, summary, claimants)
     sql = cells_sql(members_view(duckdb_source(members_path), age_col, has_region),
                     claims_view(duckdb_source(claims_path)), spec, has_region,
                     reported_above, summary, DUCKDB)

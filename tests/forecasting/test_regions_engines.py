@@ -114,8 +114,8 @@ def test_claim_filed_under_another_region_still_joins(regional, tmp_path):
 
 
 def test_row_by_row_join_holds_however_a_partition_is_stored(regional, tmp_path, monkeypatch):
-    """Two files, small row groups, ids out of order: the positional join still pairs each
-    member row with its own annual cost (no fallback to the one big join allowed)."""
+    """Two files, small row groups, member ids and claims out of order: each member row
+    still gets its own annual cost (no fallback to the one big join allowed)."""
     data = tmp_path / "data"
     shutil.copytree(regional, data)
     part = data / "members" / "year=2020" / "region=R02"
@@ -126,6 +126,10 @@ def test_row_by_row_join_holds_however_a_partition_is_stored(regional, tmp_path,
     for name, rows in (("part-0", frame.iloc[:half]), ("part-1", frame.iloc[half:])):
         pq.write_table(pa.Table.from_pandas(rows, preserve_index=False),
                        part / f"{name}.parquet", row_group_size=300)
+
+    claims = data / "claims" / "year=2020" / "region=R02" / "part-0.parquet"
+    shuffled = pq.ParquetFile(claims).read().to_pandas().sample(frac=1.0, random_state=4)
+    pq.write_table(pa.Table.from_pandas(shuffled, preserve_index=False), claims)
 
     def no_fallback(*args, **kwargs):
         raise AssertionError("the partition-by-partition join fell back")
@@ -156,3 +160,24 @@ def test_damaged_partition_named_with_file_and_row(regional, tmp_path, column, v
     with pytest.raises(InputError, match=rf"region=R03/part-0\.parquet: column '{column}', "
                                          r"row 7: expected"):
         load_data(data, engine="duckdb")
+
+
+def test_birth_year_on_the_partition_path(regional, tmp_path, monkeypatch):
+    """Members with birth_year instead of age: ages are derived the same way on the
+    partition-by-partition path as in the pandas engine."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    for part in (data / "members").rglob("*.parquet"):
+        year = int(part.parent.parent.name.split("=")[1])
+        frame = pq.ParquetFile(part).read().to_pandas()
+        frame["birth_year"] = year - frame.pop("age")
+        frame.to_parquet(part, index=False)
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the partition-by-partition join fell back")
+    monkeypatch.setattr("forecasting.engine_duckdb.cells_sql", no_fallback)
+    duck = cells_from_parquet(data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    ref = load_data(regional, SPEC, engine="pandas").cells
+    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
+    pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
+                                  check_exact=False, rtol=1e-10)
