@@ -1,6 +1,11 @@
 """Cells from Parquet with DuckDB: the shared SQL (forecasting.aggregation) runs in the
-database, in parallel and out of core, without loading member rows into Python. A
-Parquet source is a file or a hive-partitioned folder (members/year=2021/region=R07/...)."""
+database. A Parquet source is a file or a hive-partitioned folder
+(members/year=2021/region=R07/...).
+
+Two paths. Claims partitioned like members: partition by partition on parallel cursors,
+each members file decoded once (one file in memory per cursor), its annual costs put
+beside its rows by matching sorted ids, DuckDB grouping the rows. Anything else: one FULL
+JOIN over everything, out of core, without loading member rows into Python."""
 
 from __future__ import annotations
 
@@ -328,8 +333,8 @@ def cells_from_parquet(
 ) -> Cells:
     """Validate and aggregate with DuckDB; raises NeedsDetail when anything is off.
 
-    Claims partitioned like members (by year, and region...) are joined partition by
-    partition and row by row; otherwise one FULL JOIN runs over everything."""
+    Claims partitioned like members (by year, and region...) are matched partition by
+    partition without a hash join; otherwise one FULL JOIN runs over everything."""
     age_col, has_region = check_schemas(members_path, claims_path)
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
