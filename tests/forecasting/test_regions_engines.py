@@ -113,6 +113,18 @@ def test_claim_filed_under_another_region_still_joins(regional, tmp_path):
     assert len(duck.claimants) == len(ref.claimants)
 
 
+def _partition_path_equals(data: Path, ref, monkeypatch) -> None:
+    """DuckDB cells of `data` through the partition path (the fallback forbidden) equal
+    the reference cells."""
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the partition-by-partition join fell back")
+    monkeypatch.setattr("forecasting.engine_duckdb.cells_sql", no_fallback)
+    duck = cells_from_parquet(data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
+    pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
+                                  check_exact=False, rtol=1e-10)
+
+
 def test_row_by_row_join_holds_however_a_partition_is_stored(regional, tmp_path, monkeypatch):
     """Two files, small row groups, member ids and claims out of order: each member row
     still gets its own annual cost (no fallback to the one big join allowed)."""
@@ -131,14 +143,7 @@ def test_row_by_row_join_holds_however_a_partition_is_stored(regional, tmp_path,
     shuffled = pq.ParquetFile(claims).read().to_pandas().sample(frac=1.0, random_state=4)
     pq.write_table(pa.Table.from_pandas(shuffled, preserve_index=False), claims)
 
-    def no_fallback(*args, **kwargs):
-        raise AssertionError("the partition-by-partition join fell back")
-    monkeypatch.setattr("forecasting.engine_duckdb.cells_sql", no_fallback)
-    duck = cells_from_parquet(data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
-    ref = load_data(data, SPEC, engine="pandas").cells
-    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
-    pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
-                                  check_exact=False, rtol=1e-10)
+    _partition_path_equals(data, load_data(data, SPEC, engine="pandas").cells, monkeypatch)
 
 
 @pytest.mark.parametrize(("column", "value"), [("exposure", float("nan")), ("exposure", None),
@@ -173,11 +178,4 @@ def test_birth_year_on_the_partition_path(regional, tmp_path, monkeypatch):
         frame["birth_year"] = year - frame.pop("age")
         frame.to_parquet(part, index=False)
 
-    def no_fallback(*args, **kwargs):
-        raise AssertionError("the partition-by-partition join fell back")
-    monkeypatch.setattr("forecasting.engine_duckdb.cells_sql", no_fallback)
-    duck = cells_from_parquet(data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
-    ref = load_data(regional, SPEC, engine="pandas").cells
-    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
-    pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
-                                  check_exact=False, rtol=1e-10)
+    _partition_path_equals(data, load_data(regional, SPEC, engine="pandas").cells, monkeypatch)
