@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -173,7 +171,13 @@ class Query:
     spec: CohortSpec
     reported_above: float
     summary: bool  # claimants leave as bucket counts: no claimant rows to collect
-    select: Callable[..., str]  # cells_select with the spec and options bound
+
+    def select(self, source: str, values_checked: bool, fixed: tuple[str, ...]) -> str:
+        """The shared grouped SELECT over one decoded members file with its costs."""
+        return cells_select(source, self.spec, self.has_region, self.reported_above,
+                            self.summary, DUCKDB, ids_checked=True,
+                            values_checked=values_checked, cost="m.cost", detail=False,
+                            fixed=fixed)
 
 
 def _annual_costs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -340,27 +344,21 @@ def cells_from_parquet(
     con.execute("SET enable_progress_bar = false")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
+    members = members_view(duckdb_source(members_path), age_col, has_region)
     # a plain view (not TEMP) so that every cursor sees it
-    con.execute(f"CREATE VIEW m AS "
-                f"{members_view(duckdb_source(members_path), age_col, has_region)}")
+    con.execute(f"CREATE VIEW m AS {members}")
 
-    def cells(parts: list[pa.Table]) -> Cells:
+    def cells(parts: list[pa.Table], claimants: pa.Table | None = None) -> Cells:
         return cells_from_results(parts, spec, reported_above, years_with_plan, has_region,
-                                  summary)
+                                  summary, claimants)
 
     leaves = year_partitions(members_path, claims_path)
     if leaves:
-        select = partial(cells_select, spec=spec, has_region=has_region,
-                         reported_above=reported_above, summary=summary, dialect=DUCKDB,
-                         ids_checked=True, cost="m.cost", detail=False)
         q = Query(Path(members_path), Path(claims_path), age_col, has_region, spec,
-                  reported_above, summary, select)
+                  reported_above, summary)
         with contextlib.suppress(NeedsDetail):  # e.g. a claim filed under another partition
-            parts, claimants = _run_parts(con, q, leaves)
-            return cells_from_results(parts, spec, reported_above, years_with_plan,
-                                      has_region, summary, claimants)
-    sql = cells_sql(members_view(duckdb_source(members_path), age_col, has_region),
-                    claims_view(duckdb_source(claims_path)), spec, has_region,
+            return cells(*_run_parts(con, q, leaves))
+    sql = cells_sql(members, claims_view(duckdb_source(claims_path)), spec, has_region,
                     reported_above, summary, DUCKDB)
     # the duplicate check reads ids outside the database: run it beside the query
     with ThreadPoolExecutor(max_workers=1) as pool:
