@@ -39,6 +39,6 @@ def store_env(tmp: str) -> dict:
     """An environment with a temporary MLflow store and the built-in data already cached,
     so that only the command under test is timed."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{Path(tmp) / 'mlflow.db'}"}
-    subprocess.run([sys.executable, "-c", "from pipelines.builtin import builtin_data; "
+    subprocess.run([sys.executable, "-c", "from pipelines.workflows.builtin import builtin_data; "
                     "builtin_data()"], check=True, env=env)
     return env

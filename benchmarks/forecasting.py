@@ -8,9 +8,9 @@ from benchmarks.common import ciplan, in_child, row, store_env
 
 SCENARIOS = """
 import json, time
-from forecasting.dataset import load_data
-from forecasting.model import ClaimsModel
-from pipelines.builtin import builtin_data
+from forecasting.data.dataset import load_data
+from forecasting.models.claims import ClaimsModel
+from pipelines.workflows.builtin import builtin_data
 fc = ClaimsModel().fit(load_data(builtin_data()).cells).forecast(2022)
 times = []
 for seed in range(3):

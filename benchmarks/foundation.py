@@ -23,7 +23,7 @@ GROUP BY ALL
 SIMULATE = """
 import json, time
 from forecasting.simulate import simulate_city
-from pipelines.builtin import write_city
+from pipelines.workflows.builtin import write_city
 t = time.perf_counter()
 write_city(simulate_city(), {out!r})
 print(json.dumps({{"seconds": time.perf_counter() - t}}))
@@ -33,12 +33,13 @@ print(json.dumps({{"seconds": time.perf_counter() - t}}))
 LOAD = """
 import json, time
 import duckdb
-from forecasting.dataset import load_data
+from forecasting.data.dataset import load_data
+from forecasting.data.options import DataOptions
 con = duckdb.connect()
 times, sql_times = [], []
 for _ in range(5):
     t = time.perf_counter()
-    ds = load_data({data!r}, engine={engine!r})
+    ds = load_data({data!r}, DataOptions(engine={engine!r}))
     times.append(time.perf_counter() - t)
     t = time.perf_counter()
     con.execute({sql!r}).df()

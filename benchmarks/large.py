@@ -15,7 +15,7 @@ ROOT = Path(os.environ.get("CIPLAN_LARGE_DIR", ".cache/large"))
 
 GENERATE = """
 import json, time
-from pipelines.regions import write_regions
+from pipelines.workflows.regions import write_regions
 t = time.perf_counter()
 write_regions({out!r}, {regions}, seed=100, scale=1.0, years=(2019,))
 print(json.dumps({{"seconds": time.perf_counter() - t}}))
@@ -39,11 +39,14 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "rows": m[0], "claims": c
 AGGREGATE = """
 import json, time
 from pathlib import Path
-from forecasting.cohorts import CohortSpec
-from forecasting.engine_{engine} import {fn}
+from forecasting.data.cohorts import CohortSpec
+from forecasting.data.engines import get_engine
+from forecasting.data.options import DataOptions, Source
 spec = CohortSpec(keys=("sex", "residence", "special_group", "region"))
+d = Path({d!r})
+source = Source(d / "members", d / "claims", d / "scheme.toml", spec, (2019,))
 t = time.perf_counter()
-cells = {fn}(Path({d!r}) / "members", Path({d!r}) / "claims", spec, 0.0, [2019]{extra})
+cells = get_engine({engine!r}).cells(source, DataOptions(spec=spec{extra}))
 print(json.dumps({{"seconds": time.perf_counter() - t, "cells": len(cells.table),
                   "insured": int(cells.table["insured"].sum())}}))
 """
@@ -59,10 +62,9 @@ def _data(regions: int) -> Path:
 
 
 def _aggregate(d: Path, engine: str, summary: bool = False) -> dict:
-    fn = "cells_from_parquet" if engine == "duckdb" else "cells_from_spark"
-    extra = ", memory_limit='4GB'" if engine == "duckdb" else ", master='local[2]'"
-    extra += ", summary=True" if summary else ""
-    return in_child(AGGREGATE.format(engine=engine, fn=fn, d=str(d), extra=extra))
+    extra = ", memory_limit='4GB'" if engine == "duckdb" else ", spark_master='local[2]'"
+    extra += ", severity_summary=True" if summary else ""
+    return in_child(AGGREGATE.format(engine=engine, d=str(d), extra=extra))
 
 
 def run() -> None:

@@ -10,12 +10,12 @@ from benchmarks.common import row
 
 
 def run() -> None:
-    from forecasting.dataset import load_data
-    from forecasting.model import ClaimsModel
+    from forecasting.data.dataset import load_data
+    from forecasting.models.claims import ClaimsModel
     from forecasting.simulate import lcity_plan
-    from optimization.optimize import frontier, optimize, scenario_set
+    from optimization.solve import frontier, optimize, scenario_set
     from optimization.space import load_space
-    from pipelines.builtin import builtin_data
+    from pipelines.workflows.builtin import builtin_data
 
     print("Optimisation (issue 4), full default L-city forecast of 2022")
     fc = ClaimsModel().fit(load_data(builtin_data()).cells).forecast(2022)

@@ -18,10 +18,10 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from forecasting.cohorts import CohortSpec
-from forecasting.io import atomic_dir
-from forecasting.severity_model import BlendedSeverity
-from optimization.plan import Plan, member_payouts
+from forecasting.data.cohorts import CohortSpec
+from forecasting.data.io import atomic_dir
+from forecasting.models.severity import BlendedSeverity
+from forecasting.scheme.plan import Plan, member_payouts
 
 STANDARD_BANDS = ((0.0, 15_000.0), (15_000.0, 50_000.0), (50_000.0, 100_000.0),
                   (100_000.0, 200_000.0), (200_000.0, 300_000.0), (300_000.0, np.inf))

@@ -36,10 +36,11 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from forecasting.cohorts import RESIDENCES, SEXES
-from forecasting.scheme import Market, Scheme
-from forecasting.severity import SplicedSeverity
-from optimization.plan import Plan, SpecialRules, member_payouts
+from forecasting.data.cohorts import RESIDENCES, SEXES
+from forecasting.errors import UserError
+from forecasting.models.spliced import SplicedSeverity
+from forecasting.scheme.in_force import Market, Scheme
+from forecasting.scheme.plan import Plan, SpecialRules, member_payouts
 
 SEED_YEARS = (2019, 2020, 2021)
 # The seed's accounts (DESIGN §1): eligible residents, insured, premium, loss (CNY).
@@ -252,9 +253,9 @@ def simulate_city(seed: int = 2019, scale: float = 1.0,
     """Simulate L city for `years` (consecutive, from 2019) at `scale` of its population."""
     years = tuple(sorted(years))
     if years[0] != 2019 or list(years) != list(range(2019, years[-1] + 1)):
-        raise ValueError("years must run consecutively from 2019")
+        raise UserError(f"years must run consecutively from 2019; got {years}")
     if not 0 < scale <= 10:
-        raise ValueError(f"scale must be in (0, 10]; got {scale}")
+        raise UserError(f"scale must be in (0, 10]; got {scale}")
     truth = Truth(seed=seed, scale=scale, years=years)
     scheme = lcity_scheme(years, scale)
     pop = _Population(truth, scheme.market(2019).eligible_population, _rng(seed, 2019, 0))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecasting.forecast import Forecast, ScenarioSet
-from optimization.plan import Plan, SpecialRules
+from forecasting.scheme.plan import Plan, SpecialRules
 from optimization.space import PlanSpace
 
 

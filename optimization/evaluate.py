@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from forecasting.forecast import Forecast, ScenarioSet
-from optimization.plan import Plan, member_payouts
+from forecasting.scheme.plan import Plan, member_payouts
 from optimization.space import Costs
 
 KPI_NAMES = ("premium_per_capita", "insured", "premium_income", "expected_payout",

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pulp
 
-from forecasting.errors import CiplanError
+from forecasting.errors import UserError
+from forecasting.scheme.plan import Plan
 from optimization.coefficients import Coefficients, Combo, plan_of
-from optimization.plan import Plan
-from optimization.space import PlanSpace
+from optimization.space import SOLVERS, PlanSpace
 
 M = 1e6  # model units: CNY millions
 OBJECTIVES = ("min-loss", "break-even", "cvar")
 
 
-class InfeasibleError(CiplanError):
+class InfeasibleError(UserError):
     """No plan meets every constraint; the message names those in conflict."""
 
 
@@ -43,16 +43,13 @@ class Model:
 
 
 def solver(space: PlanSpace, name: str | None = None):
-    """HiGHS through highspy (default) or CBC, with the space's time limit and MIP gap."""
+    """The solver registered under `name` (default: the space's), with the space's time
+    limit and MIP gap."""
     name = name or space.solver.name
+    if name not in SOLVERS:
+        raise UserError(f"solver must be one of {', '.join(SOLVERS)}; got {name!r}")
     opts = dict(msg=False, timeLimit=space.solver.time_limit, gapRel=space.solver.mip_gap)
-    if name == "highs":
-        return pulp.HiGHS(**opts)
-    if name == "cbc":
-        import cbcbox  # CBC's binary, from the pulp[cbc] extra
-
-        return pulp.COIN_CMD(path=cbcbox.cbc_bin_path(), **opts)
-    raise CiplanError(f"solver must be highs or cbc; got {name!r}")
+    return SOLVERS[name](**opts)
 
 
 def build(space: PlanSpace, coef: Coefficients, insured: float, status_quo: Plan,

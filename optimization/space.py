@@ -1,13 +1,25 @@
-"""The plan space and the member-benefit constraints, read from TOML (configs/plan_space.toml)."""
+"""The plan space and the member-benefit constraints, read from TOML (the default ships
+with the package: optimization/defaults/plan_space.toml)."""
 
 from __future__ import annotations
 
 import tomllib
+from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+import pulp
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from forecasting.data.io import read_text
 from forecasting.errors import InputError
 
 
@@ -82,10 +94,32 @@ class Risk(Frozen):
     scenarios: int = Field(ge=20, default=1000)
 
 
+def _highs(**opts):
+    return pulp.HiGHS(**opts)
+
+
+def _cbc(**opts):
+    import cbcbox  # CBC's binary, from the pulp[cbc] extra
+
+    return pulp.COIN_CMD(path=cbcbox.cbc_bin_path(), **opts)
+
+
+# MILP solvers by name -> a PuLP solver built from (msg, timeLimit, gapRel); adding one
+# touches this table only.
+SOLVERS = {"highs": _highs, "cbc": _cbc}
+
+
 class Solver(Frozen):
-    name: Literal["highs", "cbc"] = "highs"
+    name: str = "highs"
     time_limit: float = Field(gt=0, default=60.0)
     mip_gap: float = Field(ge=0, default=1e-6)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}; got {name!r}")
+        return name
 
 
 class PlanSpace(Frozen):
@@ -102,6 +136,11 @@ class PlanSpace(Frozen):
     risk: Risk = Risk()
     solver: Solver = Solver()
 
+    def with_free_premium(self) -> PlanSpace:
+        """The same space with the premium chosen within its bounds (no fixed premium)."""
+        return self.model_copy(update={"premium": self.premium.model_copy(
+            update={"fixed": None})})
+
     @model_validator(mode="after")
     def _coherent(self):
         if self.bands.ratio_min > self.bands.ratio_max:
@@ -113,16 +152,25 @@ class PlanSpace(Frozen):
         return self
 
 
-DEFAULT_SPACE = Path(__file__).resolve().parents[1] / "configs" / "plan_space.toml"
+DEFAULT_SPACE = "plan_space.toml"  # package data of optimization.defaults
+
+
+def default_space_text() -> str:
+    """The default plan space as shipped in the package (found through the package, so it
+    works from a wheel as from a checkout)."""
+    return resources.files("optimization.defaults").joinpath(DEFAULT_SPACE).read_text(
+        encoding="utf-8")
 
 
 def load_space(path: Path | None = None) -> PlanSpace:
     """Read and check a plan-space TOML; errors name the file and the key."""
-    path = Path(path) if path else DEFAULT_SPACE
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    if path is None:
+        path, text = Path(DEFAULT_SPACE), default_space_text()
+    else:
+        path = Path(path)
+        text = read_text(path)
     try:
-        return PlanSpace.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+        return PlanSpace.model_validate(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
     except ValidationError as exc:

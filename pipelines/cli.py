@@ -1,14 +1,16 @@
 """The `ciplan` command: a thin layer over the library.
 
-Each command calls the API; a CiplanError (bad input, impossible request) becomes one line
+Each command calls the API; a UserError (bad input, impossible request) becomes one line
 `Error: ...` on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -17,12 +19,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from forecasting.dataset import Dataset, load_data
-from forecasting.errors import CiplanError
+from forecasting.data.dataset import Dataset, load_data
+from forecasting.data.engines import AUTO, engine_names
+from forecasting.data.options import DataOptions
+from forecasting.errors import UserError
+from forecasting.scheme.accounts import history as history_table
+from forecasting.scheme.accounts import payouts_by_age
 from forecasting.simulate import simulate_city
-from optimization.results import history as history_table
-from optimization.results import payouts_by_age
-from pipelines.builtin import DEFAULT_SEED, builtin_data, write_city
+from pipelines.conventions import PLAN_FILE
+from pipelines.workflows.builtin import DEFAULT_SEED, builtin_data, write_city
 
 app = typer.Typer(
     name="ciplan",
@@ -33,23 +38,65 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-DataOpt = Annotated[
-    Path | None,
-    typer.Option("--data", help="Data directory (members, claims, scheme.toml); "
-                 "default: the built-in L-city data."),
-]
 ScaleOpt = Annotated[float, typer.Option(help="Share of L city's population to simulate.")]
-EngineOpt = Annotated[str, typer.Option(
-    help="auto (DuckDB for Parquet), duckdb, pandas or spark.")]
-SparkOpt = Annotated[str, typer.Option(
-    "--spark-master", help="Spark master for --engine spark (local[2], spark://host:7077).")]
-SummaryOpt = Annotated[bool, typer.Option(
-    "--severity-summary", help="Claimants' annual costs leave the engine as log-bucket "
-    "counts and sums per cohort, not one row each (memory bounded by cohorts x buckets; "
-    "costs to within 1.2 %, sums exact).")]
-ReportedOpt = Annotated[
-    float, typer.Option("--reported-above", help="Claims are reported only for annual "
-                        "costs above this (CNY); 0 = all reported.")]
+
+
+@dataclass(frozen=True)
+class DataArgs:
+    """The data a command reads: --data (or the built-in L city at --scale) and how."""
+
+    data: Path | None
+    scale: float
+    options: DataOptions
+
+    def open(self) -> Dataset:
+        """Load --data, or the built-in L-city data (generated once) at `scale`."""
+        with console.status("Reading and validating data…"):
+            path = self.data if self.data is not None else builtin_data(scale=self.scale)
+            return load_data(path, self.options)
+
+
+# The data options, declared once and added to every command that reads data.
+DATA_PARAMETERS = {
+    "data": (Path | None, None, typer.Option(
+        "--data", help="Data directory (members, claims, scheme.toml); default: the "
+        "built-in L-city data.")),
+    "scale": (float, 1.0, typer.Option(help="Share of L city's population to simulate "
+                                       "(built-in data).")),
+    "reported_above": (float, 0.0, typer.Option(
+        "--reported-above", help="Claims are reported only for annual costs above this "
+        "(money units of the data); 0 = all reported.")),
+    "engine": (str, AUTO, typer.Option(
+        help=f"{', '.join(engine_names())}: auto takes DuckDB for Parquet, pandas for CSV.")),
+    "spark_master": (str, "local[2]", typer.Option(
+        "--spark-master", help="Spark master for --engine spark (local[2], "
+        "spark://host:7077).")),
+    "severity_summary": (bool, False, typer.Option(
+        "--severity-summary", help="Claimants' annual costs leave the engine as log-bucket "
+        "counts and sums per cohort, not one row each (memory bounded by cohorts x "
+        "buckets; costs to within 1.2 %, sums exact).")),
+}
+
+
+def reads_data(fn):
+    """Give `fn` the data options (DATA_PARAMETERS) as one argument `data: DataArgs`."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for name, p in sig.parameters.items() if name != "data"]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                               annotation=Annotated[kind, option])
+             for name, (kind, default, option) in DATA_PARAMETERS.items()]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        given = {name: kwargs.pop(name) for name in DATA_PARAMETERS}
+        options = DataOptions(reported_above=given["reported_above"],
+                              engine=given["engine"], spark_master=given["spark_master"],
+                              severity_summary=given["severity_summary"])
+        return fn(*args, data=DataArgs(given["data"], given["scale"], options), **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[
+        *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own], *extra])
+    return wrapper
 
 
 def command(fn):
@@ -58,7 +105,7 @@ def command(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except CiplanError as exc:
+        except UserError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
     return app.command()(wrapper)
@@ -72,16 +119,7 @@ def parse_years(text: str) -> tuple[int, ...]:
             return tuple(range(a, b + 1))
         return tuple(int(x) for x in text.split(","))
     except ValueError:
-        raise CiplanError(f"--years expected like 2019-2021; got {text!r}") from None
-
-
-def open_data(data: Path | None, scale: float = 1.0, reported_above: float = 0.0,
-              engine: str = "auto", spark_master: str = "local[2]",
-              severity_summary: bool = False) -> Dataset:
-    """Load --data, or the built-in L-city data (generated once) at `scale`."""
-    with console.status("Reading and validating data…"):
-        path = data if data is not None else builtin_data(scale=scale)
-        return load_data(path, None, reported_above, engine, spark_master, severity_summary)
+        raise UserError(f"--years expected like 2019-2021; got {text!r}") from None
 
 
 @command
@@ -98,46 +136,36 @@ def simulate(
     """Simulate L city's members and claims (calibrated to its 2019-2021 accounts)."""
     year_tuple = parse_years(years)
     if fmt not in ("parquet", "csv"):
-        raise CiplanError(f"--format expected parquet or csv; got {fmt!r}")
+        raise UserError(f"--format expected parquet or csv; got {fmt!r}")
     if regions < 0 or (regions and fmt != "parquet"):
-        raise CiplanError(f"--regions expected a count >= 0 with --format parquet; "
+        raise UserError(f"--regions expected a count >= 0 with --format parquet; "
                           f"got {regions} with {fmt}")
     if regions:
-        from pipelines.regions import write_regions
+        from pipelines.workflows.regions import write_regions
 
-        try:
-            with _progress() as progress:
-                write_regions(out, regions, seed, scale, year_tuple, progress)
-        except ValueError as exc:
-            raise CiplanError(str(exc)) from None
+        with _progress() as progress:
+            write_regions(out, regions, seed, scale, year_tuple, progress)
         typer.echo(f"Wrote {regions} regions for {years} to {out} (partitioned Parquet)")
         return
-    try:
-        with console.status(f"Simulating L city {years} at scale {scale:g}…"):
-            city = simulate_city(seed=seed, scale=scale, years=year_tuple)
-    except ValueError as exc:
-        raise CiplanError(str(exc)) from None
+    with console.status(f"Simulating L city {years} at scale {scale:g}…"):
+        city = simulate_city(seed=seed, scale=scale, years=year_tuple)
     write_city(city, out, fmt)
     typer.echo(f"Wrote {len(city.members):,} member-years and {len(city.claims):,} "
                f"settlements for {years} to {out}")
 
 
 @command
+@reads_data
 def history(
-    data: DataOpt = None,
-    scale: ScaleOpt = 1.0,
-    reported_above: ReportedOpt = 0.0,
-    engine: EngineOpt = "auto",
-    spark_master: SparkOpt = "local[2]",
-    severity_summary: SummaryOpt = False,
+    data: DataArgs,
     by_age: Annotated[bool, typer.Option("--by-age", help="Payouts (CNY) by age band and "
                                          "year instead of the accounts.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Print the insurer's yearly accounts under each year's plan in force."""
     if fmt not in ("table", "csv", "json"):
-        raise CiplanError(f"--format expected table, csv or json; got {fmt!r}")
-    ds = open_data(data, scale, reported_above, engine, spark_master, severity_summary)
+        raise UserError(f"--format expected table, csv or json; got {fmt!r}")
+    ds = data.open()
     if by_age:
         frame = pd.DataFrame({
             str(y): payouts_by_age(ds.cells, y, ds.scheme.plan(y)) for y in ds.years})
@@ -154,20 +182,14 @@ def history(
 
 
 @command
-def train(
-    data: DataOpt = None,
-    scale: ScaleOpt = 1.0,
-    reported_above: ReportedOpt = 0.0,
-    engine: EngineOpt = "auto",
-    spark_master: SparkOpt = "local[2]",
-    severity_summary: SummaryOpt = False,
-) -> None:
+@reads_data
+def train(data: DataArgs) -> None:
     """Backtest candidate frequency and severity models, log them to MLflow, register the
     champions as claim-frequency and claim-severity @champion."""
-    from pipelines.train import mean_scores
-    from pipelines.train import train as run_train
+    from pipelines.workflows.train import mean_scores
+    from pipelines.workflows.train import train as run_train
 
-    ds = open_data(data, scale, reported_above, engine, spark_master, severity_summary)
+    ds = data.open()
     with _progress() as progress:
         result = run_train(ds, progress)
     Console().print(_frame_rich(mean_scores(result).T, "Backtest, mean over origin years"))
@@ -177,16 +199,12 @@ def train(
 
 
 @command
+@reads_data
 def forecast(
     year: Annotated[int, typer.Option(help="The year to forecast (after the data's years).")],
     out: Annotated[Path, typer.Option(help="Folder for forecast.csv/.parquet, summary.json "
                                       "and forecast.joblib.")],
-    data: DataOpt = None,
-    scale: ScaleOpt = 1.0,
-    reported_above: ReportedOpt = 0.0,
-    engine: EngineOpt = "auto",
-    spark_master: SparkOpt = "local[2]",
-    severity_summary: SummaryOpt = False,
+    data: DataArgs,
     run_id: Annotated[str | None, typer.Option(
         "--run-id", help="Use the models of this train run instead of the champions.")] = None,
     scenarios: Annotated[int, typer.Option(help="Number of scenarios for the 5-95 % range.")
@@ -194,11 +212,11 @@ def forecast(
     seed: Annotated[int, typer.Option(help="Random seed of the scenarios.")] = 0,
 ) -> None:
     """Forecast claims of a year by cohort with the registered champion models."""
-    from pipelines.forecast import run_forecast
+    from pipelines.workflows.forecast_year import run_forecast
 
     if scenarios < 20:
-        raise CiplanError(f"--scenarios expected at least 20; got {scenarios}")
-    ds = open_data(data, scale, reported_above, engine, spark_master, severity_summary)
+        raise UserError(f"--scenarios expected at least 20; got {scenarios}")
+    ds = data.open()
     with console.status(f"Forecasting {year}…"):
         result = run_forecast(ds, year, out, run_id, scenarios, seed)
     s = result.summary
@@ -228,18 +246,17 @@ def optimize(
 ) -> None:
     """Find the plan that minimises the insurer's loss under the member-benefit rules."""
     from optimization.milp import OBJECTIVES
-    from optimization.space import load_space
-    from pipelines.optimize import load_forecast, run_optimize
+    from optimization.space import SOLVERS, load_space
+    from pipelines.workflows.propose import load_forecast, run_optimize
 
     if objective not in OBJECTIVES:
-        raise CiplanError(f"--objective expected one of {', '.join(OBJECTIVES)}; "
+        raise UserError(f"--objective expected one of {', '.join(OBJECTIVES)}; "
                           f"got {objective!r}")
-    if solver not in (None, "highs", "cbc"):
-        raise CiplanError(f"--solver expected highs or cbc; got {solver!r}")
+    if solver is not None and solver not in SOLVERS:
+        raise UserError(f"--solver expected one of {', '.join(SOLVERS)}; got {solver!r}")
     space = load_space(config)
     if free_premium:
-        space = space.model_copy(update={"premium": space.premium.model_copy(
-            update={"fixed": None})})
+        space = space.with_free_premium()
     fc = load_forecast(forecast_dir, forecast_run)
     with console.status(f"Optimising ({objective})…"):
         result = run_optimize(fc, space, objective, out, solver, frontier_points)
@@ -263,13 +280,14 @@ def report(
     """Write the negotiation report (HTML and XLSX) of some plans, logged to their runs."""
     import json as _json
 
-    from pipelines.report import write_report
-    from pipelines.run import check_lang, log_report
+    from pipelines.conventions import check_lang
+    from pipelines.report.document import write_report
+    from pipelines.workflows.run_all import log_report
 
     folder = write_report(plans, out, check_lang(lang))
     runs = {}
     for p in plans:
-        doc = _json.loads((Path(p) / "plan.json").read_text(encoding="utf-8"))
+        doc = _json.loads((Path(p) / PLAN_FILE).read_text(encoding="utf-8"))
         if doc.get("run_id"):
             runs[str(p)] = doc["run_id"]
     log_report(folder, runs)
@@ -277,25 +295,23 @@ def report(
 
 
 @command
+@reads_data
 def run(
-    data: DataOpt = None,
-    scale: ScaleOpt = 1.0,
+    data: DataArgs,
     out: Annotated[Path, typer.Option(help="Folder for forecast, plans and report.")] = Path(
         "out/run"),
     lang: Annotated[str, typer.Option(help="Report language: zh or en.")] = "en",
     config: Annotated[Path | None, typer.Option(help="Plan-space TOML.")] = None,
-    engine: EngineOpt = "auto",
-    spark_master: SparkOpt = "local[2]",
-    severity_summary: SummaryOpt = False,
 ) -> None:
     """The whole job: data, train, forecast next year, the standard proposals, the report."""
     from optimization.space import load_space
-    from pipelines.run import check_lang, run_all
+    from pipelines.conventions import check_lang
     from pipelines.tracking import tracking_uri
+    from pipelines.workflows.run_all import run_all
 
     check_lang(lang)
     space = load_space(config)
-    ds = open_data(data, scale, 0.0, engine, spark_master, severity_summary)
+    ds = data.open()
     with _progress() as progress:
         summary = run_all(ds, space, out, lang, say=progress.console.print,
                           progress=progress)

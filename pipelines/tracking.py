@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from forecasting.errors import CiplanError
+from forecasting.errors import UserError
 
 FORECAST_EXPERIMENT = "claims-forecast"
 PLAN_EXPERIMENT = "plan-optimization"
@@ -25,12 +25,11 @@ CHAMPION = "champion"
 MLRUNS = Path("mlruns")
 
 
-# No network here or in CI: MLflow's usage telemetry stays off.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
 def tracking_uri() -> str:
-    """$MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns."""
+    """$MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns. Every use of MLflow
+    starts here, so it is also where MLflow's usage telemetry is turned off (no network
+    on the machines this runs on) unless the user set it."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
@@ -120,5 +119,5 @@ def champion(name: str):
     try:
         return mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        raise CiplanError(f"no model {name!r} with alias {CHAMPION!r} in the registry at "
+        raise UserError(f"no model {name!r} with alias {CHAMPION!r} in the registry at "
                           f"{tracking_uri()}; run `ciplan train` first") from None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from forecasting.simulate import City, simulate_city
-from pipelines.builtin import write_city
+from pipelines.workflows.builtin import write_city
 
 
 @pytest.fixture(scope="session", autouse=True)

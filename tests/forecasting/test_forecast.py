@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from forecasting.cells import Cells, aggregate, annual_costs
-from forecasting.dataset import load_data
+from forecasting.data.cells import Cells, aggregate, annual_costs
+from forecasting.data.dataset import load_data
 from forecasting.forecast import Forecast, payout_per_claimant
-from forecasting.model import ClaimsModel
-from forecasting.severity import SplicedSeverity
-from forecasting.severity_model import BlendedSeverity
+from forecasting.models.claims import ClaimsModel
+from forecasting.models.severity import BlendedSeverity
+from forecasting.models.spliced import SplicedSeverity
+from forecasting.scheme.accounts import year_result
 from forecasting.simulate import lcity_plan, simulate_city
-from optimization.results import year_result
-from pipelines.builtin import builtin_data
+from pipelines.workflows.builtin import builtin_data
 
 PLAN = lcity_plan(60.0)
 PARAM = SplicedSeverity(np.log(4_500), 1.1, 60_000, 0.012, 2.5, scale=1.2)

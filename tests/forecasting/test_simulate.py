@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from forecasting.cells import aggregate, annual_costs
+from forecasting.data.cells import aggregate, annual_costs
+from forecasting.scheme.accounts import history, payouts_by_age
 from forecasting.simulate import SEED_INSURED, SEED_LOSS, simulate_city
-from optimization.results import history, payouts_by_age
 from pipelines.cli import app
 
 
@@ -38,7 +38,7 @@ def test_settlements_add_up_and_paid_matches_plan(small_city):
     m = annual.merge(small_city.members, on=["member_id", "year"])
     for year, grp in m.groupby("year"):
         plan = small_city.scheme.plan(year)
-        from optimization.plan import member_payouts
+        from forecasting.scheme.plan import member_payouts
         expected = member_payouts(plan, grp["cost"].to_numpy(), grp["special_group"].to_numpy())
         np.testing.assert_allclose(grp["paid"], expected, atol=0.02 * 4)
     assert (c["eligible_cost"] > 0).all()
@@ -99,8 +99,8 @@ def test_default_data_meets_the_seed_facts(tmp_path, monkeypatch):
     assert h["loss_ratio"].idxmax() == 2021
     assert h["insured"].min() > 1.9e6 and h["insured"].max() < 2.2e6
     # members aged 45-64 receive the largest share of payouts of any 20-year span
-    from forecasting.dataset import load_data
-    from pipelines.builtin import builtin_data
+    from forecasting.data.dataset import load_data
+    from pipelines.workflows.builtin import builtin_data
     ds = load_data(builtin_data())
     for year in ds.years:
         by_age = payouts_by_age(ds.cells, year, ds.scheme.plan(year))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from forecasting.cells import aggregate, annual_costs
-from forecasting.model import ClaimsModel
+from forecasting.data.cells import aggregate, annual_costs
+from forecasting.models.claims import ClaimsModel
 from forecasting.simulate import lcity_plan
 from optimization.space import load_space
 

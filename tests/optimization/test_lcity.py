@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecasting.dataset import load_data
-from forecasting.model import ClaimsModel
+from forecasting.data.dataset import load_data
+from forecasting.models.claims import ClaimsModel
 from optimization.evaluate import evaluate_plan
-from optimization.optimize import frontier, optimize
-from pipelines.builtin import builtin_data
+from optimization.solve import frontier, optimize
+from pipelines.workflows.builtin import builtin_data
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from optimization import coefficients as co
 from optimization.evaluate import cvar, evaluate_plan
 from optimization.milp import InfeasibleError, build, solve
-from optimization.optimize import optimize, scenario_set, shadow_prices
+from optimization.solve import optimize, scenario_set, shadow_prices
 
 
 def _feasible(plan, kpis, space, status_quo) -> bool:

@@ -113,3 +113,15 @@ def test_history_with_severity_summary(small_dir, engine):
     assert (summ["premium_income"] == full["premium_income"]).all()
     assert summ["payouts"].to_numpy() == pytest.approx(full["payouts"].to_numpy(), rel=0.005)
     assert not (summ["payouts"] == full["payouts"]).all()  # the summary really was used
+
+
+def test_a_bug_surfaces_as_a_bug_not_as_a_user_error(monkeypatch):
+    """Only user mistakes become `Error: …` and exit 2; an internal failure keeps its
+    exception (exit 1 with the traceback)."""
+    def broken(*args, **kwargs):
+        raise ValueError("internal")
+    monkeypatch.setattr("pipelines.cli.simulate_city", broken)
+    result = runner.invoke(app, ["simulate", "--out", "nowhere", "--scale", "0.002"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ValueError)
+    assert "Error:" not in result.output

@@ -1,0 +1,123 @@
+"""A data directory read, validated and aggregated: members + claims + scheme -> Dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from forecasting.data.cells import Cells
+from forecasting.data.cohorts import CohortSpec
+from forecasting.data.engines import AUTO, NeedsDetail, Unsupported, engine_names, get_engine
+from forecasting.data.io import atomic_dir, columns_of, find_table, write_table
+from forecasting.data.options import DataOptions, Source
+from forecasting.errors import EngineError, InputError
+from forecasting.scheme.in_force import Scheme, load_scheme, scheme_to_toml
+
+SCHEME_FILE = "scheme.toml"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Everything a run needs from a data directory, validated."""
+
+    path: Path
+    cells: Cells
+    scheme: Scheme
+    fingerprint: str
+
+    @property
+    def years(self) -> list[int]:
+        return self.cells.years
+
+
+def fingerprint(paths: list[Path], extra: str = "") -> str:
+    """A short content hash of input files (and settings), tagged on every tracked run."""
+    digest = hashlib.blake2b(digest_size=8)
+    for path in paths:
+        # a partitioned table is its files, each named by its place in the folder
+        files = sorted(Path(path).rglob("*.parquet")) if Path(path).is_dir() else [path]
+        for file in files:
+            digest.update(str(Path(file).relative_to(Path(path).parent)).encode())
+            with open(file, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    digest.update(chunk)
+    digest.update(extra.encode())
+    return digest.hexdigest()
+
+
+def load_data(directory: Path, options: DataOptions | None = None) -> Dataset:
+    """Read members, claims and scheme from `directory`, check the contract, build cells
+    with the engine the options name (see DataOptions)."""
+    options = options or DataOptions()
+    if options.engine not in engine_names():
+        raise EngineError(f"engine must be one of {', '.join(engine_names())}; "
+                          f"got {options.engine!r}")
+    spec = options.spec
+    if options.severity_summary and spec is not None and "special_group" not in spec.keys:
+        raise InputError("a severity summary needs special_group among the cohort keys")
+    directory = Path(directory)
+    scheme_path = directory / SCHEME_FILE
+    members_path = find_table(directory, "members")
+    if spec is None:  # several cities in one data set: each region is a cohort key
+        spec = CohortSpec(keys=("sex", "residence", "special_group", "region")
+                          if "region" in columns_of(members_path) else
+                          ("sex", "residence", "special_group"))
+    claims_path = find_table(directory, "claims")
+    scheme = load_scheme(scheme_path)
+    source = Source(members_path, claims_path, scheme_path, spec, tuple(sorted(scheme.plans)))
+    # Hashing the files runs in a thread while the data are checked and aggregated.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fp = pool.submit(fingerprint, [members_path, claims_path, scheme_path],
+                         options.fingerprint_text(spec))
+        cells = build_cells(source, options)
+        return Dataset(directory, cells, scheme, fp.result())
+
+
+def build_cells(source: Source, options: DataOptions) -> Cells:
+    """Cells from the engine the options name. "auto" takes DuckDB for Parquet and pandas
+    otherwise. When an SQL engine counts an offence, cannot read the data or fails, the
+    pandas engine reads the files to name the offending rows; if it finds none, "auto"
+    takes its cells (it checked everything), and an explicitly chosen engine is an error
+    that says what went wrong: another engine never computes silently in its place."""
+    requested = options.engine
+    name = requested if requested != AUTO else ("duckdb" if source.parquet else "pandas")
+    engine, pandas = get_engine(name), get_engine("pandas")
+    if engine is pandas:
+        return pandas.cells(source, options)
+    try:
+        return engine.cells(source, options)
+    except (NeedsDetail, Unsupported) as exc:
+        problem = str(exc)
+    except engine.failures as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    cells = pandas.cells(source, options)  # raises InputError naming file, column and rows
+    if requested == AUTO:
+        return cells
+    raise EngineError(f"{source.members.parent}: the {name} engine could not aggregate these "
+                      f"data ({problem}); the pandas engine reads them: use --engine pandas")
+
+
+def write_data_dir(
+    out: Path,
+    members: pd.DataFrame,
+    claims: pd.DataFrame,
+    scheme: Scheme,
+    fmt: str = "parquet",
+    extra: dict[str, dict] | None = None,
+) -> Path:
+    """Write a data directory (members, claims, scheme.toml, extra JSON files) atomically."""
+    if fmt not in ("parquet", "csv"):
+        raise InputError(f"format must be parquet or csv; got {fmt!r}")
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        write_table(members, tmp / f"members.{fmt}")
+        write_table(claims, tmp / f"claims.{fmt}")
+        (tmp / SCHEME_FILE).write_text(scheme_to_toml(scheme), encoding="utf-8")
+        for name, content in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(content, indent=2, default=float), encoding="utf-8")
+    return out

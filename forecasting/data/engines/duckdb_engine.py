@@ -1,0 +1,362 @@
+"""Cells from Parquet with DuckDB: the shared SQL (forecasting.data.engines.sql) runs in the
+database. A Parquet source is a file or a hive-partitioned folder
+(members/year=2021/region=R07/...).
+
+Two paths. Claims partitioned like members: partition by partition on parallel cursors,
+each members file decoded once (one file in memory per cursor), its annual costs put
+beside its rows by matching sorted ids, DuckDB grouping the rows. Anything else: one FULL
+JOIN over everything, out of core, without loading member rows into Python."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from forecasting.data.cells import Cells
+from forecasting.data.cohorts import RESIDENCES, SEXES, CohortSpec
+from forecasting.data.engines import NeedsDetail, Unsupported
+from forecasting.data.engines.sql import (
+    DUCKDB,
+    cells_from_results,
+    cells_select,
+    cells_sql,
+    check_schemas,
+    claims_view,
+    dataset,
+    members_view,
+)
+from forecasting.data.options import DataOptions, Source
+
+
+def duckdb_source(path: Path) -> str:
+    """read_parquet over a file or a hive-partitioned folder."""
+    path = Path(path)
+    if path.is_dir():
+        return f"read_parquet('{path}/**/*.parquet', hive_partitioning = true)"
+    return f"read_parquet('{path}')"
+
+
+def _unique(member: np.ndarray, year: np.ndarray | None = None) -> bool:
+    """No (member, year) twice: increasing keys pass in one comparison (files written in id
+    order), else a bitmap count, else a sort."""
+    if len(member) < 2:
+        return True
+    if year is None or year.min() == year.max():
+        key = member
+    else:
+        span = int(member.max() - member.min() + 1)
+        key = (year - year.min()) * span + (member - member.min())
+    if (key[1:] > key[:-1]).all():
+        return True
+    lo = int(key.min())
+    if key.max() - lo <= 16 * len(key) + 1_000_000:
+        return bool(np.bincount(key - lo).max() <= 1)
+    return len(np.unique(key)) == len(key)
+
+
+def _sorted_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A file's member ids sorted, and the sorting order (None: already in order, as files
+    written in id order are); repeats -> NeedsDetail."""
+    if (ids[1:] > ids[:-1]).all():
+        return ids, None
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    if (ids[1:] == ids[:-1]).any():
+        raise NeedsDetail("repeated member ids")
+    return ids, order
+
+
+def _years_of(frag: pads.Fragment) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """Member ids of a file, their years (None when one year: the partition's or the
+    file's only one) and the years present."""
+    keys = pads.get_partition_keys(frag.partition_expression)
+    if "year" in keys:
+        return frag.to_table(columns=["member_id"]).column("member_id").to_numpy(), None, [
+            int(keys["year"])]
+    table = frag.to_table(columns=["member_id", "year"])
+    member = table.column("member_id").to_numpy()
+    year = table.column("year").to_numpy().astype("int64")
+    if len(year) and year.min() == year.max():
+        return member, None, [int(year[0])]
+    y0 = int(year.min())  # the years present, without sorting millions of rows
+    return member, year, [y0 + int(i) for i in np.flatnonzero(np.bincount(year - y0))]
+
+
+Ranges = list[tuple[int, int, int]]  # (year, lowest id, highest id) of one file
+
+
+def _no_duplicates(con: duckdb.DuckDBPyConnection, members_path: Path) -> None:
+    """One row per member-year, file by file, then across files (_disjoint)."""
+    ranges: Ranges = []
+    for frag in dataset(members_path).get_fragments():
+        member, year, years = _years_of(frag)
+        if not _unique(member, year):
+            raise NeedsDetail("duplicate member-years")
+        for y in years:
+            ids = member if year is None else member[year == y]
+            if len(ids):
+                ranges.append((y, int(ids.min()), int(ids.max())))
+    _disjoint(con, ranges)
+
+
+def _disjoint(con: duckdb.DuckDBPyConnection, ranges: Ranges) -> None:
+    """No member-year in two files: files' id ranges within a year do not overlap, or
+    else a database count over view `m` finds no repeat."""
+    ranges = sorted(ranges)
+    if any(a[0] == b[0] and b[1] <= a[2] for a, b in itertools.pairwise(ranges)):
+        dup = con.execute(
+            "SELECT COUNT(*) - COUNT(DISTINCT (member_id, year)) FROM m").fetchone()
+        if dup[0]:
+            raise NeedsDetail("duplicate member-years")
+
+
+def year_partitions(members_path: Path, claims_path: Path) -> list[str]:
+    """Leaf folders (relative paths, e.g. year=2021/region=R07) that members and claims
+    both have and nothing else, each naming its year: claims partitioned like members
+    are joined part by part. Empty when they are not (or are single files)."""
+    def leaves(root: Path) -> set[str]:
+        if not root.is_dir():
+            return set()
+        return {str(f.parent.relative_to(root)) for f in root.rglob("*.parquet")}
+
+    found = leaves(Path(members_path))
+    aligned = len(found) > 1 and found == leaves(Path(claims_path))
+    return sorted(found) if aligned and all("year=" in leaf for leaf in found) else []
+
+
+@dataclass(frozen=True)
+class Query:
+    """What the part-by-part join needs to know to build each part's query."""
+
+    members: Path
+    claims: Path
+    age_col: str
+    has_region: bool
+    spec: CohortSpec
+    reported_above: float
+    summary: bool  # claimants leave as bucket counts: no claimant rows to collect
+
+    def select(self, source: str, values_checked: bool, fixed: tuple[str, ...]) -> str:
+        """The shared grouped SELECT over one decoded members file with its costs."""
+        return cells_select(source, self.spec, self.has_region, self.reported_above,
+                            self.summary, DUCKDB, ids_checked=True,
+                            values_checked=values_checked, cost="m.cost", detail=False,
+                            fixed=fixed)
+
+
+def _annual_costs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Member ids (sorted, unique) and annual eligible costs (CNY) of one partition's
+    claims; NaN where a claim's cost is missing, negative or absurd (as the SQL's)."""
+    table = pa.concat_tables(pq.read_table(f, columns=["member_id", "eligible_cost"])
+                             for f in sorted(folder.glob("*.parquet")))
+    if table.column("member_id").null_count:
+        raise NeedsDetail("claim without member id")
+    cost = pc.fill_null(table.column("eligible_cost").cast(pa.float64()), np.nan).to_numpy()
+    cost = np.where((cost < 0) | (cost > 1e300), np.nan, cost)
+    ids = table.column("member_id").to_numpy()
+    if len(ids) > 1 and (ids[1:] >= ids[:-1]).all():  # claims in member order: no sort
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        return ids[starts], np.add.reduceat(cost, starts)
+    ids, member = np.unique(ids, return_inverse=True)
+    return ids, np.bincount(member, weights=cost, minlength=len(ids))
+
+
+def values_in_range(file: Path, age_col: str, year: int) -> bool:
+    """Whether the file's Parquet statistics prove every exposure in (0, 1] (NaN aside,
+    which statistics skip) and every age in 0..120, with no missing values: then the
+    query need not test each row. False when a statistic is missing or out of range."""
+    meta = pq.ParquetFile(file).metadata
+    names = meta.schema.names
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for name, lo_ok, hi_ok in (
+                ("exposure", lambda lo: lo > 0, lambda hi: hi <= 1),
+                (age_col, lambda lo: lo >= 0, lambda hi: hi <= 120) if age_col == "age" else
+                (age_col, lambda lo: year - lo <= 120, lambda hi: year - hi >= 0)):
+            if name not in names:
+                return False
+            stats = group.column(names.index(name)).statistics
+            if stats is None or not stats.has_min_max or stats.null_count != 0:
+                return False
+            if not (lo_ok(stats.min) and hi_ok(stats.max)):
+                return False
+    return True
+
+
+def _coded(column: pa.ChunkedArray, allowed: tuple[str, ...]) -> np.ndarray:
+    """Category codes (int8) of a text column, -1 for a value not allowed or missing."""
+    array = column.combine_chunks()
+    if not pa.types.is_dictionary(array.type):
+        array = pc.dictionary_encode(array)
+    remap = np.array([allowed.index(v) if v in allowed else -1
+                      for v in array.dictionary.to_pylist()] + [-1], dtype="int8")
+    indices = pc.fill_null(array.indices, len(array.dictionary)).to_numpy()
+    return remap[indices]
+
+
+def _partition_keys(leaf: str) -> dict[str, str]:
+    return dict(p.split("=", 1) for p in Path(leaf).parts if "=" in p)
+
+
+def _members_file(q: Query, file: Path, year: int, region: str | None) -> pa.Table:
+    """A members file decoded once into the columns the query groups by, categories coded;
+    `member_id` kept for the join."""
+    wanted = ["member_id", q.age_col, "sex", "residence", "special_group", "exposure"]
+    if q.has_region and region is None:
+        wanted.append("region")
+    t = pq.read_table(file, columns=wanted, use_threads=False)
+    age = t.column(q.age_col).cast(pa.int32())
+    return pa.table({
+        "member_id": t.column("member_id"),
+        "age": age if q.age_col == "age" else pc.subtract(pa.scalar(year, pa.int32()), age),
+        "sex": _coded(t.column("sex"), SEXES),
+        "residence": _coded(t.column("residence"), RESIDENCES),
+        "special_group": t.column("special_group"),
+        "exposure": t.column("exposure").cast(pa.float64()),
+        **({"region": t.column("region").cast(pa.string())} if "region" in wanted else {}),
+    })
+
+
+def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
+               ) -> tuple[list[pa.Table], list[pa.Table], Ranges]:
+    """Cells and claimant rows of one partition. Each members file is decoded once: its
+    ids are checked for repeats and searched for the claims' member-years, the annual cost
+    goes beside each row, the database groups the rows and the claimants are taken by
+    position (no hash join, no list aggregate)."""
+    cur = con.cursor()
+    claim_ids, claim_cost = _annual_costs(q.claims / leaf)
+    keys = _partition_keys(leaf)
+    year, region = int(keys["year"]), keys.get("region") if q.has_region else None
+    matched = np.zeros(len(claim_ids), dtype=bool)
+    results, claimants, ranges = [], [], []
+    for file in sorted((q.members / leaf).glob("*.parquet")):
+        members = _members_file(q, file, year, region)
+        if members.column("member_id").null_count:
+            raise NeedsDetail("missing member ids")
+        if not members.num_rows:
+            continue
+        ids, order = _sorted_ids(members.column("member_id").to_numpy())
+        ranges.append((year, int(ids[0]), int(ids[-1])))
+        # each claimant's row in the file
+        pos = np.minimum(np.searchsorted(ids, claim_ids), len(ids) - 1)
+        hit = ids[pos] == claim_ids
+        matched |= hit
+        rows = pos[hit] if order is None else order[pos[hit]]
+        has = np.zeros(len(ids), dtype=bool)
+        has[rows] = True
+        cost = np.zeros(len(ids))
+        cost[rows] = claim_cost[hit]
+        cur.register("part", members.append_column("cost", pa.array(cost, mask=~has)))
+        fixed = ("year", "region") if region is not None else ("year",)
+        checked = values_in_range(file, q.age_col, year)
+        found = cur.sql(q.select("part m", values_checked=checked, fixed=fixed)
+                        ).to_arrow_table()
+        found = found.append_column("year", pa.repeat(pa.scalar(year, pa.int32()), len(found)))
+        if region is not None:
+            found = found.append_column("region", pa.repeat(region, len(found)))
+        results.append(found)
+        if not q.summary:
+            claimants.append(_claimant_rows(
+                q, members, rows[claim_cost[hit] > q.reported_above], cost, year, region))
+    if not matched.all():
+        raise NeedsDetail("a claim without its member-year in the same partition")
+    return results, claimants, ranges
+
+
+def _claimant_rows(q: Query, members: pa.Table, rows: np.ndarray, cost: np.ndarray,
+                   year: int, region: str | None) -> pa.Table:
+    """Claimants of one file, keyed like the query's groups (sex and residence coded)."""
+    rows = np.sort(rows)
+    wanted = ["age", "sex", "residence", "special_group", *(["region"] if q.has_region
+                                                             and region is None else [])]
+    picked = members.select(wanted).take(pa.array(rows))
+    age = picked.column("age").to_numpy()
+    out = {"year": pa.array(np.full(len(rows), year)), "age_band": pa.array(q.spec.band(age)),
+           **{key: picked.column(key) for key in ("sex", "residence", "special_group")}}
+    if q.has_region:
+        out["region"] = (pa.repeat(region, len(rows)) if region is not None
+                         else picked.column("region"))
+    return pa.table({**out, "age": picked.column("age"), "cost": pa.array(cost[rows])})
+
+
+def _run_parts(con: duckdb.DuckDBPyConnection, q: Query, leaves: list[str]
+               ) -> tuple[list[pa.Table], pa.Table | None]:
+    """Partitions on as many cursors as DuckDB has threads, one thread each."""
+    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    con.execute("SET threads = 1")
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(leaves)))) as pool:
+            done = list(pool.map(lambda leaf: _join_part(con, q, leaf), leaves))
+    finally:
+        con.execute(f"SET threads = {threads}")
+    _disjoint(con, [r for *_, ranges in done for r in ranges])
+    rows = [c for _, claimants, _ in done for c in claimants]
+    return ([t for tables, _, _ in done for t in tables],
+            pa.concat_tables(rows) if rows else None)
+
+
+def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
+    """Validate and aggregate with DuckDB; raises NeedsDetail when anything is off.
+
+    Claims partitioned like members (by year, and region...) are matched partition by
+    partition without a hash join; otherwise one FULL JOIN runs over everything."""
+    if not source.parquet:
+        raise Unsupported("the duckdb engine reads Parquet; got CSV files")
+    spec, reported_above, summary = source.spec, options.reported_above, options.severity_summary
+    members_path, claims_path = source.members, source.claims
+    age_col, has_region = check_schemas(members_path, claims_path)
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    if options.memory_limit:
+        con.execute(f"SET memory_limit = {_quoted(options.memory_limit)}")
+    members = members_view(duckdb_source(members_path), age_col, has_region)
+    # a plain view (not TEMP) so that every cursor sees it
+    con.execute(f"CREATE VIEW m AS {members}")
+
+    def cells(parts: list[pa.Table], claimants: pa.Table | None = None) -> Cells:
+        return cells_from_results(parts, spec, reported_above, list(source.years_with_plan),
+                                  has_region, summary, claimants)
+
+    leaves = year_partitions(members_path, claims_path)
+    if leaves:
+        q = Query(Path(members_path), Path(claims_path), age_col, has_region, spec,
+                  reported_above, summary)
+        with contextlib.suppress(NeedsDetail):  # e.g. a claim filed under another partition
+            return cells(*_run_parts(con, q, leaves))
+    sql = cells_sql(members, claims_view(duckdb_source(claims_path)), spec, has_region,
+                    reported_above, summary, DUCKDB)
+    # the duplicate check reads ids outside the database: run it beside the query
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        duplicates = pool.submit(_no_duplicates, con.cursor(), members_path)
+        found = cells([con.sql(sql).to_arrow_table()])
+        duplicates.result()
+    return found
+
+
+def _quoted(text: str) -> str:
+    """A SQL string literal (quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class DuckDBEngine:
+    """Parquet through DuckDB: parallel, out of core, memory-limited."""
+
+    name: str = "duckdb"
+    failures: tuple[type[BaseException], ...] = (duckdb.Error, pa.ArrowException, OSError)
+
+    def cells(self, source: Source, options: DataOptions) -> Cells:
+        return cells_from_parquet(source, options)
+
+
+ENGINE = DuckDBEngine()

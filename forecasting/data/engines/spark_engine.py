@@ -1,0 +1,77 @@
+"""Cells with Apache Spark, for data that outgrow one machine: the same SQL as DuckDB
+(forecasting.data.engines.sql) on Spark SQL. `local[2]` here; `spark://host:7077` (or yarn,
+k8s://...) on a cluster, where the Parquet path must be readable by every executor."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from forecasting.data.cells import Cells
+from forecasting.data.engines import NeedsDetail, Unsupported
+from forecasting.data.engines.sql import (
+    SPARK,
+    cells_from_results,
+    cells_sql,
+    check_schemas,
+    claims_view,
+    members_view,
+)
+from forecasting.data.options import DataOptions, Source
+from forecasting.errors import EngineError
+
+
+def spark_session(master: str = "local[2]"):
+    """A Spark session for ciplan (no UI; Arrow transfer; small shuffles for cell tables)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise EngineError("the spark engine needs pyspark: pip install 'ciplan[spark]'") from None
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (SparkSession.builder.master(master).appName("ciplan")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.sql.shuffle.partitions", "8")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.driver.memory", os.environ.get("CIPLAN_SPARK_DRIVER_MEMORY", "2g"))
+            .getOrCreate())
+
+
+def cells_from_spark(source: Source, options: DataOptions) -> Cells:
+    """Validate and aggregate with Spark SQL; raises NeedsDetail when anything is off."""
+    if not source.parquet:
+        raise Unsupported("the spark engine reads Parquet; got CSV files")
+    spec, reported_above = source.spec, options.reported_above
+    age_col, has_region = check_schemas(source.members, source.claims)
+    spark = spark_session(options.spark_master)
+    spark.read.parquet(str(source.members)).createOrReplaceTempView("m_src")
+    spark.read.parquet(str(source.claims)).createOrReplaceTempView("c_src")
+    spark.sql(f"CREATE OR REPLACE TEMP VIEW m AS {members_view('m_src', age_col, has_region)}")
+    dup = spark.sql("SELECT COUNT(*) - COUNT(DISTINCT member_id, year) AS d FROM m").first()
+    if dup["d"]:
+        raise NeedsDetail("duplicate member-years")
+    sql = cells_sql("SELECT * FROM m", claims_view("c_src"), spec, has_region,
+                    reported_above, options.severity_summary, SPARK)
+    return cells_from_results([spark.sql(sql).toArrow()], spec, reported_above,
+                              list(source.years_with_plan), has_region,
+                              options.severity_summary)
+
+
+class SparkEngine:
+    """Parquet through Spark SQL, locally or on a cluster (options.spark_master)."""
+
+    name = "spark"
+
+    @property
+    def failures(self) -> tuple[type[BaseException], ...]:
+        from pyspark.errors import PySparkException
+
+        return (PySparkException, OSError)
+
+    def cells(self, source: Source, options: DataOptions) -> Cells:
+        return cells_from_spark(source, options)
+
+
+ENGINE = SparkEngine()

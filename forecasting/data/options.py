@@ -1,0 +1,54 @@
+"""How to load a data directory: one options object, built once (by the CLI from one
+shared option group) and passed whole to `load_data` and to the engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from forecasting.data.cohorts import CohortSpec
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Options for reading members and claims.
+
+    reported_above: claims hold only member-years whose annual eligible cost exceeds this
+        (money units of the data, e.g. CNY); claimants are left-truncated there.
+    engine: a name of `forecasting.data.engines.ENGINES` or "auto" (DuckDB for Parquet,
+        pandas for CSV).
+    severity_summary: claimants' costs come as log-bucket counts and sums per cohort
+        instead of one row each (exact sums, costs within 1.2 %).
+    spark_master: the Spark master URL, for the spark engine.
+    memory_limit: DuckDB's memory limit (e.g. "4GB"), for the duckdb engine.
+    spec: the cohorts; None = sex x residence x special group (x region when the data
+        have a region column).
+    """
+
+    reported_above: float = 0.0
+    engine: str = "auto"
+    severity_summary: bool = False
+    spark_master: str = "local[2]"
+    memory_limit: str | None = None
+    spec: CohortSpec | None = None
+
+    def fingerprint_text(self, spec: CohortSpec) -> str:
+        """The settings that change the cells, for the data fingerprint."""
+        return f"{spec}|{self.reported_above}" + ("|summary" if self.severity_summary else "")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The files of one data directory an engine aggregates, and what they are checked
+    against: the cohorts and the years that have a plan."""
+
+    members: Path
+    claims: Path
+    scheme: Path
+    spec: CohortSpec
+    years_with_plan: tuple[int, ...]
+
+    @property
+    def parquet(self) -> bool:
+        """Both tables are Parquet (files or partitioned folders)."""
+        return ".csv" not in (self.members.suffix, self.claims.suffix)

@@ -1,0 +1,25 @@
+"""Names the workflows, the report and the CLI share, stated once: the plan file, the
+proposals put on the table, the report languages."""
+
+from __future__ import annotations
+
+from forecasting.errors import UserError
+
+__all__ = ["LANGS", "PLAN_FILE", "PROPOSALS", "check_lang", "proposal_of"]
+
+PLAN_FILE = "plan.json"
+# The proposals put on the table against today's plan: key -> objective.
+PROPOSALS = {"A": "min-loss", "B": "break-even", "C": "cvar"}
+LANGS = ("en", "zh")
+
+
+def proposal_of(objective: str | None) -> str:
+    """The proposal key of an objective (A for anything not among the proposals)."""
+    return next((k for k, o in PROPOSALS.items() if o == objective), "A")
+
+
+def check_lang(lang: str) -> str:
+    """`lang` if the report is written in it, else a user error."""
+    if lang not in LANGS:
+        raise UserError(f"--lang expected {' or '.join(LANGS)}; got {lang!r}")
+    return lang

@@ -1,0 +1,157 @@
+"""`ciplan forecast`: the registry's champion models + the data -> a Forecast of year T+1,
+written as a table people read (forecast.csv / .parquet) and the object `ciplan optimize`
+reads (forecast.joblib), with an MLflow run that records which model versions it used."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.data.dataset import Dataset
+from forecasting.data.io import atomic_dir
+from forecasting.errors import UserError
+from forecasting.forecast import Forecast
+from forecasting.models.claims import ClaimsModel
+from forecasting.scheme.accounts import history
+from forecasting.scheme.in_force import plan_to_dict
+from pipelines.tracking import (
+    FORECAST_EXPERIMENT,
+    FREQUENCY_MODEL,
+    SEVERITY_MODEL,
+    champion,
+    lineage,
+    store_lock,
+    use_experiment,
+)
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    run_id: str
+    forecast: Forecast
+    table: pd.DataFrame
+    summary: dict
+
+
+def _models(run_id: str | None):
+    """Frequency and severity estimators: the registry champions, or a train run's."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+
+    if run_id is None:
+        versions = {name: champion(name) for name in (FREQUENCY_MODEL, SEVERITY_MODEL)}
+        uris = {n: f"models:/{n}/{v.version}" for n, v in versions.items()}
+        used = {n: str(v.version) for n, v in versions.items()}
+    else:
+        try:
+            tags = mlflow.MlflowClient().get_run(run_id).data.tags
+        except MlflowException:
+            raise UserError(f"no MLflow run {run_id!r} at {mlflow.get_tracking_uri()}") from None
+        if f"version_{FREQUENCY_MODEL}" not in tags:
+            raise UserError(f"run {run_id} is not a `ciplan train` run")
+        used = {n: tags[f"version_{n}"] for n in (FREQUENCY_MODEL, SEVERITY_MODEL)}
+        uris = {n: f"models:/{n}/{v}" for n, v in used.items()}
+    loaded = {n: mlflow.sklearn.load_model(u) for n, u in uris.items()}
+    return loaded[FREQUENCY_MODEL], loaded[SEVERITY_MODEL], used
+
+
+def backtest_of(versions: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Mean backtest metrics of the model versions used, read from their training runs."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    out = {}
+    for name, version in versions.items():
+        run_id = client.get_model_version(name, version).run_id
+        metrics = client.get_run(run_id).data.metrics if run_id else {}
+        out[name] = {k.removeprefix("backtest_"): v for k, v in metrics.items()
+                     if k.startswith("backtest_") and not k.endswith("_by_year")}
+    return out
+
+
+def by_age(cells, fc: Forecast) -> pd.DataFrame:
+    """Frequency and mean severity by age band: each past year observed, and the forecast."""
+    t, c = cells.table, cells.claimants
+    past = t.groupby(["year", "age_band"], as_index=False)[["claimants", "exposure"]].sum()
+    sev = c.groupby(["year", "age_band"], as_index=False)["cost"].mean()
+    past = past.merge(sev, on=["year", "age_band"], how="left")
+    past["frequency"] = past["claimants"] / past["exposure"]
+    past = past.rename(columns={"cost": "severity"}).assign(kind="observed")
+    f = fc.cohorts.assign(cost=fc.cohorts["claimants"] * fc.cohorts["mean_severity"])
+    fut = f.groupby("age_band", as_index=False)[["claimants", "exposure", "cost"]].sum()
+    fut["frequency"] = fut["claimants"] / fut["exposure"]
+    fut["severity"] = fut["cost"] / fut["claimants"]
+    fut = fut.assign(year=fc.year, kind="forecast")
+    cols = ["kind", "year", "age_band", "frequency", "severity"]
+    return pd.concat([past[cols], fut[cols]], ignore_index=True)
+
+
+def forecast_table(fc: Forecast, plan, scenarios: int, seed: int) -> tuple[pd.DataFrame, dict]:
+    """Per cohort: insured, claimants, mean severity, layers, expected payout with 5-95 %."""
+    table = pd.concat([fc.cohorts.reset_index(drop=True), fc.layer_table()], axis=1)
+    table["payout_expected"] = fc.payout_by_cohort(plan)
+    sims = fc.scenarios(scenarios, seed).payouts_by_cohort(plan, len(fc.cohorts))
+    table["payout_p05"], table["payout_p95"] = np.percentile(sims, [5, 95], axis=0)
+    totals = sims.sum(axis=1)
+    summary = {
+        "year": fc.year, "insured": fc.insured,
+        "claimants": float(fc.cohorts["claimants"].sum()),
+        "payout_expected": float(table["payout_expected"].sum()),
+        "payout_p05": float(np.percentile(totals, 5)),
+        "payout_p95": float(np.percentile(totals, 95)),
+        "scenarios": scenarios,
+    }
+    return table, summary
+
+
+def run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None = None,
+                 scenarios: int = 1000, seed: int = 0) -> ForecastResult:
+    """Forecast `year` from the data before it with the champion (or a run's) models."""
+    if year - 1 not in ds.years:
+        raise UserError(f"{ds.path}: forecasting {year} needs the data of {year - 1}; "
+                          f"the data cover {ds.years}")
+    with store_lock():
+        return _run_forecast(ds, year, out, run_id, scenarios, seed)
+
+
+def _run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None, scenarios: int,
+                  seed: int) -> ForecastResult:
+    import mlflow
+
+    use_experiment(FORECAST_EXPERIMENT)
+    freq, sev, used = _models(run_id)
+    cells = ds.cells.until(year - 1)
+    plan = ds.scheme.plans.get(year) or ds.scheme.plan(max(y for y in ds.scheme.plans
+                                                          if y < year))
+    tags = lineage(ds.fingerprint, {"year": year, "scenarios": scenarios, "seed": seed})
+    tags |= {f"version_{n}": v for n, v in used.items()}
+    with mlflow.start_run(run_name=f"forecast-{year}", tags=tags) as run:
+        fc = ClaimsModel().use(cells, freq, sev).forecast(
+            year, {"forecast_run": run.info.run_id, "data_fingerprint": ds.fingerprint,
+                   "model_versions": used, "plan_in_force": plan_to_dict(plan),
+                   "market": asdict(ds.scheme.market(max(ds.scheme.markets))),
+                   "history": history(cells, ds.scheme).to_dict(orient="records"),
+                   "backtest": backtest_of(used)})
+        fc.provenance["by_age"] = by_age(cells, fc).to_dict(orient="records")
+        table, summary = forecast_table(fc, plan, scenarios, seed)
+        summary |= {"forecast_run": run.info.run_id, "model_versions": used,
+                    "data_fingerprint": ds.fingerprint}
+        with atomic_dir(Path(out)) as tmp:
+            table.to_csv(tmp / "forecast.csv", index=False)
+            table.to_parquet(tmp / "forecast.parquet", index=False)
+            (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            fc.save(tmp)
+            mlflow.log_artifacts(str(tmp), artifact_path="forecast")
+        mlflow.log_params({"year": year, "scenarios": scenarios, "seed": seed})
+        mlflow.log_metrics({k: float(summary[k]) for k in
+                            ("insured", "claimants", "payout_expected", "payout_p05",
+                             "payout_p95")})
+    return ForecastResult(run.info.run_id, fc, table, summary)
+

@@ -1,0 +1,141 @@
+"""`ciplan optimize`: a Forecast + the plan space -> the optimal plan, its KPIs (the
+evaluator's), shadow prices and the loss-benefit frontier, written to plan.json and logged
+as an MLflow run in `plan-optimization` that points to the forecast run it used."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.data.io import atomic_dir
+from forecasting.errors import InputError, UserError
+from forecasting.forecast import Forecast, ScenarioSet
+from forecasting.scheme.in_force import plan_from_dict, plan_to_dict
+from forecasting.scheme.plan import Plan
+from optimization.evaluate import evaluate_plan
+from optimization.solve import Optimum, frontier, optimize, scenario_set, shadow_prices
+from optimization.space import PlanSpace
+from pipelines.conventions import PLAN_FILE
+from pipelines.tracking import (
+    PLAN_EXPERIMENT,
+    config_hash,
+    lineage,
+    store_lock,
+    use_experiment,
+)
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    run_id: str
+    optimum: Optimum
+    status_quo: Plan
+    document: dict
+    shadow: pd.DataFrame
+    frontier: pd.DataFrame
+
+
+def load_forecast(directory: Path | None, run_id: str | None) -> Forecast:
+    """A Forecast from a `ciplan forecast` folder, or from the artifacts of its run."""
+    if (directory is None) == (run_id is None):
+        raise UserError("give exactly one of --forecast DIR or --forecast-run RUN_ID")
+    if directory is not None:
+        return Forecast.load(directory)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with store_lock():
+        use_experiment(PLAN_EXPERIMENT)
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="forecast", dst_path=tempfile.mkdtemp())
+        except MlflowException:
+            raise UserError(f"no forecast artifacts in MLflow run {run_id!r}") from None
+    return Forecast.load(local)
+
+
+def status_quo_of(forecast: Forecast, space: PlanSpace) -> Plan:
+    """The plan in force the forecast recorded, at the space's fixed premium if it has one."""
+    recorded = forecast.provenance.get("plan_in_force")
+    if not recorded:
+        raise InputError(f"the forecast of {forecast.year} records no plan in force; "
+                         "optimising needs today's plan to compare against")
+    plan = plan_from_dict("forecast plan_in_force", recorded)
+    if space.premium.fixed is not None:
+        plan = plan.with_(premium_per_capita=float(space.premium.fixed))
+    return plan
+
+
+def plan_terms(plan: Plan) -> dict[str, float | str]:
+    """Plan terms as flat MLflow params with the same names in every run."""
+    out = {"premium_per_capita": plan.premium_per_capita, "deductible": plan.deductible,
+           "cap": "none" if plan.cap is None else plan.cap,
+           "band_edges": "/".join(f"{e:g}" for e in plan.band_edges)}
+    out |= {f"ratio_{k + 1}": r for k, r in enumerate(plan.ratios)}
+    return out
+
+
+def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path,
+                 solver: str | None = None, frontier_points: int = 25, seed: int = 0,
+                 scenarios: ScenarioSet | None = None, proposal: str | None = None
+                 ) -> OptimizeResult:
+    """Solve, evaluate, explain; write plan.json, shadow_prices.csv, frontier.csv; log."""
+    status_quo = status_quo_of(forecast, space)
+    if scenarios is None:
+        scenarios = scenario_set(forecast, space, status_quo, seed)
+    opt = optimize(forecast, space, status_quo, objective, solver, scenarios)
+    shadow = shadow_prices(opt, forecast, space, status_quo, solver)
+    c = space.constraints
+    floors = np.linspace(max(c.effective_ratio_floor - 0.05, 0), c.effective_ratio_floor + 0.10,
+                         frontier_points)
+    front = (frontier(forecast, space, status_quo, floors, solver) if frontier_points
+             else pd.DataFrame())
+    before = evaluate_plan(status_quo, forecast, space.costs, scenarios,
+                           cvar_level=space.risk.cvar_level)
+    document = {
+        "objective": objective, "year": forecast.year, "proposal": proposal,
+        "space_hash": config_hash(space.model_dump(mode="json")),
+        "plan": plan_to_dict(opt.plan), "kpis": opt.kpis.as_dict(),
+        "status_quo": {"plan": plan_to_dict(status_quo), "kpis": before.as_dict()},
+        "solver": {"name": opt.solver, "status": opt.status, "sol_status": opt.sol_status,
+                   "seconds": opt.seconds, "relinearisations": opt.relinearisations,
+                   "time_limit": space.solver.time_limit, "mip_gap": space.solver.mip_gap,
+                   "lp_expected_loss": opt.lp_loss},
+        "shadow_prices": shadow.to_dict(orient="records"),
+        "provenance": forecast.provenance,
+        "space": space.model_dump(mode="json"),
+    }
+    with store_lock():
+        run_id = _log(document, shadow, front, opt, objective, forecast, space, out)
+    return OptimizeResult(run_id, opt, status_quo, document, shadow, front)
+
+
+def _log(document: dict, shadow: pd.DataFrame, front: pd.DataFrame, opt: Optimum,
+         objective: str, forecast: Forecast, space: PlanSpace, out: Path) -> str:
+    """Write the plan folder atomically and log it as a `plan-optimization` run; its id."""
+    import mlflow
+
+    use_experiment(PLAN_EXPERIMENT)
+    tags = lineage(str(forecast.provenance.get("data_fingerprint", "unknown")),
+                   space.model_dump(mode="json"))
+    tags |= {"forecast_run": str(forecast.provenance.get("forecast_run", "none")),
+             "objective": objective}
+    tags |= {f"version_{k}": str(v) for k, v in
+             forecast.provenance.get("model_versions", {}).items()}
+    with mlflow.start_run(run_name=f"plan-{objective}", tags=tags) as run:
+        document["run_id"] = run.info.run_id
+        with atomic_dir(Path(out)) as tmp:
+            (tmp / PLAN_FILE).write_text(json.dumps(document, indent=2, default=str),
+                                         encoding="utf-8")
+            shadow.to_csv(tmp / "shadow_prices.csv", index=False)
+            front.to_csv(tmp / "frontier.csv", index=False)
+            mlflow.log_artifacts(str(tmp), artifact_path="plan")
+        mlflow.log_params(plan_terms(opt.plan) | {"objective": objective,
+                                                  "solver": opt.solver})
+        mlflow.log_metrics(opt.kpis.metrics() | {"solve_seconds": opt.seconds})
+    return run.info.run_id

@@ -1,0 +1,149 @@
+"""Bad input: one line naming file, column, rows and expectation; exit 2; nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+def _snapshot(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+def _edit(path: Path, change) -> None:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    changed = change(frame)
+    (frame if changed is None else changed).to_csv(path, index=False)
+
+
+def _fails(data: Path, *patterns: str, args: tuple[str, ...] = ()) -> str:
+    before = _snapshot(data.parent)
+    result = runner.invoke(app, ["history", "--data", str(data), *args])
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("Error: ") and "\n" not in err, err
+    assert "Traceback" not in result.output
+    for pattern in patterns:
+        assert pattern in err, (pattern, err)
+    assert _snapshot(data.parent) == before  # nothing written anywhere under the data's folder
+    return err
+
+
+def test_missing_file(tiny_csv_dir):
+    (tiny_csv_dir / "claims.csv").unlink()
+    _fails(tiny_csv_dir, "missing claims.parquet or claims.csv")
+
+
+def test_unknown_format(tiny_csv_dir):
+    (tiny_csv_dir / "members.csv").rename(tiny_csv_dir / "members.xlsx")
+    _fails(tiny_csv_dir, "members.xlsx", "unknown format")
+
+
+def test_misspelled_column(tiny_csv_dir):
+    _edit(tiny_csv_dir / "members.csv", lambda f: f.rename(columns={"exposure": "exposur"}))
+    _fails(tiny_csv_dir, "members.csv", "missing column 'exposure'", "did you mean")
+
+
+def test_missing_column(tiny_csv_dir):
+    _edit(tiny_csv_dir / "claims.csv", lambda f: f.drop(columns="eligible_cost"))
+    _fails(tiny_csv_dir, "claims.csv", "missing column 'eligible_cost'")
+
+
+@pytest.mark.parametrize("bad", ["-5.0", "nan", "", "12a"])
+def test_bad_cost(tiny_csv_dir, bad):
+    def change(f):
+        f.loc[[3, 7], "eligible_cost"] = bad
+    _edit(tiny_csv_dir / "claims.csv", change)
+    _fails(tiny_csv_dir, "claims.csv", "column 'eligible_cost'", "rows 4, 8")
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "-0.2"])
+def test_bad_exposure(tiny_csv_dir, bad):
+    def change(f):
+        f.loc[10, "exposure"] = bad
+    _edit(tiny_csv_dir / "members.csv", change)
+    _fails(tiny_csv_dir, "members.csv", "column 'exposure'", "row 11:", "(0, 1]")
+
+
+def test_text_in_numeric_column(tiny_csv_dir):
+    def change(f):
+        f.loc[0, "age"] = "forty"
+    _edit(tiny_csv_dir / "members.csv", change)
+    _fails(tiny_csv_dir, "members.csv", "column 'age'", "row 1:", "whole number", "'forty'")
+
+
+def test_fractional_year_is_wrong_type(tiny_csv_dir):
+    def change(f):
+        f.loc[2, "year"] = "2019.5"
+    _edit(tiny_csv_dir / "members.csv", change)
+    _fails(tiny_csv_dir, "members.csv", "column 'year'", "row 3:", "whole number")
+
+
+def test_duplicate_member_year(tiny_csv_dir):
+    def change(f):
+        f.loc[5] = f.loc[4]
+    _edit(tiny_csv_dir / "members.csv", change)
+    _fails(tiny_csv_dir, "members.csv", "row 6", "one row per member-year")
+
+
+@pytest.mark.parametrize(("column", "value"), [("sex", "X"), ("residence", "suburban")])
+def test_unknown_category(tiny_csv_dir, column, value):
+    def change(f):
+        f.loc[1, column] = value
+    _edit(tiny_csv_dir / "members.csv", change)
+    _fails(tiny_csv_dir, "members.csv", f"column {column!r}", "row 2:", f"'{value}'")
+
+
+def test_claim_without_member_year(tiny_csv_dir):
+    def change(f):
+        f.loc[0, "member_id"] = "999999999"
+    _edit(tiny_csv_dir / "claims.csv", change)
+    _fails(tiny_csv_dir, "claims.csv", "row 1:", "member-year listed in", "999999999")
+
+
+def test_empty_table(tiny_csv_dir):
+    _edit(tiny_csv_dir / "claims.csv", lambda f: f.iloc[:0])
+    _fails(tiny_csv_dir, "claims.csv", "empty")
+
+
+def test_year_without_plan(tiny_csv_dir):
+    def change(f):
+        f.loc[0, "year"] = "2023"
+    _edit(tiny_csv_dir / "claims.csv", change)
+    _fails(tiny_csv_dir, "claims.csv", "column 'year'", "row 1:", "with a plan", "2023")
+
+
+def test_other_delimiter(tiny_csv_dir):
+    path = tiny_csv_dir / "members.csv"
+    path.write_text(path.read_text().replace(",", ";"))
+    _fails(tiny_csv_dir, "members.csv", "delimiter")
+
+
+def test_binary_file(tiny_csv_dir):
+    (tiny_csv_dir / "claims.csv").write_bytes(bytes(range(256)) * 10)
+    _fails(tiny_csv_dir, "claims.csv", "binary")
+
+
+def test_truncated_parquet(small_city, tmp_path):
+    from pipelines.workflows.builtin import write_city
+    data = write_city(small_city, tmp_path / "data")
+    path = data / "members.parquet"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _fails(data, "members.parquet", "not a readable parquet file")
+
+
+def test_bad_scheme_key(tiny_csv_dir):
+    path = tiny_csv_dir / "scheme.toml"
+    path.write_text(path.read_text().replace("deductible = 15000.0", "deductible = \"high\"", 1))
+    _fails(tiny_csv_dir, "scheme.toml", "[plan.2019]", "'deductible'", "number")
+
+
+def test_reported_above_with_small_costs(tiny_csv_dir):
+    _fails(tiny_csv_dir, "claims.csv", "reported_above", args=("--reported-above", "15000"))

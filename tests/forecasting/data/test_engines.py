@@ -1,0 +1,128 @@
+"""The DuckDB and pandas engines give identical cells and identical error messages."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from forecasting.data.cells import aggregate, annual_costs
+from forecasting.data.cohorts import CohortSpec
+from forecasting.data.dataset import load_data, write_data_dir
+from forecasting.data.engines import NeedsDetail, engine_names, get_engine
+from forecasting.data.options import DataOptions
+from forecasting.errors import EngineError, InputError, UserError
+from forecasting.simulate import lcity_scheme
+from pipelines.workflows.builtin import write_city
+from tests.engines import engine_cells
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("spec", [CohortSpec(), CohortSpec(band_width=10, age_max=80,
+                                                           keys=("sex",))])
+def test_duckdb_equals_pandas(small_city, small_dir, spec):
+    years = sorted(small_city.scheme.plans)
+    duck = engine_cells("duckdb", small_dir / "members.parquet", small_dir / "claims.parquet",
+                              spec, 0.0, years)
+    ref = aggregate(small_city.members, annual_costs(small_city.members, small_city.claims),
+                    spec)
+    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
+    pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
+                                  check_exact=False, rtol=1e-10)
+
+
+def _damaged(city, tmp_path, members=None, claims=None):
+    return write_data_dir(tmp_path / "bad", city.members if members is None else members,
+                          city.claims if claims is None else claims, city.scheme)
+
+
+@pytest.mark.parametrize("damage", ["duplicate", "exposure", "orphan", "sex", "cost", "age",
+                                    "missing cost", "claim year", "nan exposure"])
+def test_duckdb_counts_offence_and_pandas_names_rows(tiny_city, tmp_path, damage):
+    m, c = tiny_city.members.copy(), tiny_city.claims.copy()
+    if damage == "duplicate":
+        m = pd.concat([m, m.iloc[[3]]], ignore_index=True)
+    elif damage == "exposure":
+        m.loc[7, "exposure"] = 1.5
+    elif damage == "orphan":
+        c.loc[2, "member_id"] = 10**9
+    elif damage == "sex":
+        m["sex"] = m["sex"].astype(str)
+        m.loc[4, "sex"] = "U"
+    elif damage == "cost":
+        c.loc[5, "eligible_cost"] = -1.0
+    elif damage == "age":
+        m.loc[6, "age"] = 130
+    elif damage == "missing cost":
+        c.loc[8, "eligible_cost"] = None
+    elif damage == "claim year":
+        c.loc[9, "year"] = 2030
+    else:
+        m.loc[2, "exposure"] = float("nan")
+    data = _damaged(tiny_city, tmp_path, m, c)
+    with pytest.raises(NeedsDetail):
+        engine_cells("duckdb", data / "members.parquet", data / "claims.parquet", CohortSpec(), 0.0,
+                           sorted(tiny_city.scheme.plans))
+    with pytest.raises(InputError, match=r"parquet: column"):
+        load_data(data, DataOptions(engine="duckdb"))
+
+
+def test_birth_year_instead_of_age(tiny_city, tmp_path):
+    m = tiny_city.members.assign(birth_year=tiny_city.members["year"]
+                                 - tiny_city.members["age"]).drop(columns="age")
+    data = _damaged(tiny_city, tmp_path, members=m)
+    base = write_city(tiny_city, tmp_path / "base")
+    for engine in ("duckdb", "pandas"):
+        pd.testing.assert_frame_equal(load_data(data, DataOptions(engine=engine)).cells.table,
+                                      load_data(base, DataOptions(engine=engine)).cells.table)
+
+
+def test_left_truncated_claims_load_with_reported_above(small_city, tmp_path):
+    """Claims shown only above 15 k: claimants are exactly the members above it."""
+    c = small_city.claims
+    annual = c.groupby(["member_id", "year"])["eligible_cost"].transform("sum")
+    data = _damaged(small_city, tmp_path, claims=c[annual > 15_000])
+    for engine in ("duckdb", "pandas"):
+        ds = load_data(data, DataOptions(reported_above=15_000, engine=engine))
+        assert ds.cells.reported_above == 15_000
+        assert (ds.cells.claimants["cost"] > 15_000).all()
+        full = annual_costs(small_city.members, c)
+        assert ds.cells.table["claimants"].sum() == (full > 15_000).sum()
+
+
+def test_duckdb_engine_refuses_csv(tiny_csv_dir):
+    with pytest.raises(UserError, match="duckdb engine reads Parquet"):
+        load_data(tiny_csv_dir, DataOptions(engine="duckdb"))
+    with pytest.raises(UserError, match="engine must be one of"):
+        load_data(tiny_csv_dir, DataOptions(engine="spark-ish"))
+
+
+def test_scheme_roundtrip(tmp_path):
+    from forecasting.scheme.in_force import load_scheme, scheme_to_toml
+    scheme = lcity_scheme((2019, 2020, 2021), scale=0.5)
+    path = tmp_path / "scheme.toml"
+    path.write_text(scheme_to_toml(scheme))
+    assert load_scheme(path) == scheme
+
+
+def test_explicit_engine_never_computes_through_another(tiny_city, tmp_path):
+    """Text member ids: DuckDB's SQL cannot read them. `auto` takes the pandas engine's
+    cells (it checked everything); an explicit `--engine duckdb` says so instead of
+    switching engines silently."""
+    m, c = tiny_city.members.copy(), tiny_city.claims.copy()
+    m["member_id"] = "P" + m["member_id"].astype(str)
+    c["member_id"] = "P" + c["member_id"].astype(str)
+    data = _damaged(tiny_city, tmp_path, m, c)
+    auto = load_data(data).cells
+    assert auto.table["insured"].sum() == len(m)
+    with pytest.raises(EngineError, match=r"the duckdb engine could not aggregate these data "
+                       r"\(column 'member_id' is (large_)?string.*use --engine pandas"):
+        load_data(data, DataOptions(engine="duckdb"))
+
+
+def test_engine_registry_lists_every_engine_once():
+    assert engine_names() == ("auto", "pandas", "duckdb", "spark")
+    for name in engine_names()[1:]:
+        assert get_engine(name).name == name

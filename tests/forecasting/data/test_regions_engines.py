@@ -1,0 +1,187 @@
+"""Several cities as one partitioned data set; pandas, DuckDB and Spark give identical cells."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from forecasting.data.cohorts import CohortSpec
+from forecasting.data.dataset import load_data
+from forecasting.data.engines.duckdb_engine import (
+    values_in_range,
+    year_partitions,
+)
+from forecasting.data.options import DataOptions
+from forecasting.errors import InputError
+from pipelines.workflows.regions import write_regions
+from tests.engines import engine_cells
+
+SPEC = CohortSpec(keys=("sex", "residence", "special_group", "region"))
+
+
+@pytest.fixture(scope="module")
+def regional(tmp_path_factory):
+    return write_regions(tmp_path_factory.mktemp("regions") / "data", regions=3, seed=7,
+                         scale=0.003)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_partitioned_layout_and_region_cohorts(regional):
+    assert (regional / "members" / "year=2021" / "region=R03" / "part-0.parquet").exists()
+    ds = load_data(regional, DataOptions(engine="pandas"))
+    assert ds.cells.spec.keys[-1] == "region"
+    assert sorted(ds.cells.table["region"].unique()) == ["R01", "R02", "R03"]
+
+
+def test_three_engines_identical(regional):
+    pandas_cells = load_data(regional, DataOptions(spec=SPEC, engine="pandas")).cells
+    args = (regional / "members", regional / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    duck = engine_cells("duckdb", *args)
+    spark = engine_cells("spark", *args)
+    for other in (duck, spark):
+        pd.testing.assert_frame_equal(other.table, pandas_cells.table, check_exact=False,
+                                      rtol=1e-10)
+        pd.testing.assert_frame_equal(_sorted(other.claimants), _sorted(pandas_cells.claimants),
+                                      check_exact=False, rtol=1e-10)
+
+
+def _copy_and_edit(regional: Path, tmp_path: Path, year: int, region: str, edit) -> Path:
+    """A copy of the regional data with one partition file rewritten by `edit(frame)`."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    part = data / "members" / f"year={year}" / f"region={region}" / "part-0.parquet"
+    frame = pq.read_table(part).to_pandas()
+    edit(frame)
+    frame.sort_values("member_id").to_parquet(part, index=False)
+    return data
+
+
+def test_spark_engine_refuses_damaged_data_like_the_others(regional, tmp_path):
+    def edit(frame):
+        frame.loc[3, "exposure"] = 2.0
+    data = _copy_and_edit(regional, tmp_path, 2020, "R02", edit)
+    # the message names the file and the row within it, not the row in the whole data set
+    where = r"year=2020/region=R02/part-0\.parquet: column 'exposure', row 4: expected"
+    for engine in ("spark", "duckdb", "pandas"):
+        with pytest.raises(InputError, match=where):
+            load_data(data, DataOptions(engine=engine))
+
+
+def test_spark_summary_mode_equals_duckdb_summary_mode(regional):
+    args = (regional / "members", regional / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    duck = engine_cells("duckdb", *args, severity_summary=True)
+    spark = engine_cells("spark", *args, severity_summary=True)
+    pd.testing.assert_frame_equal(spark.table, duck.table, check_exact=False, rtol=1e-10)
+    pd.testing.assert_frame_equal(_sorted(spark.claimants), _sorted(duck.claimants),
+                                  check_exact=False, rtol=1e-10)
+
+
+def test_member_year_in_two_regions_is_a_duplicate(regional, tmp_path):
+    """Ids unique within each file but repeated across two region files: found by every engine."""
+    first = pq.read_table(regional / "members" / "year=2021" / "region=R01" / "part-0.parquet")
+    taken = first.column("member_id")[5].as_py()
+
+    def edit(frame):
+        frame.loc[0, "member_id"] = taken
+    data = _copy_and_edit(regional, tmp_path, 2021, "R02", edit)
+    where = r"year=2021/region=R02/part-0\.parquet: columns 'member_id','year', row 1: "
+    for engine in ("duckdb", "spark"):
+        with pytest.raises(InputError, match=where + "expected one row per member-year"):
+            load_data(data, DataOptions(engine=engine))
+
+
+def test_claim_filed_under_another_region_still_joins(regional, tmp_path):
+    """Claims partitioned unlike members: the part-by-part join misses the member, so the
+    DuckDB engine joins everything at once and still agrees with pandas."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    src, dst = (data / "claims" / "year=2021" / f"region={r}" / "part-0.parquet"
+                for r in ("R01", "R02"))
+    a, b = pq.read_table(src).to_pandas(), pq.read_table(dst).to_pandas()
+    pd.concat([b, a.iloc[[0]]], ignore_index=True).to_parquet(dst, index=False)
+    a.iloc[1:].to_parquet(src, index=False)
+    assert year_partitions(data / "members", data / "claims")
+    args = (data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    duck = engine_cells("duckdb", *args)
+    ref = load_data(data, DataOptions(spec=SPEC, engine="pandas")).cells
+    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
+    assert len(duck.claimants) == len(ref.claimants)
+
+
+def _partition_path_equals(data: Path, ref, monkeypatch) -> None:
+    """DuckDB cells of `data` through the partition path (the fallback forbidden) equal
+    the reference cells."""
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the partition-by-partition join fell back")
+    monkeypatch.setattr("forecasting.data.engines.duckdb_engine.cells_sql", no_fallback)
+    duck = engine_cells("duckdb", data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
+    pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
+                                  check_exact=False, rtol=1e-10)
+
+
+def test_row_by_row_join_holds_however_a_partition_is_stored(regional, tmp_path, monkeypatch):
+    """Two files, small row groups, member ids and claims out of order: each member row
+    still gets its own annual cost (no fallback to the one big join allowed)."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    part = data / "members" / "year=2020" / "region=R02"
+    frame = pq.ParquetFile(part / "part-0.parquet").read().to_pandas()
+    frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    (part / "part-0.parquet").unlink()
+    half = len(frame) // 2
+    for name, rows in (("part-0", frame.iloc[:half]), ("part-1", frame.iloc[half:])):
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False),
+                       part / f"{name}.parquet", row_group_size=300)
+
+    claims = data / "claims" / "year=2020" / "region=R02" / "part-0.parquet"
+    shuffled = pq.ParquetFile(claims).read().to_pandas().sample(frac=1.0, random_state=4)
+    pq.write_table(pa.Table.from_pandas(shuffled, preserve_index=False), claims)
+
+    ref = load_data(data, DataOptions(spec=SPEC, engine="pandas")).cells
+    _partition_path_equals(data, ref, monkeypatch)
+
+
+@pytest.mark.parametrize(("column", "value"), [("exposure", float("nan")), ("exposure", None),
+                                               ("exposure", 1.5), ("age", 130)])
+def test_damaged_partition_named_with_file_and_row(regional, tmp_path, column, value):
+    """Values the Parquet statistics miss (a NaN) or show (a null, out of range) are caught
+    on the partition-by-partition path, and the message names the file and the row in it."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    part = data / "members" / "year=2019" / "region=R03" / "part-0.parquet"
+    table = pq.ParquetFile(part).read()
+    values = table.column(column).to_numpy().astype("float64")
+    values[6] = np.nan if value is None else value
+    # a real NaN stays a NaN only from numpy; from pandas it would become a null
+    new = pa.array(values, mask=np.isnan(values) if value is None else None)
+    new = new.cast(table.schema.field(column).type, safe=False) if column == "age" else new
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column, new), part)
+    assert values_in_range(part, "age", 2019) == (value is not None and value != value)
+    with pytest.raises(InputError, match=rf"region=R03/part-0\.parquet: column '{column}', "
+                                         r"row 7: expected"):
+        load_data(data, DataOptions(engine="duckdb"))
+
+
+def test_birth_year_on_the_partition_path(regional, tmp_path, monkeypatch):
+    """Members with birth_year instead of age: ages are derived the same way on the
+    partition-by-partition path as in the pandas engine."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    for part in (data / "members").rglob("*.parquet"):
+        year = int(part.parent.parent.name.split("=")[1])
+        frame = pq.ParquetFile(part).read().to_pandas()
+        frame["birth_year"] = year - frame.pop("age")
+        frame.to_parquet(part, index=False)
+
+    ref = load_data(regional, DataOptions(spec=SPEC, engine="pandas")).cells
+    _partition_path_equals(data, ref, monkeypatch)

@@ -1,0 +1,95 @@
+"""`ciplan train` and `ciplan forecast` against a real MLflow SQLite store in a temp dir."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from forecasting.data.dataset import load_data
+from pipelines.cli import app
+from pipelines.tracking import FORECAST_EXPERIMENT
+from tests.pipelines.conftest import client as _client
+
+runner = CliRunner()
+
+
+def test_forecast_before_training_says_what_to_do(small_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2023",
+                                 "--out", str(tmp_path / "fc")])
+    assert result.exit_code == 2
+    assert "run `ciplan train` first" in result.stderr
+    assert not (tmp_path / "fc").exists()
+
+
+def test_train_logs_candidates_and_registers_champions(trained, small_dir, store):
+    client = _client()
+    exp = client.get_experiment_by_name(FORECAST_EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.info.run_name == "train"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 4
+    fingerprint = load_data(small_dir).fingerprint
+    for run in [*parents, *children]:
+        assert run.data.tags["data_fingerprint"] == fingerprint
+    for run in children:
+        assert "backtest_poisson_deviance" in run.data.metrics
+        assert "backtest_payout_error" in run.data.metrics
+    # the champion of each kind has the lowest backtest score of its kind
+    freq = {r.data.tags["candidate"]: r.data.metrics["backtest_poisson_deviance"]
+            for r in children if r.data.tags["kind"] == "frequency"}
+    assert parents[0].data.tags["champion_frequency"] == min(freq, key=freq.get)
+    for name in ("claim-frequency", "claim-severity"):
+        version = client.get_model_version_by_alias(name, "champion")
+        assert version.tags["data_fingerprint"] == fingerprint
+    artifacts = {a.path for a in client.list_artifacts(children[0].info.run_id)}
+    assert {"backtest.csv"} <= artifacts
+    assert artifacts & {"frequency_by_age.png", "severity_by_age.png"}
+
+
+def test_forecast_writes_table_and_records_versions(trained, small_dir, small_city, tmp_path):
+    out = tmp_path / "fc"
+    result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2023",
+                                 "--out", str(out), "--scenarios", "200"])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"forecast.csv", "forecast.parquet",
+                                               "forecast.joblib", "summary.json"}
+    table = pd.read_parquet(out / "forecast.parquet")
+    summary = json.loads((out / "summary.json").read_text())
+    assert table["payout_expected"].sum() == pytest.approx(summary["payout_expected"])
+    assert (table["payout_p05"] <= table["payout_p95"]).all()
+    assert summary["payout_p05"] < summary["payout_expected"] < summary["payout_p95"]
+    run = _client().get_run(summary["forecast_run"])
+    assert run.data.tags["version_claim-frequency"] == summary["model_versions"][
+        "claim-frequency"]
+    assert run.data.metrics["payout_expected"] == pytest.approx(summary["payout_expected"])
+
+
+@pytest.mark.parametrize(("year", "message"), [
+    (2019, "needs the data of 2018"),
+    (2030, "needs the data of 2029"),
+])
+def test_forecast_year_must_follow_the_data(trained, small_dir, tmp_path, year, message):
+    result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", str(year),
+                                 "--out", str(tmp_path / "fc")])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and not (tmp_path / "fc").exists()
+
+
+def test_forecast_of_a_year_in_the_data_uses_only_the_years_before(trained, small_dir,
+                                                                     tmp_path):
+    """Forecasting 2022 from 2019-2022 data is a held-out forecast: 2022 is not used."""
+    result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2022",
+                                 "--out", str(tmp_path / "fc"), "--scenarios", "50"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "fc" / "summary.json").read_text())
+    assert summary["year"] == 2022
+
+
+def test_forecast_unknown_run_id(trained, small_dir, tmp_path):
+    result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2023",
+                                 "--out", str(tmp_path / "fc"), "--run-id", "nope"])
+    assert result.exit_code == 2 and "no MLflow run 'nope'" in result.stderr
