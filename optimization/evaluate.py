@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.plan import Plan, member_payouts
@@ -85,3 +86,85 @@ def evaluate_plan(plan: Plan, forecast: Forecast, costs: Costs,
                    for x in levels},
         payout_by_age=by_age,
     )
+
+
+def _partial_mean(sev, x: np.ndarray) -> np.ndarray:
+    """E[X 1{X < x}] per claimant (CNY), from the limited expected value."""
+    x = np.asarray(x, dtype="float64")
+    lev = np.asarray(sev.lev(x), dtype="float64")
+    tail = np.where(np.isfinite(x), x * (1 - np.asarray(sev.cdf(np.where(np.isfinite(x), x,
+                                                                          0.0)))), 0.0)
+    return lev - tail
+
+
+def _segments(new: Plan, old: Plan, bands: np.ndarray) -> np.ndarray:
+    """Every cost where the difference of two schedules can bend or a band starts."""
+    points = [0.0, *bands]
+    for plan in (new, old):
+        points += [plan.deductible, *plan.band_edges, plan.capped_cost()]
+    pts = np.unique(np.array(points, dtype="float64"))
+    return np.append(pts[np.isfinite(pts)], np.inf)
+
+
+def _band_of(x: np.ndarray, bands: np.ndarray) -> np.ndarray:
+    return np.searchsorted(bands, x, side="right")
+
+
+def member_impact(new: Plan, old: Plan, forecast: Forecast, bands: tuple[float, ...]
+                  ) -> pd.DataFrame:
+    """Who gains and who loses against today, in expectation: per cohort and annual-cost
+    band, the claimants whose payout rises or falls and the total change (CNY). The
+    difference of two piecewise-linear schedules is linear between their breakpoints, so
+    each piece is priced exactly from the cohort's severity."""
+    edges = np.array(sorted(bands), dtype="float64")
+    rows = []
+    special = forecast._special()
+    for c, (n, sev) in enumerate(zip(forecast.cohorts["claimants"], forecast.severities,
+                                     strict=True)):
+        a, b = (new.for_special_group(), old.for_special_group()) if special[c] else (new, old)
+        pts = _segments(a, b, edges)
+        lo, hi = pts[:-1], pts[1:]
+        far = np.where(np.isfinite(hi), hi, lo + 1.0)
+        d_lo = a.payout(lo) - b.payout(lo)
+        slope = ((a.payout(far) - b.payout(far)) - d_lo) / (far - lo)
+        f_lo = np.asarray(sev.cdf(lo), dtype="float64")
+        f_hi = np.where(np.isfinite(hi), np.asarray(sev.cdf(np.where(np.isfinite(hi), hi, 0.0))),
+                        1.0)
+        m = _partial_mean(sev, hi) - _partial_mean(sev, lo)
+        change = (d_lo - slope * lo) * (f_hi - f_lo) + slope * m
+        # where inside the piece the difference is positive / negative
+        root = np.where(slope != 0, lo - d_lo / np.where(slope != 0, slope, 1.0), np.nan)
+        inside = (root > lo) & (root < hi)
+        f_root = np.where(inside, np.asarray(sev.cdf(np.where(inside, root, 0.0))), np.nan)
+        gain = np.where(inside, np.where(slope > 0, f_hi - f_root, f_root - f_lo),
+                        np.where((d_lo > 0) | ((d_lo == 0) & (slope > 0)), f_hi - f_lo, 0.0))
+        lose = np.where(inside, (f_hi - f_lo) - gain,
+                        np.where((d_lo < 0) | ((d_lo == 0) & (slope < 0)), f_hi - f_lo, 0.0))
+        for j in range(len(lo)):
+            rows.append({"cohort": c, "band": int(_band_of(np.array([lo[j]]), edges)[0]),
+                         "claimants": n * (f_hi[j] - f_lo[j]), "gain": n * gain[j],
+                         "lose": n * lose[j], "change": n * change[j]})
+    frame = pd.DataFrame(rows)
+    cohorts = forecast.cohorts.reset_index(drop=True)
+    frame["age_band"] = cohorts["age_band"].to_numpy()[frame["cohort"]]
+    frame["special_group"] = special[frame["cohort"].to_numpy()]
+    return frame.drop(columns="cohort")
+
+
+def impact_table(frame: pd.DataFrame, bands: tuple[float, ...], label) -> pd.DataFrame:
+    """The impact summed by annual-cost band, by age band and by member group: expected
+    claimants, those paid more, those paid less, total change and change per claimant."""
+    edges = [0.0, *sorted(bands), np.inf]
+    names = {i: f"{edges[i]:,.0f}–" + ("" if np.isinf(edges[i + 1]) else f"{edges[i + 1]:,.0f}")
+             for i in range(len(edges) - 1)}
+    parts = []
+    for by, key, name in (("cost_band", "band", names.get), ("age_band", "age_band", label),
+                          ("group", "special_group",
+                           lambda s: "special" if s else "ordinary")):
+        g = frame.groupby(key, as_index=False)[["claimants", "gain", "lose", "change"]].sum()
+        g.insert(0, "by", by)
+        g.insert(1, "key", [name(v) for v in g.pop(key)])
+        parts.append(g)
+    out = pd.concat(parts, ignore_index=True)
+    out["change_per_claimant"] = out["change"] / out["claimants"].where(out["claimants"] > 0)
+    return out

@@ -1,9 +1,15 @@
-"""The plan problem as a MILP in PuLP (DESIGN §4), solved with HiGHS (CBC on request).
+"""The plan problem of one (deductible, cap) choice as a linear programme in PuLP.
 
-Decisions: premium p, one (deductible, cap) combo (binaries w_i), band ratios r_k (in
-5-point steps as integers, or continuous). Payout is linear in r for a fixed combo; the
-product w_i * r_k is linearised exactly with u_ik (u <= r_max w, u <= r, u >= r - r_max (1-w)).
-Amounts are in CNY millions inside the model, CNY outside.
+For fixed deductible and cap the payout is sum_k r_k A_k(x_cap(r)) per group of members
+(`optimization.pricing`), with A_k non-decreasing in the cap level x_cap. Two linear
+models of it are used:
+- bounds over a box of cap levels [t_lo, t_hi] (branch and bound): A_k(t_lo) gives a
+  payout that is never above the true one, A_k(t_hi) one never below, and
+  g_r(t_lo) <= cap <= g_r(t_hi) keeps the cap level inside the box;
+- the exact first-order model at a plan (shadow prices): the gradient
+  dP/dr_k = E[w_k(X) 1{X < x_cap}] of the members not yet at the cap.
+Each rule enters through `rows` (its LP form), with the size of one natural unit of its
+right-hand side, so that duals read in the rule's own unit. Amounts are CNY.
 """
 
 from __future__ import annotations
@@ -14,32 +20,15 @@ import numpy as np
 import pulp
 
 from forecasting.errors import UserError
-from forecasting.scheme.plan import Plan
-from optimization.coefficients import Coefficients, Combo, plan_of
+from optimization.pricing import TOL, Combo, Schedule, schedules, schedules_of
+from optimization.rules import Context
 from optimization.space import SOLVERS, PlanSpace
 
-M = 1e6  # model units: CNY millions
-OBJECTIVES = ("min-loss", "break-even", "cvar")
+OBJECTIVE_NAMES = ("min-loss", "break-even", "cvar", "risk")
 
 
 class InfeasibleError(UserError):
     """No plan meets every constraint; the message names those in conflict."""
-
-
-@dataclass
-class Model:
-    """A built problem with handles on its variables and named constraints."""
-
-    problem: pulp.LpProblem
-    premium: pulp.LpVariable | float
-    ratios: list
-    w: list
-    u: list
-    payout: pulp.LpAffineExpression
-    loss: pulp.LpAffineExpression
-    above: pulp.LpAffineExpression
-    slacks: dict = field(default_factory=dict)
-    units: dict = field(default_factory=dict)
 
 
 def solver(space: PlanSpace, name: str | None = None):
@@ -52,148 +41,126 @@ def solver(space: PlanSpace, name: str | None = None):
     return SOLVERS[name](**opts)
 
 
-def build(space: PlanSpace, coef: Coefficients, insured: float, status_quo: Plan,
-          objective: str, fixed: tuple[Combo, tuple[float, ...]] | None = None,
-          keep_benefits: bool = False, elastic: bool = False,
-          floor: float | None = None) -> Model:
-    """The problem for `objective`. `fixed` = (combo, ratios) pins the discrete choices (for
-    shadow prices); `keep_benefits` pins today's plan; `elastic` softens every benefit
-    constraint with a penalised slack (to explain infeasibility)."""
-    cons = space.constraints
-    prob = pulp.LpProblem("ciplan_plan", pulp.LpMinimize)
-    K = len(space.bands.edges) + 1
-    rmin, rmax, step = space.bands.ratio_min, space.bands.ratio_max, space.bands.step
-    free_premium = objective == "break-even" or space.premium.fixed is None
-    p = (prob.add_variable("premium", lowBound=0) if free_premium
-         else float(space.premium.fixed))
-    if fixed is None and step > 0 and not keep_benefits:
-        steps = [prob.add_variable(f"n{k}", 0, round((rmax - rmin) / step), cat="Integer")
-                 for k in range(K)]
-        r = [rmin + step * n for n in steps]
-    else:
-        r = [prob.add_variable(f"r{k}", rmin, rmax) for k in range(K)]
-    combos = coef.combos
-    if fixed is not None:
-        w = [1.0 if c == fixed[0] else 0.0 for c in combos]
-    else:
-        w = [prob.add_variable(f"w{i}", cat="Binary") for i in range(len(combos))]
-        prob += pulp.lpSum(w) == 1, "one_combo"
-    u = []
-    for i, wi in enumerate(w):
-        if fixed is not None:
-            u.append([rk * wi for rk in r])
-            continue
-        row = []
-        for k in range(K):
-            uik = prob.add_variable(f"u{i}_{k}", 0, rmax)
-            prob += uik <= rmax * wi, f"lin_a_{i}_{k}"
-            prob += uik <= r[k], f"lin_b_{i}_{k}"
-            prob += uik >= r[k] - rmax * (1 - wi), f"lin_c_{i}_{k}"
-            row.append(uik)
-        u.append(row)
-    inc = space.special.ratio_increment
-    payout = pulp.lpSum(
-        (coef.general[i, k] + coef.special[i, k]) / M * u[i][k]
-        for i in range(len(combos)) for k in range(K)
-    ) + pulp.lpSum(inc * coef.special[i].sum() / M * w[i] for i in range(len(combos)))
-    income = p * insured / M
-    opex = space.costs.opex_fixed / M + space.costs.opex_share * income
-    loss = payout + opex - income
-    above = pulp.lpSum(coef.above[i] / M * w[i] for i in range(len(combos)))
-    model = Model(prob, p, r, w, u, payout, loss, above)
-    soft = _soft(model, elastic)
-
-    if keep_benefits:
-        for k in range(K):
-            prob += r[k] == status_quo.ratios[k], f"keep_ratio_{k}"
-        index = combos.index(Combo(status_quo.deductible, status_quo.cap))
-        if fixed is None:
-            prob += w[index] == 1, "keep_combo"
-    if free_premium:
-        soft(p, "<=", space.premium.max, "premium_budget_max", "CNY per capita")
-        soft(p, ">=", space.premium.min, "premium_budget_min", "CNY per capita")
-    if cons.effective_ratio and not keep_benefits:
-        floor = cons.effective_ratio_floor if floor is None else floor
-        soft(payout - floor * above, ">=", 0, "effective_ratio", "CNY M of payout")
-    if cons.deductible_income and not keep_benefits:
-        limit = cons.deductible_income_share * space.costs.disposable_income
-        soft(pulp.lpSum(c.deductible / 1000 * w[i] for i, c in enumerate(combos)), "<=",
-             limit / 1000, "deductible_income", "thousand CNY of deductible")
-    if cons.ratios_increasing and not keep_benefits:
-        for k in range(K - 1):
-            soft(r[k] - r[k + 1], "<=", 0, f"ratios_increasing_{k}", "ratio")
-    if cons.no_worse and not keep_benefits:
-        levels = cons.no_worse_levels
-        today = status_quo.payout(np.array(levels))
-        for j, (x, g0) in enumerate(zip(levels, today, strict=True)):
-            soft(pulp.lpSum(coef.widths[i, j, k] / 1000 * u[i][k] for i in range(len(combos))
-                            for k in range(K)), ">=", g0 / 1000,
-                 f"no_worse_{x:g}", "thousand CNY at that cost")
-            too_low = [i for i, c in enumerate(combos) if c.cap is not None and c.cap < g0]
-            if too_low and fixed is None:
-                soft(pulp.lpSum(w[i] for i in too_low), "<=", 0, f"no_worse_cap_{x:g}",
-                     "combo")
-    if cons.profit_cap:
-        share = space.contract.profit_cap_share
-        soft(-loss - share * income, "<=", 0, "profit_cap", "CNY M of surplus")
-    return model
-
-
-def _soft(model: Model, elastic: bool):
-    """Add `lhs sense rhs` as a named constraint; in elastic mode a penalised slack on its
-    feasible side lets it give, and the slack says by how much it had to."""
-    def add(lhs, sense: str, rhs: float, name: str, unit: str) -> None:
-        if elastic:
-            s = model.problem.add_variable(f"slack_{name}", lowBound=0)
-            lhs = lhs + s if sense == ">=" else lhs - s
-            model.slacks[name] = s
-            model.units[name] = unit
-        model.problem += (lhs >= rhs if sense == ">=" else lhs <= rhs), name
-    return add
-
-
 @dataclass(frozen=True)
-class Solution:
-    """A solved model: the plan, the solver's word, the objective in CNY."""
+class Row:
+    """One named constraint `lhs sense rhs`; `unit` is the size of one natural unit of the
+    right-hand side (so dual x unit = objective change per natural unit)."""
 
-    plan: Plan
+    name: str
+    lhs: object
+    sense: str
+    rhs: float
+    unit: float
+    words: str
+
+
+@dataclass
+class LP:
+    """A built programme of one combo with handles on its parts."""
+
+    ctx: Context
     combo: Combo
-    objective_cny: float
-    loss_cny: float
-    payout_cny: float
-    status: str
-    sol_status: int
-    seconds: float
-    gap: float | None
+    problem: pulp.LpProblem
+    ratios: list
+    premium: object
+    payout_lo: object           # never above the true expected payout
+    payout_hi: object           # never below it
+    above: float
+    rows: dict[str, Row] = field(default_factory=dict)
+
+    def add(self, row: Row) -> None:
+        expr = row.lhs
+        con = {">=": expr >= row.rhs, "<=": expr <= row.rhs, "==": expr == row.rhs}[row.sense]
+        self.problem += con, row.name
+        self.rows[row.name] = row
 
 
-def solve(model: Model, space: PlanSpace, coef: Coefficients, sense_objective,
-          solver_name: str | None = None, maximize: bool = False) -> Solution:
-    """Set the objective, solve, check both status and sol_status, read the plan."""
-    prob = model.problem
-    prob.sense = pulp.LpMaximize if maximize else pulp.LpMinimize
-    prob.setObjective(sense_objective)
-    s = solver(space, solver_name)
-    prob.solve(s)
-    status = pulp.LpStatus[prob.status]
-    if prob.status != pulp.LpStatusOptimal or prob.sol_status not in (
-            pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-        raise _NotSolved(status, prob.sol_status)
-    index = int(np.argmax([_value(w) for w in model.w]))
-    combo = coef.combos[index]
-    ratios = tuple(round(_value(r), 10) for r in model.ratios)
-    premium = _value(model.premium)
-    return Solution(plan_of(space, combo, ratios, premium), combo,
-                    _value(sense_objective) * M, _value(model.loss) * M,
-                    _value(model.payout) * M, status, prob.sol_status,
-                    float(prob.solutionTime), None)
+def ratio_variables(prob: pulp.LpProblem, space: PlanSpace, integer: bool) -> list:
+    """Band ratios: continuous in [min, max], or min + step x an integer."""
+    b = space.bands
+    K = len(b.edges) + 1
+    if not integer:
+        return [prob.add_variable(f"r{k}", b.ratio_min, b.ratio_max) for k in range(K)]
+    n = round((b.ratio_max - b.ratio_min) / b.step)
+    return [b.ratio_min + b.step * prob.add_variable(f"n{k}", 0, n, cat="Integer")
+            for k in range(K)]
 
 
-class _NotSolved(Exception):
-    def __init__(self, status: str, sol_status: int):
-        super().__init__(f"{status} (sol_status {sol_status})")
-        self.status, self.sol_status = status, sol_status
+def premium_variable(prob: pulp.LpProblem, ctx: Context, free: bool):
+    """The premium per capita: fixed, or a multiple of the negotiating step in the budget."""
+    prem = ctx.space.premium
+    if prem.fixed is not None and not free:
+        return float(prem.fixed)
+    lo, hi = prem.grid()
+    n = prob.add_variable("premium_steps", round(lo / prem.step), round(hi / prem.step),
+                          cat="Integer")
+    return prem.step * n
 
 
-def _value(x) -> float:
-    return float(pulp.value(x)) if not isinstance(x, int | float) else float(x)
+def width_at(sched: Schedule, y: float) -> np.ndarray:
+    """Cost inside each band of a member with annual cost y (CNY)."""
+    return np.clip(y, sched.lower, sched.upper) - sched.lower
+
+
+def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
+    """Nobody worse off, exactly and linearly: at every breakpoint y of today's schedule
+    and of the proposal's fixed edges, min(cap, g_r(y)) >= today(y), i.e. cap >= today(y)
+    (a fact of the combo) and g_r(y) >= today(y); where the proposal's cap binds, today's
+    payout must not exceed the cap: g_r(y*) >= cap at y* = today^-1(cap); and beyond all
+    breakpoints a capped proposal cannot face an uncapped today. None: the combo alone
+    breaks the rule."""
+    space, today = ctx.space, schedules_of(ctx.status_quo)
+    sample = np.array([[space.bands.ratio_min] * len(ratios)])
+    mine = schedules(combo, sample, _special(space), space.bands.edges)
+    inc = space.special.ratio_increment
+    rows = []
+    for who, new, old in zip(("general", "special"), mine, today, strict=True):
+        cap, old_cap = new.cap[0], old.cap[0]
+        if np.isfinite(cap) and not np.isfinite(old.x_cap[0]):
+            return None  # today's payout grows for ever; a capped proposal falls behind
+        shift = inc if who == "special" else 0.0
+        points = np.unique(np.concatenate([old.breakpoints()[0], new.lower, [0.0]]))
+        points = points[np.isfinite(points)]
+        for y in points:
+            target = float(old.pay(np.array([y]))[0, 0])
+            if target <= TOL:
+                continue
+            if cap < target - TOL:
+                return None
+            w = width_at(new, y)
+            lhs = pulp.lpSum((r + shift) * float(wk) for r, wk in
+                             zip(_aligned(ratios, new), w, strict=True) if wk > 0)
+            rows.append(Row(f"no_worse_{who}_{y:.0f}", lhs, ">=", target, 1.0,
+                            f"payout of a {who} member at {y:,.0f} not below today's"))
+        if np.isfinite(cap) and cap < old_cap - TOL:
+            y_star = _inverse(old, cap)
+            w = width_at(new, y_star)
+            lhs = pulp.lpSum((r + shift) * float(wk) for r, wk in
+                             zip(_aligned(ratios, new), w, strict=True) if wk > 0)
+            rows.append(Row(f"no_worse_{who}_cap", lhs, ">=", cap, 1.0,
+                            f"a {who} member's payout reaches the cap by {y_star:,.0f}"))
+    return rows
+
+
+def _aligned(ratios: list, sched: Schedule) -> list:
+    """The ratio variables of the bands a schedule keeps (special groups may drop some)."""
+    return list(ratios)[len(ratios) - len(sched.lower):]
+
+
+def _inverse(sched: Schedule, value: float) -> float:
+    """The annual cost at which a one-plan schedule first pays `value` (CNY)."""
+    lo, hi = 0.0, float(sched.x_cap[0]) if np.isfinite(sched.x_cap[0]) else 1e12
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if sched.pay(np.array([mid]))[0, 0] >= value:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _special(space: PlanSpace):
+    from forecasting.scheme.plan import SpecialRules
+
+    s = space.special
+    return SpecialRules(s.deductible_factor, s.ratio_increment, s.cap)

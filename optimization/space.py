@@ -3,10 +3,11 @@ with the package: optimization/defaults/plan_space.toml)."""
 
 from __future__ import annotations
 
+import math
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pulp
 from pydantic import (
@@ -35,15 +36,28 @@ class Frozen(BaseModel):
 
 
 class Premium(Frozen):
+    """Premium per capita (CNY a year): the bureau's budget, an optional fixed premium, and
+    the step a negotiator signs (premiums are multiples of it)."""
+
     min: float = Field(gt=0)
     max: float = Field(gt=0)
     fixed: MaybeNumber = None
+    step: float = Field(gt=0, default=0.5)
 
     @model_validator(mode="after")
     def _order(self):
         if self.min > self.max:
-            raise ValueError("premium min must not exceed max")
+            raise ValueError(f"premium min {self.min:g} must not exceed max {self.max:g}")
+        if self.fixed is not None and not self.min <= self.fixed <= self.max:
+            raise ValueError(f"premium fixed {self.fixed:g} must lie within min {self.min:g} "
+                             f"and max {self.max:g}")
         return self
+
+    def grid(self) -> tuple[float, float]:
+        """The lowest and highest multiples of the step within [min, max]."""
+        lo = math.ceil(self.min / self.step - 1e-9) * self.step
+        hi = math.floor(self.max / self.step + 1e-9) * self.step
+        return lo, hi
 
 
 class Deductible(Frozen):
@@ -59,6 +73,14 @@ class Bands(Frozen):
 
 class Cap(Frozen):
     candidates: tuple[MaybeNumber, ...] = Field(min_length=1)
+
+    @field_validator("candidates")
+    @classmethod
+    def _positive(cls, caps):
+        bad = [c for c in caps if c is not None and c <= 0]
+        if bad:
+            raise ValueError(f"caps must be > 0 or \"none\"; got {bad[0]:g}")
+        return caps
 
 
 class Special(Frozen):
@@ -82,16 +104,33 @@ class Constraints(Frozen):
     effective_ratio_floor: float = Field(ge=0, le=1, default=0.60)
     deductible_income: bool = True
     deductible_income_share: float = Field(gt=0, default=0.5)
+    nominal_ratio: bool = False
+    nominal_ratio_floor: float = Field(ge=0, le=1, default=0.60)
     ratios_increasing: bool = True
     no_worse: bool = True
-    no_worse_levels: tuple[float, ...] = (30_000.0, 50_000.0, 100_000.0, 200_000.0, 400_000.0)
     profit_cap: bool = True
 
 
+class Report(Frozen):
+    """What the report shows: a member's payout at these annual costs (the currency of
+    the data), and the bands of the member-impact table (edges; the plan's own deductible
+    and band edges are added)."""
+
+    cost_levels: tuple[float, ...] = (20_000.0, 50_000.0, 100_000.0, 200_000.0, 500_000.0)
+
+
 class Risk(Frozen):
+    """Risk measures over the forecast's scenarios. cvar_budget (CNY) bounds CVaR of the
+    loss for the `cvar` objective; the insurer's risk appetite, for the `risk` objective
+    and proposal C, is CVaR of the loss <= cvar_share x premium income ("cvar") or
+    P(loss > 0) <= prob_loss_max ("prob_loss")."""
+
     cvar_level: float = Field(gt=0, lt=1, default=0.95)
     cvar_budget: float = 6_000_000.0
     scenarios: int = Field(ge=20, default=1000)
+    appetite: Literal["cvar", "prob_loss"] = "cvar"
+    cvar_share: float = Field(ge=0, default=0.05)
+    prob_loss_max: float = Field(ge=0, le=1, default=0.2)
 
 
 def _highs(**opts):
@@ -110,9 +149,17 @@ SOLVERS = {"highs": _highs, "cbc": _cbc}
 
 
 class Solver(Frozen):
+    """name: the MILP solver of the linear programmes (branch and bound on the cap level,
+    shadow prices); enumeration_limit: stepped spaces with at most this many plans are
+    priced exhaustively (exact and fastest), larger ones and continuous ratios go to
+    branch and bound; tolerance: the optimality gap branch and bound proves, as a share of
+    the largest premium income (premium objectives: a tenth of the negotiating step)."""
+
     name: str = "highs"
     time_limit: float = Field(gt=0, default=60.0)
     mip_gap: float = Field(ge=0, default=1e-6)
+    enumeration_limit: int = Field(ge=0, default=500_000)
+    tolerance: float = Field(gt=0, lt=1, default=1e-4)
 
     @field_validator("name")
     @classmethod
@@ -135,6 +182,7 @@ class PlanSpace(Frozen):
     constraints: Constraints = Constraints()
     risk: Risk = Risk()
     solver: Solver = Solver()
+    report: Report = Report()
 
     def with_free_premium(self) -> PlanSpace:
         """The same space with the premium chosen within its bounds (no fixed premium)."""

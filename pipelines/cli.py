@@ -233,7 +233,10 @@ def optimize(
         "--forecast", help="A `ciplan forecast` output folder.")] = None,
     forecast_run: Annotated[str | None, typer.Option(
         "--forecast-run", help="Or the MLflow run id of a forecast.")] = None,
-    objective: Annotated[str, typer.Option(help="min-loss, break-even or cvar.")] = "min-loss",
+    objective: Annotated[str, typer.Option(
+        help="min-loss (least expected loss), break-even (lowest premium with expected "
+        "loss <= 0, today's benefits), risk (lowest premium meeting the risk appetite, "
+        "today's benefits) or cvar (least loss within the CVaR budget).")] = "min-loss",
     solver: Annotated[str | None, typer.Option(help="highs or cbc (default: the config's).")
                       ] = None,
     config: Annotated[Path | None, typer.Option(help="Plan-space TOML (default: "
@@ -245,7 +248,7 @@ def optimize(
         "(default: the config's fixed premium).")] = False,
 ) -> None:
     """Find the plan that minimises the insurer's loss under the member-benefit rules."""
-    from optimization.milp import OBJECTIVES
+    from optimization.objectives import OBJECTIVES
     from optimization.space import SOLVERS, load_space
     from pipelines.workflows.propose import load_forecast, run_optimize
 
@@ -260,14 +263,17 @@ def optimize(
     fc = load_forecast(forecast_dir, forecast_run)
     with console.status(f"Optimising ({objective})…"):
         result = run_optimize(fc, space, objective, out, solver, frontier_points)
-    k, before = result.optimum.kpis, result.document["status_quo"]["kpis"]
-    p = result.optimum.plan
+    o, before = result.optimum, result.document["status_quo"]["kpis"]
+    k, p = o.kpis, o.plan
     typer.echo(
-        f"{objective}: premium {p.premium_per_capita:.2f} CNY, deductible {p.deductible:,.0f}, "
-        f"ratios {' / '.join(f'{r:.0%}' for r in p.ratios)}, cap "
-        f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss CNY "
+        f"{objective}: {o.status} ({o.method}, {o.plans_priced:,} plans priced); premium "
+        f"{p.premium_per_capita:.2f} per capita, deductible {p.deductible:,.0f}, ratios "
+        f"{' / '.join(f'{r:.0%}' for r in p.ratios)}, cap "
+        f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss "
         f"{k.expected_loss:,.0f} (today {before['expected_loss']:,.0f}); effective ratio "
         f"{k.effective_ratio:.1%}; written to {out}; MLflow run {result.run_id}")
+    for note in o.notes:
+        typer.echo(f"Note: {note}")
 
 
 @command

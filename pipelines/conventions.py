@@ -8,8 +8,11 @@ from forecasting.errors import UserError
 __all__ = ["LANGS", "PLAN_FILE", "PROPOSALS", "check_lang", "proposal_of"]
 
 PLAN_FILE = "plan.json"
-# The proposals put on the table against today's plan: key -> objective.
-PROPOSALS = {"A": "min-loss", "B": "break-even", "C": "cvar"}
+# The proposals put on the table against today's plan: key -> objective. A: least
+# expected loss at today's premium, nobody worse off; B: lowest premium that breaks even
+# with today's benefits; C: lowest premium with today's benefits that meets the insurer's
+# risk appetite. D, the loss-benefit frontier, travels with A (frontier.csv).
+PROPOSALS = {"A": "min-loss", "B": "break-even", "C": "risk"}
 LANGS = ("en", "zh")
 
 

@@ -134,6 +134,14 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
         return self.scale(X) * self.base_.mean()
 
 
+def empirical_lev(costs: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean of min(cost, b_j) over the costs, for each b_j (sorted once, O((n + m) log n))."""
+    x = np.sort(costs)
+    cum = np.concatenate([[0.0], np.cumsum(x)])
+    pos = np.searchsorted(x, b)  # costs below each b
+    return (cum[pos] + np.where(np.isfinite(b), b, 0.0) * (len(x) - pos)) / len(x)
+
+
 @dataclass(frozen=True)
 class BlendedSeverity:
     """A cohort's severity: credibility blend of trended past costs and the parametric fit."""
@@ -148,9 +156,18 @@ class BlendedSeverity:
         if self.credibility == 0 or self.costs.size == 0:
             return param
         b_arr = np.atleast_1d(np.asarray(b, dtype="float64"))
-        emp = np.minimum(self.costs[:, None], b_arr[None, :]).mean(axis=0)
+        emp = empirical_lev(self.costs, b_arr)
         out = self.credibility * emp + (1 - self.credibility) * np.atleast_1d(param)
         return out if np.ndim(b) else float(out[0])
+
+    def cdf(self, x) -> np.ndarray:
+        """P(X <= x): the same credibility blend of the past costs' and the fit's."""
+        param = np.asarray(self.parametric.cdf(x), dtype="float64")
+        if self.credibility == 0 or self.costs.size == 0:
+            return param
+        emp = np.searchsorted(np.sort(self.costs), np.asarray(x, dtype="float64"),
+                              side="right") / self.costs.size
+        return self.credibility * emp + (1 - self.credibility) * param
 
     def layer(self, a: float, b: float) -> float:
         """Expected cost per claimant inside [a, b) CNY."""

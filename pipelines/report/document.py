@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pandas as pd
 from matplotlib import font_manager
 
 from forecasting.data.io import atomic_dir
 from forecasting.errors import UserError
+from forecasting.scheme.in_force import plan_from_dict
 from pipelines.conventions import PLAN_FILE, check_lang, proposal_of
 from pipelines.report.labels import rule, t, unit
 from pipelines.report.plots import new_figure
-
-LEVELS = ("20000", "50000", "100000", "200000", "500000")
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ class Report:
         cols = self.columns()
         return [(money(float(x)), [(k["payout_at"][x], money(k["payout_at"][x]))
                                    for _, _, k in cols])
-                for x in LEVELS if x in cols[0][2]["payout_at"]]
+                for x in cols[0][2]["payout_at"]]
 
     def age_rows(self):
         cols = self.columns()
@@ -210,12 +210,40 @@ class Report:
         rows = [r for r in prop.doc.get("shadow_prices", []) if r.get("binding")]
         if not rows:
             return [self.tx("no_binding")]
+        per_capita = "premium per capita" in rows[0].get("objective_unit", "")
         objective = ("人均筹资" if self.lang == "zh" else "premium per capita") \
-            if prop.doc["objective"] == "break-even" else (
-            "预期亏损" if self.lang == "zh" else "expected loss")
+            if per_capita else ("预期亏损" if self.lang == "zh" else "expected loss")
         return [self.tx("shadow_sentence", rule=rule(r["constraint"], self.lang),
                         unit=unit(r["unit"], self.lang), objective=objective,
-                        value=f"{r['per_unit']:,.2f}") for r in rows]
+                        direction=self.tx("raises" if r["per_unit"] > 0 else "lowers"),
+                        value=f"{abs(r['per_unit']):,.2f}") for r in rows]
+
+    def status_sentence(self, prop: Proposal) -> str:
+        sv = prop.doc.get("solver", {})
+        return self.tx("status", status=sv.get("status", "?"), method=sv.get("method", "?"),
+                       plans=f"{sv.get('plans_priced', 0):,}")
+
+    def impact_html(self) -> str:
+        """Per proposal: who is paid more and who less than today, by cost band, age band
+        and member group."""
+        head = [self.tx("impact_by"), self.tx("impact_key"), self.tx("impact_claimants"),
+                self.tx("impact_gain"), self.tx("impact_lose"), self.tx("impact_change"),
+                self.tx("impact_per")]
+        parts = []
+        for p in self.props:
+            if not p.feasible or not p.doc.get("member_impact"):
+                continue
+            rows = [row(self.tx(r["by"]) if r["by"] != "age_band" else self.tx("age_band"),
+                        [cell(float("nan"), str(r["key"]))]
+                        + [cell(r[c], f"{r[c]:,.1f}") for c in ("claimants", "gain", "lose")]
+                        + [cell(r["change"], money(r["change"])),
+                           cell(r["change_per_claimant"] if r["change_per_claimant"]
+                                is not None else float("nan"),
+                                money(r["change_per_claimant"])
+                                if r["change_per_claimant"] is not None else "–")])
+                    for r in p.doc["member_impact"]]
+            parts.append(f"<h3>{html.escape(self.tx(p.key))}</h3>" + table(head, rows, "kpi"))
+        return "".join(parts)
 
     def summary(self) -> list[str]:
         k = self.sq["kpis"]
@@ -266,9 +294,14 @@ class Report:
         ax.legend(fontsize=7)
         out["by_age"] = svg(fig)
         fig, ax = new_figure(figsize=(7, 3))
-        for name, _, k in cols:
-            ax.plot([float(x) / 1000 for x in LEVELS], [k["payout_at"][x] / 1000 for x in LEVELS],
-                    marker="o", label=name)
+        plans = [(name, plan_from_dict(name, terms)) for name, terms, _ in cols]
+        top = max([600_000.0] + [1.3 * q.capped_cost() for _, q in plans
+                                 if np.isfinite(q.capped_cost())])
+        xs = np.linspace(0.0, top, 400)
+        styles = [dict(color="#222", linestyle="--", linewidth=2.4)] + [
+            dict(linewidth=1.4, linestyle=ls) for ls in ("-", "-.", ":", "-")]
+        for (name, q), style in zip(plans, styles, strict=False):
+            ax.plot(xs / 1000, q.payout(xs) / 1000, label=name, **style)
         ax.set_xlabel(self.tx("cost_level") + " /1000")
         ax.set_ylabel("CNY k")
         ax.legend(fontsize=7)
@@ -323,8 +356,10 @@ class Report:
             ("by_age", table([self.tx("age_band"), *names],
                              [row(label, [cell(v, s) for v, s in vals])
                               for label, vals in self.age_rows()]) + charts["by_age"]),
+            ("impact", self.impact_html()),
             ("shadow", "".join(
-                f"<h3>{html.escape(self.tx(p.key))}</h3><ul>"
+                f"<h3>{html.escape(self.tx(p.key))}</h3>"
+                f"<p>{html.escape(self.status_sentence(p))}</p><ul>"
                 + "".join(f"<li>{html.escape(s)}</li>" for s in self.shadow_sentences(p))
                 + "</ul>" for p in self.props if p.feasible)),
             ("frontier", charts.get("frontier", "")),

@@ -22,7 +22,21 @@ TEXT: dict[str, dict[str, str]] = {
     "status_quo": {"en": "Today's plan", "zh": "现行方案"},
     "A": {"en": "A: least loss at today's premium", "zh": "方案A：现行筹资下亏损最小"},
     "B": {"en": "B: break-even premium, today's benefits", "zh": "方案B：保持待遇的保本筹资"},
-    "C": {"en": "C: least loss within a risk budget (CVaR95)",
+    "impact": {"en": "Who gains and who loses against today (expected members a year)",
+               "zh": "与现行方案相比的受益与受损人群（年度预期人数）"},
+    "impact_by": {"en": "By", "zh": "分组"},
+    "impact_key": {"en": "Group", "zh": "类别"},
+    "impact_claimants": {"en": "Claimants", "zh": "患者人数"},
+    "impact_gain": {"en": "Paid more", "zh": "多获赔付"},
+    "impact_lose": {"en": "Paid less", "zh": "少获赔付"},
+    "impact_change": {"en": "Change in payouts (CNY)", "zh": "赔付变化（元）"},
+    "impact_per": {"en": "Change per claimant (CNY)", "zh": "人均变化（元）"},
+    "cost_band": {"en": "annual cost (CNY)", "zh": "年度费用（元）"},
+    "group": {"en": "member group", "zh": "人群"},
+    "status": {"en": "How the optimum is known: {status} ({method}, {plans} plans priced "
+                     "exactly).",
+               "zh": "最优性：{status}（{method}，精确计算了 {plans} 个方案）。"},
+    "C": {"en": "C: lowest premium meeting the insurer's risk appetite, today's benefits",
           "zh": "方案C：风险预算（CVaR95）内亏损最小"},
     "year": {"en": "Year", "zh": "年度"},
     "insured": {"en": "Insured", "zh": "参保人数"},
@@ -70,8 +84,10 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "{name}：人均筹资 {p} 元，起付线 {d} 元，封顶线 {cap}；预期亏损 {loss} 元"
               "（变化 {delta}），实际报销比例 {er}。"},
     "shadow_sentence": {
-        "en": "{rule}: one more {unit} changes the {objective} by {value}.",
-        "zh": "{rule}：每增加一个单位（{unit}），{objective}变化 {value}。"},
+        "en": "{rule}: raising it by one {unit} {direction} the {objective} by {value}.",
+        "zh": "{rule}：每提高一个单位（{unit}），{objective}{direction} {value}。"},
+    "raises": {"en": "raises", "zh": "增加"},
+    "lowers": {"en": "lowers", "zh": "减少"},
     "no_binding": {"en": "No rule binds at this plan.", "zh": "该方案下无约束起作用。"},
     "prov_text": {
         "en": "Data fingerprint {fp}; forecast run {fr}; model versions {mv}; plan runs {pr}. "
@@ -84,8 +100,16 @@ TEXT: dict[str, dict[str, str]] = {
 # Names of the optimiser's constraints and units, as people say them.
 RULES: dict[str, dict[str, str]] = {
     "effective_ratio": {"en": "effective-ratio floor", "zh": "实际报销比例下限"},
-    "no_worse": {"en": "payout at {x} CNY not below today's",
-                 "zh": "年度费用{x}元时赔付不低于现行"},
+    "no_worse": {"en": "payout of {who} members at {x} CNY not below today's",
+                 "zh": "{who}年度费用{x}元时赔付不低于现行"},
+    "no_worse_cap": {"en": "{who} members reach the cap no later than today's payout does",
+                     "zh": "{who}达到封顶线时的赔付不低于现行"},
+    "cap": {"en": "the annual payout cap", "zh": "封顶线"},
+    "nominal_ratio": {"en": "nominal ratio floor of band {k}", "zh": "第{k}段名义报销比例下限"},
+    "ratio_max": {"en": "highest ratio allowed in band {k}", "zh": "第{k}段报销比例上限"},
+    "ratio_min": {"en": "lowest ratio allowed in band {k}", "zh": "第{k}段报销比例下限"},
+    "risk_appetite": {"en": "the insurer's risk appetite (CVaR95 within a share of premium)",
+                      "zh": "保险机构风险偏好（CVaR95 不超过保费的一定比例）"},
     "keep_ratio": {"en": "ratio of band {k} kept", "zh": "第{k}段报销比例保持不变"},
     "ratios_increasing": {"en": "ratios rise from band {k} to {k1}",
                           "zh": "第{k}段至第{k1}段比例不降"},
@@ -105,17 +129,28 @@ UNITS: dict[str, dict[str, str]] = {
     "CNY of premium per capita": {"en": "CNY of premium per capita", "zh": "人均筹资1元"},
     "CNY of deductible": {"en": "CNY of deductible", "zh": "起付线1元"},
     "point of ratio": {"en": "point of ratio", "zh": "报销比例一个百分点"},
+    "CNY of cap": {"en": "CNY of cap", "zh": "封顶线1元"},
+    "point of nominal ratio": {"en": "point of nominal ratio", "zh": "名义报销比例一个百分点"},
 }
 
 
+WHO = {"general": {"en": "ordinary", "zh": "普通参保人"},
+       "special": {"en": "special-group", "zh": "特殊人群"}}
+
+
 def rule(name: str, lang: str) -> str:
-    """A constraint's name in words (no_worse_50000 -> payout at 50,000 CNY not below ...)."""
-    for key, text in RULES.items():
+    """A constraint's name in words (no_worse_general_50000 -> payout of ordinary members
+    at 50,000 CNY not below today's)."""
+    if name.startswith("no_worse_"):
+        who, _, at = name.removeprefix("no_worse_").partition("_")
+        who_text = WHO.get(who, {}).get(lang, who)
+        if at == "cap":
+            return RULES["no_worse_cap"][lang].format(who=who_text)
+        return RULES["no_worse"][lang].format(who=who_text, x=f"{float(at):,.0f}")
+    for key, text in sorted(RULES.items(), key=lambda kv: -len(kv[0])):
         if name == key or name.startswith(key + "_"):
             tail = name[len(key) + 1:]
-            if key == "no_worse":
-                return text[lang].format(x=f"{float(tail):,.0f}")
-            if key in ("keep_ratio", "ratios_increasing"):
+            if tail.isdigit():
                 k = int(tail) + 1
                 return text[lang].format(k=k, k1=k + 1)
             return text[lang]

@@ -17,7 +17,7 @@ from forecasting.errors import InputError, UserError
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.in_force import plan_from_dict, plan_to_dict
 from forecasting.scheme.plan import Plan
-from optimization.evaluate import evaluate_plan
+from optimization.evaluate import evaluate_plan, impact_table, member_impact
 from optimization.solve import Optimum, frontier, optimize, scenario_set, shadow_prices
 from optimization.space import PlanSpace
 from pipelines.conventions import PLAN_FILE
@@ -80,42 +80,64 @@ def plan_terms(plan: Plan) -> dict[str, float | str]:
     return out
 
 
+def impact_bands(status_quo: Plan) -> tuple[float, ...]:
+    """Annual-cost bands of the member-impact table: today's deductible, band edges and
+    the cost at which today's cap binds (where the catastrophic cases start)."""
+    x_cap = status_quo.capped_cost()
+    return tuple(sorted({status_quo.deductible, *status_quo.band_edges,
+                         *([x_cap] if np.isfinite(x_cap) else [])}))
+
+
+def frontier_floors(space: PlanSpace, points: int) -> np.ndarray:
+    """Effective-ratio floors of the frontier: 5 points below today's floor to 10 above."""
+    c = space.constraints
+    return np.linspace(max(c.effective_ratio_floor - 0.05, 0), c.effective_ratio_floor + 0.10,
+                       points)
+
+
 def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path,
                  solver: str | None = None, frontier_points: int = 25, seed: int = 0,
                  scenarios: ScenarioSet | None = None, proposal: str | None = None
                  ) -> OptimizeResult:
-    """Solve, evaluate, explain; write plan.json, shadow_prices.csv, frontier.csv; log."""
+    """Solve, evaluate, explain; write plan.json, shadow_prices.csv, frontier.csv,
+    member_impact.csv; log the run."""
     status_quo = status_quo_of(forecast, space)
     if scenarios is None:
         scenarios = scenario_set(forecast, space, status_quo, seed)
     opt = optimize(forecast, space, status_quo, objective, solver, scenarios)
-    shadow = shadow_prices(opt, forecast, space, status_quo, solver)
-    c = space.constraints
-    floors = np.linspace(max(c.effective_ratio_floor - 0.05, 0), c.effective_ratio_floor + 0.10,
-                         frontier_points)
-    front = (frontier(forecast, space, status_quo, floors, solver) if frontier_points
-             else pd.DataFrame())
+    shadow = shadow_prices(opt, forecast, space, status_quo, scenarios)
+    front = (frontier(forecast, space, status_quo, frontier_floors(space, frontier_points))
+             if frontier_points else pd.DataFrame())
     before = evaluate_plan(status_quo, forecast, space.costs, scenarios,
-                           cvar_level=space.risk.cvar_level)
+                           levels=space.report.cost_levels, cvar_level=space.risk.cvar_level)
+    bands = impact_bands(status_quo)
+    impact = impact_table(member_impact(opt.plan, status_quo, forecast, bands), bands,
+                          forecast.spec.label)
     document = {
         "objective": objective, "year": forecast.year, "proposal": proposal,
+        "keep_benefits": opt.keep_benefits,
         "space_hash": config_hash(space.model_dump(mode="json")),
         "plan": plan_to_dict(opt.plan), "kpis": opt.kpis.as_dict(),
         "status_quo": {"plan": plan_to_dict(status_quo), "kpis": before.as_dict()},
-        "solver": {"name": opt.solver, "status": opt.status, "sol_status": opt.sol_status,
-                   "seconds": opt.seconds, "relinearisations": opt.relinearisations,
+        "solver": {"name": opt.solver, "status": opt.status, "proved": opt.proved,
+                   "method": opt.method, "plans_priced": opt.plans_priced, "gap": opt.gap,
+                   "seconds": opt.seconds, "tolerance": space.solver.tolerance,
                    "time_limit": space.solver.time_limit, "mip_gap": space.solver.mip_gap,
-                   "lp_expected_loss": opt.lp_loss},
+                   "search_expected_loss": opt.search_loss},
+        "notes": list(opt.notes),
         "shadow_prices": shadow.to_dict(orient="records"),
+        "member_impact": impact.to_dict(orient="records"),
         "provenance": forecast.provenance,
         "space": space.model_dump(mode="json"),
     }
     with store_lock():
-        run_id = _log(document, shadow, front, opt, objective, forecast, space, out)
+        run_id = _log(document, {"shadow_prices.csv": shadow, "frontier.csv": front,
+                                 "member_impact.csv": impact}, opt, objective, forecast,
+                      space, out)
     return OptimizeResult(run_id, opt, status_quo, document, shadow, front)
 
 
-def _log(document: dict, shadow: pd.DataFrame, front: pd.DataFrame, opt: Optimum,
+def _log(document: dict, tables: dict[str, pd.DataFrame], opt: Optimum,
          objective: str, forecast: Forecast, space: PlanSpace, out: Path) -> str:
     """Write the plan folder atomically and log it as a `plan-optimization` run; its id."""
     import mlflow
@@ -132,8 +154,8 @@ def _log(document: dict, shadow: pd.DataFrame, front: pd.DataFrame, opt: Optimum
         with atomic_dir(Path(out)) as tmp:
             (tmp / PLAN_FILE).write_text(json.dumps(document, indent=2, default=str),
                                          encoding="utf-8")
-            shadow.to_csv(tmp / "shadow_prices.csv", index=False)
-            front.to_csv(tmp / "frontier.csv", index=False)
+            for name, table in tables.items():
+                table.to_csv(tmp / name, index=False)
             mlflow.log_artifacts(str(tmp), artifact_path="plan")
         mlflow.log_params(plan_terms(opt.plan) | {"objective": objective,
                                                   "solver": opt.solver})

@@ -92,15 +92,6 @@ def _fresh_plan(folder: Path, forecast_run: str, space_hash: str, objective: str
             and doc.get("space_hash") == space_hash and doc.get("objective") == objective)
 
 
-def proposal_space(key: str, space: PlanSpace) -> PlanSpace:
-    """A at today's premium; B finds its premium (today's benefits); C chooses the premium
-    within the bureau's budget, the plan with the least expected loss whose CVaR95 stays
-    within the risk budget."""
-    if key == "C":
-        return space.with_free_premium()
-    return space
-
-
 def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
             say: Callable[[str], None] | None = None, progress=None) -> RunSummary:
     """The whole job (see module doc). Returns where everything went."""
@@ -128,10 +119,9 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
     forecast_run = fc.provenance["forecast_run"]
     plans, plan_runs, scenarios = [], {}, None
     for key, objective in PROPOSALS.items():
-        pspace = proposal_space(key, space)
         pdir = out / "plans" / key
         plans.append(pdir)
-        h = config_hash(pspace.model_dump(mode="json"))
+        h = config_hash(space.model_dump(mode="json"))
         if _fresh_plan(pdir, forecast_run, h, objective):
             reused.append(f"proposal {key} {pdir}")
             _say(say, f"Reusing proposal {key} ({objective}) in {pdir}.")
@@ -140,7 +130,7 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
             if scenarios is None:
                 scenarios = scenario_set(fc, space, status_quo_of(fc, space))
             try:
-                run_optimize(fc, pspace, objective, pdir, frontier_points=25 if key == "A"
+                run_optimize(fc, space, objective, pdir, frontier_points=25 if key == "A"
                              else 0, scenarios=scenarios, proposal=key)
             except InfeasibleError as exc:
                 _write_infeasible(pdir, key, objective, year, forecast_run, h, str(exc))

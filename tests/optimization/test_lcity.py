@@ -7,8 +7,9 @@ import pytest
 
 from forecasting.data.dataset import load_data
 from forecasting.models.claims import ClaimsModel
+from forecasting.scheme.plan import member_payouts
 from optimization.evaluate import evaluate_plan
-from optimization.solve import frontier, optimize
+from optimization.solve import frontier, optimize, scenario_set
 from pipelines.workflows.builtin import builtin_data
 
 
@@ -18,34 +19,40 @@ def lcity_forecast():
 
 
 @pytest.mark.slow
-def test_status_quo_min_loss_and_break_even(lcity_forecast, space, status_quo):
+def test_proposals_on_the_default_city(lcity_forecast, space, status_quo):
+    """A, B and C of the default city, each checked from its definition."""
     fc = lcity_forecast
-    c = space.constraints
-    # status quo: the loss the forecast implies, computed here from its parts
     before = evaluate_plan(status_quo, fc, space.costs)
     income = 60.0 * fc.insured
     implied = fc.expected_payout(status_quo) + 0.04 * income - income
     assert before.expected_loss == pytest.approx(implied, rel=1e-12)
     assert before.expected_loss > 0  # today's plan loses money in 2022
-    # min-loss at today's premium: every benefit rule holds and the loss is lower
-    best = optimize(fc, space, status_quo, "min-loss")
-    k, plan = best.kpis, best.plan
-    levels = np.array(c.no_worse_levels)
-    assert plan.premium_per_capita == 60.0
-    assert k.effective_ratio >= c.effective_ratio_floor
-    assert plan.deductible <= 0.5 * space.costs.disposable_income
-    assert (np.diff(plan.ratios) >= 0).all()
-    assert (plan.payout(levels) >= status_quo.payout(levels) - 1e-6).all()
-    assert k.expected_loss < before.expected_loss
-    assert best.lp_loss == pytest.approx(k.expected_loss, rel=1e-3)
-    # break-even with today's benefits: the premium at which the expected loss is zero
-    even = optimize(fc, space, status_quo, "break-even")
-    assert even.plan.ratios == status_quo.ratios and even.plan.cap == status_quo.cap
-    assert even.plan.deductible == status_quo.deductible
-    assert even.kpis.expected_loss == pytest.approx(0.0, abs=1e3)
-    # closed form for a given plan: p = payout / (insured * (1 - opex share))
-    p = fc.expected_payout(status_quo) / (fc.insured * (1 - space.costs.opex_share))
-    assert even.plan.premium_per_capita == pytest.approx(p, rel=1e-6)
+    # A: at today's premium, nobody worse off at any cost (a cap cut is not allowed)
+    a = optimize(fc, space, status_quo, "min-loss")
+    assert a.proved and a.plan.premium_per_capita == 60.0
+    assert a.kpis.expected_loss <= before.expected_loss + 1e-6
+    costs = np.linspace(0, 3e6, 30_001)
+    for special in (False, True):
+        flag = np.full(len(costs), special)
+        assert (member_payouts(a.plan, costs, flag)
+                >= member_payouts(status_quo, costs, flag) - 0.01).all()
+    assert a.search_loss == pytest.approx(a.kpis.expected_loss, rel=1e-3)
+    # B: today's benefits; the closed-form break-even premium rounded up to the step
+    b = optimize(fc, space, status_quo, "break-even")
+    assert (b.plan.ratios, b.plan.cap, b.plan.deductible) == (
+        status_quo.ratios, status_quo.cap, status_quo.deductible)
+    exact = fc.expected_payout(status_quo) / (fc.insured * (1 - space.costs.opex_share))
+    assert b.plan.premium_per_capita == pytest.approx(np.ceil(exact / 0.5) * 0.5)
+    assert b.kpis.expected_loss <= 0
+    # C: today's benefits at the lowest premium meeting the risk appetite, above B's
+    sc = scenario_set(fc, space, status_quo, seed=1)
+    c = optimize(fc, space, status_quo, "risk", scenarios=sc)
+    assert c.plan.ratios == status_quo.ratios
+    assert c.plan.premium_per_capita >= b.plan.premium_per_capita
+    assert c.kpis.cvar95_loss <= space.risk.cvar_share * c.kpis.premium_income + 1.0
+    lower = c.plan.with_(premium_per_capita=c.plan.premium_per_capita - 0.5)
+    k = evaluate_plan(lower, fc, space.costs, sc)
+    assert k.cvar95_loss > space.risk.cvar_share * k.premium_income
 
 
 @pytest.mark.slow
@@ -56,3 +63,4 @@ def test_frontier_is_monotone(lcity_forecast, space, status_quo):
     # a higher benefit floor never lowers the minimal loss
     assert (np.diff(ok["expected_loss"]) >= -1e-3).all()
     assert (ok["effective_ratio"] >= ok["floor"] - 1e-9).all()
+    assert {"deductible", "cap", "premium_per_capita", "ratio_1", "ratio_4"} <= set(ok.columns)

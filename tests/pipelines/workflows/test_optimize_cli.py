@@ -28,7 +28,7 @@ def test_optimize_writes_plan_and_logs_run(forecast_dir, tmp_path, objective):
                        "--out", str(out))
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"plan.json", "shadow_prices.csv",
-                                               "frontier.csv"}
+                                               "frontier.csv", "member_impact.csv"}
     doc = json.loads((out / "plan.json").read_text())
     plan = plan_from_dict("plan.json", doc["plan"])
     # every reported figure is the evaluator's, recomputed here on the saved forecast
@@ -43,7 +43,13 @@ def test_optimize_writes_plan_and_logs_run(forecast_dir, tmp_path, objective):
         assert name in run.data.metrics
     forecast_run = json.loads((forecast_dir / "summary.json").read_text())["forecast_run"]
     assert run.data.tags["forecast_run"] == forecast_run
-    assert doc["solver"]["status"] == "Optimal"
+    assert doc["solver"]["status"] == "Optimal" and doc["solver"]["proved"]
+    # who gains and who loses: the changes add up to the change of expected payouts
+    impact = [r for r in doc["member_impact"] if r["by"] == "cost_band"]
+    before = evaluate_plan(plan_from_dict("today", doc["status_quo"]["plan"]),
+                           Forecast.load(forecast_dir), load_space().costs)
+    assert sum(r["change"] for r in impact) == pytest.approx(
+        kpis.expected_payout - before.expected_payout, abs=1e-3)
 
 
 def test_optimize_from_forecast_run(forecast_dir, tmp_path):
@@ -71,7 +77,8 @@ def test_optimize_infeasible_config(forecast_dir, tmp_path):
     result = _optimize("--forecast", str(forecast_dir), "--out", str(tmp_path / "p"),
                        "--config", str(bad))
     assert result.exit_code == 2
-    assert "effective_ratio by" in result.stderr and "\\n" not in result.stderr.strip()
+    assert "effective_ratio: lower the floor from 97.0%" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "p").exists()
 
 

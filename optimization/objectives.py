@@ -1,0 +1,86 @@
+"""The negotiator's questions, one registry entry each.
+
+Every rule and objective is monotone in the premium per capita p: the expected loss
+payout + fixed opex - (1 - opex share) x insured x p falls as p rises, the profit cap
+bounds p from above, and break-even and the risk limits bound it from below. So for a
+given benefit plan the premiums allowed form an interval, and each objective takes one
+end of it: the highest (least loss) or the lowest (least premium). Money in CNY.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimization.pricing import Prices
+from optimization.rules import Context
+
+
+def cvar_rows(values: np.ndarray, level: float) -> np.ndarray:
+    """Rockafellar-Uryasev CVaR of each row of equally likely values:
+    min over eta of eta + E[(V - eta)+] / (1 - level), exact (the minimum is at a value)."""
+    v = np.sort(np.atleast_2d(values), axis=1)
+    n = v.shape[1]
+    suffix = np.cumsum(v[:, ::-1], axis=1)[:, ::-1]           # sum of v[j:]
+    above = np.concatenate([suffix[:, 1:], np.zeros((len(v), 1))], axis=1)
+    count = n - 1 - np.arange(n)                                # values after position j
+    f = v + (above - count[None, :] * v) / ((1 - level) * n)
+    return f.min(axis=1)
+
+
+def _net(ctx: Context) -> float:
+    """Premium income net of the opex share, per CNY of premium per capita."""
+    return (1 - ctx.opex_share) * ctx.insured
+
+
+def _break_even(ctx: Context, p: Prices) -> np.ndarray:
+    return (p.payout + ctx.opex_fixed) / _net(ctx)
+
+
+def _cvar_budget(ctx: Context, p: Prices) -> np.ndarray:
+    tail = cvar_rows(p.scenario_payout, ctx.space.risk.cvar_level)
+    return (tail + ctx.opex_fixed - ctx.space.risk.cvar_budget) / _net(ctx)
+
+
+def _appetite(ctx: Context, p: Prices) -> np.ndarray:
+    """The lowest premium meeting the insurer's risk appetite, per plan."""
+    risk = ctx.space.risk
+    if risk.appetite == "cvar":  # CVaR(loss) <= share x income, CVaR moves 1:1 with p
+        tail = cvar_rows(p.scenario_payout, risk.cvar_level)
+        return (tail + ctx.opex_fixed) / ((1 - ctx.opex_share + risk.cvar_share)
+                                          * ctx.insured)
+    # P(loss > 0) <= q: at most floor(q n) scenarios may lose
+    need = np.sort(p.scenario_payout, axis=1)[:, ::-1] + ctx.opex_fixed
+    k = int(np.floor(risk.prob_loss_max * need.shape[1] + 1e-9))
+    return need[:, k] / _net(ctx) if k < need.shape[1] else np.full(len(need), -np.inf)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """premium: "high" takes the highest premium the rules allow for a plan (least
+    expected loss), "low" the lowest; free: the premium is what it asks for (else the
+    space's fixed premium, if any, holds); lower: the least premium it requires per plan."""
+
+    name: str
+    premium: str
+    free: bool
+    scenarios: bool
+    lower: Callable[[Context, Prices], np.ndarray] | None
+    what: str  # in words, for messages
+
+    def score(self, loss: np.ndarray, premium: np.ndarray) -> np.ndarray:
+        """What is minimised: the expected loss, or the premium per capita."""
+        return loss if self.premium == "high" else premium
+
+
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
+    Objective("min-loss", "high", False, False, None, "least expected loss"),
+    Objective("break-even", "low", True, False, _break_even,
+              "lowest premium with expected loss <= 0"),
+    Objective("cvar", "high", False, True, _cvar_budget,
+              "least expected loss with CVaR of the loss within the budget"),
+    Objective("risk", "low", True, True, _appetite,
+              "lowest premium meeting the insurer's risk appetite"),
+)}

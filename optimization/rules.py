@@ -1,0 +1,146 @@
+"""The member-benefit and contract rules, one registry entry each (DESIGN §4).
+
+A rule says, in one place: its name and label key, the unit of its right-hand side in
+words, whether the configuration switches it on, its exact check on priced plans (a mask
+over the plans of one combo), the premium range it allows (for rules on the premium), and
+how it enters the linear programme (for continuous ratios and shadow prices). Adding a
+rule touches this file only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from forecasting.scheme.plan import Plan
+from optimization.pricing import TOL, Prices, Schedule, schedules_of
+from optimization.space import PlanSpace
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every rule reads: the space, today's plan, the insured count, the floor of the
+    effective ratio (moved by the frontier)."""
+
+    space: PlanSpace
+    status_quo: Plan
+    insured: float
+    effective_floor: float
+
+    @property
+    def opex_share(self) -> float:
+        return self.space.costs.opex_share
+
+    @property
+    def opex_fixed(self) -> float:
+        return self.space.costs.opex_fixed
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule (see module doc). `check` returns the plans it allows; `premium` the lowest
+    and highest premium per capita (CNY) it allows for each plan."""
+
+    name: str
+    unit: str                                   # of the right-hand side, in words
+    enabled: Callable[[PlanSpace], bool]
+    check: Callable[[Context, Prices], np.ndarray] | None = None
+    premium: Callable[[Context, Prices], tuple[np.ndarray, np.ndarray]] | None = None
+
+
+def _effective(ctx: Context, p: Prices) -> np.ndarray:
+    return p.payout >= ctx.effective_floor * p.above - TOL
+
+
+def _nominal(ctx: Context, p: Prices) -> np.ndarray:
+    return (p.ratios >= ctx.space.constraints.nominal_ratio_floor - 1e-12).all(axis=1)
+
+
+def _deductible(ctx: Context, p: Prices) -> np.ndarray:
+    c = ctx.space.constraints
+    ok = p.combo.deductible <= c.deductible_income_share * ctx.space.costs.disposable_income
+    return np.full(len(p.payout), ok)
+
+
+def _increasing(ctx: Context, p: Prices) -> np.ndarray:
+    return (np.diff(p.ratios, axis=1) >= -1e-12).all(axis=1)
+
+
+def _no_worse(ctx: Context, p: Prices) -> np.ndarray:
+    today = schedules_of(ctx.status_quo)
+    return no_worse_mask(p.general, today[0]) & no_worse_mask(p.special, today[1])
+
+
+def no_worse_mask(new: Schedule, today: Schedule) -> np.ndarray:
+    """Plans whose schedule pays at least today's at every annual cost from 0 upwards.
+
+    Both are piecewise linear, so the difference is too: it is >= 0 everywhere when it is
+    at every breakpoint of either schedule and its slope beyond the last one is >= 0."""
+    fixed = np.unique(np.concatenate([today.breakpoints()[0], [0.0]]))
+    fixed = fixed[np.isfinite(fixed)]
+    own = new.breakpoints()
+    ok = (new.pay(fixed) >= today.pay(fixed)[0][None, :] - TOL).all(axis=1)
+    for j in range(own.shape[1]):
+        y = own[:, j]
+        finite = np.isfinite(y)
+        y = np.where(finite, y, 0.0)
+        ok &= ~finite | (new.pay_at(y) >= today.pay(y)[0] - TOL)
+    return ok & (new.final_slope() >= today.final_slope()[0] - 1e-12)
+
+
+def _profit_cap(ctx: Context, p: Prices) -> tuple[np.ndarray, np.ndarray]:
+    """Surplus <= share x premium income: premium <= (payout + fixed opex) /
+    ((1 - opex share - profit share) x insured)."""
+    share = ctx.space.contract.profit_cap_share
+    denom = (1 - ctx.opex_share - share) * ctx.insured
+    hi = (p.payout + ctx.opex_fixed) / denom if denom > 0 else np.full(len(p.payout), np.inf)
+    return np.full(len(p.payout), -np.inf), hi
+
+
+RULES: dict[str, Rule] = {r.name: r for r in (
+    Rule("effective_ratio", "point of effective ratio",
+         lambda s: s.constraints.effective_ratio, check=_effective),
+    Rule("nominal_ratio", "point of nominal ratio",
+         lambda s: s.constraints.nominal_ratio, check=_nominal),
+    Rule("deductible_income", "CNY of deductible",
+         lambda s: s.constraints.deductible_income, check=_deductible),
+    Rule("ratios_increasing", "point of ratio",
+         lambda s: s.constraints.ratios_increasing, check=_increasing),
+    Rule("no_worse", "CNY paid at a cost level",
+         lambda s: s.constraints.no_worse, check=_no_worse),
+    Rule("profit_cap", "CNY of surplus",
+         lambda s: s.constraints.profit_cap, premium=_profit_cap),
+)}
+
+
+def active(space: PlanSpace) -> list[Rule]:
+    """The rules the configuration switches on."""
+    return [r for r in RULES.values() if r.enabled(space)]
+
+
+def allowed(ctx: Context, prices: Prices, rules: list[Rule]) -> np.ndarray:
+    """The plans of `prices` that every plan rule allows."""
+    ok = np.ones(len(prices.payout), dtype=bool)
+    for rule in rules:
+        if rule.check is not None:
+            ok &= rule.check(ctx, prices)
+    return ok
+
+
+def premium_range(ctx: Context, prices: Prices, rules: list[Rule]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The premium per capita (CNY) every premium rule allows, per plan: [lo, hi]."""
+    lo = np.full(len(prices.payout), -np.inf)
+    hi = np.full(len(prices.payout), np.inf)
+    for rule in rules:
+        if rule.premium is not None:
+            a, b = rule.premium(ctx, prices)
+            lo, hi = np.maximum(lo, a), np.minimum(hi, b)
+    return lo, hi
+
+
+def violations(ctx: Context, prices: Prices, rules: list[Rule]) -> list[str]:
+    """The names of the plan rules the first plan of `prices` breaks (exact)."""
+    return [r.name for r in rules if r.check is not None and not r.check(ctx, prices)[0]]
