@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pulp
 
-from optimization.milp import LP, Row, no_worse_rows, premium_variable, ratio_variables, solver
-from optimization.objectives import Objective
+from optimization.context import Context
+from optimization.milp import LP, premium_variable, ratio_variables, solver
+from optimization.objectives import Objective, add_to_lp
 from optimization.pricing import Combo, Pricer, Schedule, combos, schedules
-from optimization.rules import Context, Rule
+from optimization.rules import Rule, lp_rows
 from optimization.search import Candidate, Searched, _better, _candidate, best_of
 
 MAX_NODES = 400  # per combo; past it the result says "not proved" with the gap
@@ -103,90 +104,32 @@ def node_lp(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], com
                 prob += (lhs <= cap) if sense == "<=" else (lhs >= cap), f"{name}_{g}"
     above = sum(gr.above(s.lower[0]) for gr, s in zip(pricer.groups, scheds, strict=True))
     lp = LP(ctx, combo, prob, r, p, pulp.lpSum(lo_terms), pulp.lpSum(hi_terms), above)
-    for row in rule_rows(ctx, lp, rules) or [None]:
-        if row is None:
-            return None
+    rows = lp_rows(ctx, lp, rules)
+    if rows is None:
+        return None
+    for row in rows:
         lp.add(row)
-    objective_rows(ctx, obj, pricer, lp, scheds, levels)
+    add_to_lp(ctx, obj, lp, _scenario_bounds(ctx, pricer, lp, scheds, levels)
+              if obj.scenarios else None)
     return lp
 
 
-def rule_rows(ctx: Context, lp: LP, rules: list[Rule]) -> list[Row] | None:
-    """Every active rule in LP form; None when the combo alone breaks one."""
-    c, names = ctx.space.constraints, {r.name for r in rules}
-    rows: list[Row] = []
-    r, p = lp.ratios, lp.premium
-    if "deductible_income" in names and lp.combo.deductible > (
-            c.deductible_income_share * ctx.space.costs.disposable_income):
-        return None
-    if "effective_ratio" in names:
-        rows.append(Row("effective_ratio", lp.payout_hi, ">=", ctx.effective_floor * lp.above,
-                        0.01 * lp.above, "effective ratio floor"))
-    if "nominal_ratio" in names:
-        rows += [Row(f"nominal_ratio_{k}", rk, ">=", c.nominal_ratio_floor, 0.01,
-                     f"ratio of band {k + 1}") for k, rk in enumerate(r)]
-    if "ratios_increasing" in names:
-        rows += [Row(f"ratios_increasing_{k}", r[k] - r[k + 1], "<=", 0.0, 0.01,
-                     f"ratios of bands {k + 1} and {k + 2}") for k in range(len(r) - 1)]
-    if "no_worse" in names:
-        nw = no_worse_rows(ctx, lp.combo, r)
-        if nw is None:
-            return None
-        rows += nw
-    if "profit_cap" in names:
-        share = ctx.space.contract.profit_cap_share
-        rows.append(Row("profit_cap", (1 - ctx.opex_share - share) * ctx.insured * p
-                        - lp.payout_hi, "<=", ctx.opex_fixed, 1.0, "surplus allowed"))
-    if not isinstance(p, float):
-        prem = ctx.space.premium
-        rows.append(Row("premium_budget_max", p, "<=", prem.max, 1.0, "premium budget"))
-        rows.append(Row("premium_budget_min", p, ">=", prem.min, 1.0, "premium budget"))
-    return rows
-
-
-def objective_rows(ctx: Context, obj: Objective, pricer: Pricer, lp: LP, scheds,
-                   levels: dict) -> None:
-    """The objective and its own constraints (break-even, CVaR rows)."""
-    net = (1 - ctx.opex_share) * ctx.insured
-    loss_lo = lp.payout_lo + ctx.opex_fixed - net * lp.premium
-    if obj.name == "break-even":
-        lp.add(Row("break_even", loss_lo, "<=", 0.0, 1.0, "expected loss"))
-    if obj.scenarios:
-        _cvar_rows(ctx, obj, pricer, lp, scheds, levels, net)
-    goal = loss_lo if obj.premium == "high" else lp.premium
-    lp.problem.setObjective(goal if not isinstance(goal, float) else pulp.lpSum([goal]))
-
-
-def _cvar_rows(ctx: Context, obj: Objective, pricer: Pricer, lp: LP, scheds, levels: dict,
-               net: float) -> None:
-    """Rockafellar-Uryasev: CVaR of the scenario losses (lower bounds) within the limit."""
-    risk = ctx.space.risk
-    if obj.name == "risk" and risk.appetite != "cvar":
-        raise NotImplementedError("the prob_loss appetite needs stepped ratios")
-    n = pricer.scenarios.n
-    pay = [0.0] * n
+def _scenario_bounds(ctx: Context, pricer: Pricer, lp: LP, scheds, levels: dict) -> list:
+    """Each scenario's payout, never above the true one over the box (cap levels at the
+    box's low end), as an expression in the ratios (CNY)."""
+    pay = [0.0] * pricer.scenarios.n
     inc = ctx.space.special.ratio_increment
     for g, (sums, sched) in enumerate(zip(pricer._sums, scheds, strict=True)):
         t = levels.get(g, (np.inf, np.inf))[0]
         at = sums.at(np.concatenate([np.minimum(sched.lower, t), np.minimum(sched.upper, t)]))
         K = len(sched.lower)
-        delta = at[:, K:] - at[:, :K]  # (n, K)
+        delta = at[:, K:] - at[:, :K]
         rr = lp.ratios[len(lp.ratios) - K:]
         shift = inc if g == 1 else 0.0
-        for s in range(n):
+        for s in range(len(pay)):
             pay[s] = pay[s] + pulp.lpSum((rk + shift) * float(d) for rk, d in
                                          zip(rr, delta[s], strict=True))
-    prob = lp.problem
-    eta = prob.add_variable("cvar_eta")
-    xi = [prob.add_variable(f"cvar_xi{s}", lowBound=0) for s in range(n)]
-    for s in range(n):
-        prob += xi[s] >= pay[s] + ctx.opex_fixed - net * lp.premium - eta, f"cvar_s{s}"
-    tail = eta + pulp.lpSum(xi) / ((1 - risk.cvar_level) * n)
-    if obj.name == "cvar":
-        lp.add(Row("cvar_budget", tail, "<=", risk.cvar_budget, 1.0, "CVaR budget"))
-    else:
-        lp.add(Row("risk_appetite", tail - risk.cvar_share * ctx.insured * lp.premium, "<=",
-                   0.0, 1.0, "CVaR within the share of premium"))
+    return pay
 
 
 def solve_lp(lp: LP) -> tuple[float, np.ndarray, float] | None:

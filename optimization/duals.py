@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 import pulp
 
-from optimization.bnb import combo_search, rule_rows
+from optimization.bnb import combo_search
+from optimization.context import Context
 from optimization.milp import LP, Row, solver
-from optimization.objectives import OBJECTIVES, Objective
+from optimization.objectives import OBJECTIVES, Objective, add_to_lp
 from optimization.pricing import Combo, Pricer
-from optimization.rules import Context, Rule, active
+from optimization.rules import Rule, active, lp_rows
 
 
 def _gradient(pricer: Pricer, sched, group, inc: float, ratios: np.ndarray
@@ -58,33 +59,25 @@ def local_lp(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], co
     lp = LP(ctx, combo, prob, r, p, payout, payout, prices.above)
     if keep:
         for k, rk in enumerate(r):
-            lp.add(Row(f"keep_ratio_{k}", rk, "==", float(at[k]), 0.01,
+            lp.add(Row(f"keep_ratio_{k}", rk, "==", float(at[k]), 0.01, "point of ratio",
                        f"ratio of band {k + 1} kept at today's"))
-        rows = [row for row in rule_rows(ctx, lp, [x for x in rules if x.premium]) or []]
+        rows = lp_rows(ctx, lp, [x for x in rules if x.premium or x.name == "premium_budget"])
     else:
-        bounds = [Row(f"ratio_max_{k}", rk, "<=", b.ratio_max, 0.01, "highest ratio")
-                  for k, rk in enumerate(r)]
-        bounds += [Row(f"ratio_min_{k}", rk, ">=", b.ratio_min, 0.01, "lowest ratio")
-                   for k, rk in enumerate(r)]
-        rows = bounds + (rule_rows(ctx, lp, rules) or [])
-    for row in rows:
+        bounds = [Row(f"ratio_max_{k}", rk, "<=", b.ratio_max, 0.01, "point of ratio",
+                      "highest ratio") for k, rk in enumerate(r)]
+        bounds += [Row(f"ratio_min_{k}", rk, ">=", b.ratio_min, 0.01, "point of ratio",
+                       "lowest ratio") for k, rk in enumerate(r)]
+        rows = bounds + (lp_rows(ctx, lp, rules) or [])
+    for row in rows or []:
         lp.add(row)
-    net = (1 - ctx.opex_share) * ctx.insured
-    loss = payout + ctx.opex_fixed - net * p
-    if obj.name == "break-even":
-        lp.add(Row("break_even", loss, "<=", 0.0, 1.0, "expected loss"))
-    if obj.scenarios:
-        _linear_cvar(ctx, obj, pricer, lp, prices, net)
-    goal = loss if obj.premium == "high" else p
-    prob.setObjective(goal if not isinstance(goal, float) else pulp.lpSum([goal]))
+    add_to_lp(ctx, obj, lp, _linear_scenarios(ctx, pricer, lp, prices)
+              if obj.scenarios else None)
     return lp
 
 
-def _linear_cvar(ctx: Context, obj: Objective, pricer: Pricer, lp: LP, prices, net: float
-                 ) -> None:
-    """CVaR rows with each scenario's payout linearised exactly at the plan, as the
-    expected payout is: members at the cap in that scenario gain nothing."""
-    risk = ctx.space.risk
+def _linear_scenarios(ctx: Context, pricer: Pricer, lp: LP, prices) -> list:
+    """Each scenario's payout linearised exactly at the plan, as the expected payout is:
+    members at the cap in that scenario gain nothing (CNY)."""
     n = pricer.scenarios.n
     const = np.zeros(n)
     grads = []
@@ -99,22 +92,11 @@ def _linear_cvar(ctx: Context, obj: Objective, pricer: Pricer, lp: LP, prices, n
             above = (sums.at(np.array([x + 1.0]))[:, 0] - sums.at(np.array([x]))[:, 0])
             delta = delta - above[:, None] * (np.clip(x, sched.lower, sched.upper)
                                               - sched.lower)[None, :]
-        ratios = sched.ratios[0]
-        const += sums.payout(sched)[0] - delta @ ratios + (inc if g else 0.0) * delta.sum(1)
+        const += sums.payout(sched)[0] - delta @ sched.ratios[0] + (inc if g else 0.0) \
+            * delta.sum(1)
         grads.append((delta, lp.ratios[len(lp.ratios) - K:]))
-    prob = lp.problem
-    eta = prob.add_variable("cvar_eta")
-    xi = [prob.add_variable(f"cvar_xi{s}", lowBound=0) for s in range(n)]
-    for s in range(n):
-        pay_s = float(const[s]) + pulp.lpSum(rk * float(d[s, k]) for d, rr in grads
-                                             for k, rk in enumerate(rr))
-        prob += xi[s] >= pay_s + ctx.opex_fixed - net * lp.premium - eta, f"cvar_s{s}"
-    tail = eta + pulp.lpSum(xi) / ((1 - risk.cvar_level) * n)
-    if obj.name == "cvar":
-        lp.add(Row("cvar_budget", tail, "<=", risk.cvar_budget, 1.0, "CVaR budget"))
-    else:
-        lp.add(Row("risk_appetite", tail - risk.cvar_share * ctx.insured * lp.premium,
-                   "<=", 0.0, 1.0, "CVaR within the share of premium"))
+    return [float(const[s]) + pulp.lpSum(rk * float(d[s, k]) for d, rr in grads
+                                         for k, rk in enumerate(rr)) for s in range(n)]
 
 
 def continuous_optimum(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
@@ -145,20 +127,10 @@ def shadow_prices(objective: str, plan, ctx: Context, pricer: Pricer, keep: bool
         pi, slack = float(con.pi or 0.0), float(con.slack or 0.0)
         rows.append({"constraint": name, "meaning": row.words, "dual": pi, "slack": slack,
                      "binding": abs(slack) < 1e-6 and abs(pi) > 1e-9,
-                     "per_unit": pi * row.unit, "unit": _unit(row), "objective_unit": per,
+                     "per_unit": pi * row.size, "unit": row.unit, "objective_unit": per,
                      "ratios_at": " / ".join(f"{x:.4f}" for x in at)})
     rows.append(_cap_row(ctx, pricer, combo, at, per, obj))
     return pd.DataFrame(rows)
-
-
-def _unit(row: Row) -> str:
-    units = {"effective_ratio": "point of effective ratio", "nominal_ratio": "point of ratio",
-             "ratios_increasing": "point of ratio", "keep_ratio": "point of ratio",
-             "ratio_max": "point of ratio", "ratio_min": "point of ratio",
-             "no_worse": "CNY paid at that cost", "profit_cap": "CNY of surplus",
-             "premium_budget": "CNY of premium per capita", "break_even": "CNY of loss",
-             "cvar_budget": "CNY of CVaR", "risk_appetite": "CNY of CVaR"}
-    return next((u for k, u in units.items() if row.name.startswith(k)), "")
 
 
 def _cap_row(ctx: Context, pricer: Pricer, combo: Combo, at: np.ndarray, per: str,

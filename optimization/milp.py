@@ -20,8 +20,8 @@ import numpy as np
 import pulp
 
 from forecasting.errors import UserError
+from optimization.context import Context
 from optimization.pricing import TOL, Combo, Schedule, schedules, schedules_of
-from optimization.rules import Context
 from optimization.space import SOLVERS, PlanSpace
 
 OBJECTIVE_NAMES = ("min-loss", "break-even", "cvar", "risk")
@@ -43,15 +43,16 @@ def solver(space: PlanSpace, name: str | None = None):
 
 @dataclass(frozen=True)
 class Row:
-    """One named constraint `lhs sense rhs`; `unit` is the size of one natural unit of the
-    right-hand side (so dual x unit = objective change per natural unit)."""
+    """One named constraint `lhs sense rhs`; dual x size = the objective's change per
+    natural unit of the right-hand side."""
 
     name: str
     lhs: object
     sense: str
     rhs: float
-    unit: float
-    words: str
+    size: float   # one natural unit of the right-hand side, in the row's own terms
+    unit: str     # that unit in words
+    words: str    # what the row says
 
 
 @dataclass
@@ -131,13 +132,14 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
             lhs = pulp.lpSum((r + shift) * float(wk) for r, wk in
                              zip(_aligned(ratios, new), w, strict=True) if wk > 0)
             rows.append(Row(f"no_worse_{who}_{y:.0f}", lhs, ">=", target, 1.0,
+                            "CNY paid at that cost",
                             f"payout of a {who} member at {y:,.0f} not below today's"))
         if np.isfinite(cap) and cap < old_cap - TOL:
             y_star = _inverse(old, cap)
             w = width_at(new, y_star)
             lhs = pulp.lpSum((r + shift) * float(wk) for r, wk in
                              zip(_aligned(ratios, new), w, strict=True) if wk > 0)
-            rows.append(Row(f"no_worse_{who}_cap", lhs, ">=", cap, 1.0,
+            rows.append(Row(f"no_worse_{who}_cap", lhs, ">=", cap, 1.0, "CNY paid at that cost",
                             f"a {who} member's payout reaches the cap by {y_star:,.0f}"))
     return rows
 

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pulp
 
+from optimization.context import Context
+from optimization.milp import LP, Row
 from optimization.pricing import Prices
-from optimization.rules import Context
 
 
 def cvar_rows(values: np.ndarray, level: float) -> np.ndarray:
@@ -84,3 +86,30 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("risk", "low", True, True, _appetite,
               "lowest premium meeting the insurer's risk appetite"),
 )}
+
+
+def add_to_lp(ctx: Context, obj: Objective, lp: LP, scenario_payouts: list | None) -> None:
+    """The objective and its own rows in a combo's programme: break-even, or the
+    Rockafellar-Uryasev rows of CVaR over the scenarios' payout expressions (CNY)."""
+    net = (1 - ctx.opex_share) * ctx.insured
+    loss = lp.payout_lo + ctx.opex_fixed - net * lp.premium
+    if obj.name == "break-even":
+        lp.add(Row("break_even", loss, "<=", 0.0, 1.0, "CNY of loss", "expected loss"))
+    if obj.scenarios:
+        risk = ctx.space.risk
+        if obj.name == "risk" and risk.appetite != "cvar":
+            raise NotImplementedError("the prob_loss appetite needs stepped ratios")
+        prob, n = lp.problem, len(scenario_payouts)
+        eta = prob.add_variable("cvar_eta")
+        xi = [prob.add_variable(f"cvar_xi{s}", lowBound=0) for s in range(n)]
+        for s, pay in enumerate(scenario_payouts):
+            prob += xi[s] >= pay + ctx.opex_fixed - net * lp.premium - eta, f"cvar_s{s}"
+        tail = eta + pulp.lpSum(xi) / ((1 - risk.cvar_level) * n)
+        if obj.name == "cvar":
+            lp.add(Row("cvar_budget", tail, "<=", risk.cvar_budget, 1.0, "CNY of CVaR",
+                       "CVaR budget"))
+        else:
+            lp.add(Row("risk_appetite", tail - risk.cvar_share * ctx.insured * lp.premium,
+                       "<=", 0.0, 1.0, "CNY of CVaR", "CVaR within the share of premium"))
+    goal = loss if obj.premium == "high" else lp.premium
+    lp.problem.setObjective(goal if not isinstance(goal, float) else pulp.lpSum([goal]))

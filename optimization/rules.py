@@ -14,40 +14,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forecasting.scheme.plan import Plan
+from optimization.context import Context
+from optimization.milp import LP, Row, no_worse_rows
 from optimization.pricing import TOL, Prices, Schedule, schedules_of
 from optimization.space import PlanSpace
 
 
 @dataclass(frozen=True)
-class Context:
-    """What every rule reads: the space, today's plan, the insured count, the floor of the
-    effective ratio (moved by the frontier)."""
-
-    space: PlanSpace
-    status_quo: Plan
-    insured: float
-    effective_floor: float
-
-    @property
-    def opex_share(self) -> float:
-        return self.space.costs.opex_share
-
-    @property
-    def opex_fixed(self) -> float:
-        return self.space.costs.opex_fixed
-
-
-@dataclass(frozen=True)
 class Rule:
     """One rule (see module doc). `check` returns the plans it allows; `premium` the lowest
-    and highest premium per capita (CNY) it allows for each plan."""
+    and highest premium per capita (CNY) it allows for each plan; `lp` its rows in the
+    linear programme of one combo (the size of one natural unit of each right-hand side
+    makes duals read in `unit`)."""
 
     name: str
     unit: str                                   # of the right-hand side, in words
     enabled: Callable[[PlanSpace], bool]
     check: Callable[[Context, Prices], np.ndarray] | None = None
     premium: Callable[[Context, Prices], tuple[np.ndarray, np.ndarray]] | None = None
+    lp: Callable[[Context, LP], list[Row] | None] | None = None  # None: the combo breaks it
 
 
 def _effective(ctx: Context, p: Prices) -> np.ndarray:
@@ -58,10 +43,16 @@ def _nominal(ctx: Context, p: Prices) -> np.ndarray:
     return (p.ratios >= ctx.space.constraints.nominal_ratio_floor - 1e-12).all(axis=1)
 
 
-def _deductible(ctx: Context, p: Prices) -> np.ndarray:
+def _deductible(ctx: Context, p: Prices | None, deductible: float | None = None
+                ) -> np.ndarray:
     c = ctx.space.constraints
-    ok = p.combo.deductible <= c.deductible_income_share * ctx.space.costs.disposable_income
-    return np.full(len(p.payout), ok)
+    d = p.combo.deductible if deductible is None else deductible
+    ok = d <= c.deductible_income_share * ctx.space.costs.disposable_income
+    return np.full(1 if p is None else len(p.payout), ok)
+
+
+def _deductible_mask(ctx: Context, p: Prices) -> np.ndarray:
+    return _deductible(ctx, p)
 
 
 def _increasing(ctx: Context, p: Prices) -> np.ndarray:
@@ -99,24 +90,66 @@ def _profit_cap(ctx: Context, p: Prices) -> tuple[np.ndarray, np.ndarray]:
     return np.full(len(p.payout), -np.inf), hi
 
 
+def _effective_lp(ctx: Context, lp: LP) -> list[Row]:
+    return [Row("effective_ratio", lp.payout_hi, ">=", ctx.effective_floor * lp.above,
+                0.01 * lp.above, "point of effective ratio", "effective ratio floor")]
+
+
+def _nominal_lp(ctx: Context, lp: LP) -> list[Row]:
+    floor = ctx.space.constraints.nominal_ratio_floor
+    return [Row(f"nominal_ratio_{k}", rk, ">=", floor, 0.01, "point of nominal ratio",
+                f"ratio of band {k + 1}") for k, rk in enumerate(lp.ratios)]
+
+
+def _deductible_lp(ctx: Context, lp: LP) -> list[Row] | None:
+    return [] if _deductible(ctx, None, lp.combo.deductible)[0] else None
+
+
+def _increasing_lp(ctx: Context, lp: LP) -> list[Row]:
+    r = lp.ratios
+    return [Row(f"ratios_increasing_{k}", r[k] - r[k + 1], "<=", 0.0, 0.01, "point of ratio",
+                f"ratios of bands {k + 1} and {k + 2}") for k in range(len(r) - 1)]
+
+
+def _no_worse_lp(ctx: Context, lp: LP) -> list[Row] | None:
+    return no_worse_rows(ctx, lp.combo, lp.ratios)
+
+
+def _profit_cap_lp(ctx: Context, lp: LP) -> list[Row]:
+    share = ctx.space.contract.profit_cap_share
+    lhs = (1 - ctx.opex_share - share) * ctx.insured * lp.premium - lp.payout_hi
+    return [Row("profit_cap", lhs, "<=", ctx.opex_fixed, 1.0, "CNY of surplus",
+                "surplus allowed")]
+
+
+def _budget_lp(ctx: Context, lp: LP) -> list[Row]:
+    if isinstance(lp.premium, float):
+        return []
+    prem, unit = ctx.space.premium, "CNY of premium per capita"
+    return [Row("premium_budget_max", lp.premium, "<=", prem.max, 1.0, unit, "premium budget"),
+            Row("premium_budget_min", lp.premium, ">=", prem.min, 1.0, unit, "premium budget")]
+
+
 RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("effective_ratio", "point of effective ratio",
-         lambda s: s.constraints.effective_ratio, check=_effective),
+         lambda s: s.constraints.effective_ratio, check=_effective, lp=_effective_lp),
     Rule("nominal_ratio", "point of nominal ratio",
-         lambda s: s.constraints.nominal_ratio, check=_nominal),
+         lambda s: s.constraints.nominal_ratio, check=_nominal, lp=_nominal_lp),
     Rule("deductible_income", "CNY of deductible",
-         lambda s: s.constraints.deductible_income, check=_deductible),
+         lambda s: s.constraints.deductible_income, check=_deductible_mask,
+         lp=_deductible_lp),
     Rule("ratios_increasing", "point of ratio",
-         lambda s: s.constraints.ratios_increasing, check=_increasing),
+         lambda s: s.constraints.ratios_increasing, check=_increasing, lp=_increasing_lp),
     Rule("no_worse", "CNY paid at a cost level",
-         lambda s: s.constraints.no_worse, check=_no_worse),
+         lambda s: s.constraints.no_worse, check=_no_worse, lp=_no_worse_lp),
     Rule("profit_cap", "CNY of surplus",
-         lambda s: s.constraints.profit_cap, premium=_profit_cap),
+         lambda s: s.constraints.profit_cap, premium=_profit_cap, lp=_profit_cap_lp),
+    Rule("premium_budget", "CNY of premium per capita", lambda s: True, lp=_budget_lp),
 )}
 
 
 def active(space: PlanSpace) -> list[Rule]:
-    """The rules the configuration switches on."""
+    """The rules the configuration switches on (the premium budget always is)."""
     return [r for r in RULES.values() if r.enabled(space)]
 
 
@@ -144,3 +177,17 @@ def premium_range(ctx: Context, prices: Prices, rules: list[Rule]
 def violations(ctx: Context, prices: Prices, rules: list[Rule]) -> list[str]:
     """The names of the plan rules the first plan of `prices` breaks (exact)."""
     return [r.name for r in rules if r.check is not None and not r.check(ctx, prices)[0]]
+
+
+def lp_rows(ctx: Context, lp: LP, rules: list[Rule]) -> list[Row] | None:
+    """Every rule's rows in the programme of one combo; None when the combo alone breaks
+    one (no ratios can help)."""
+    rows: list[Row] = []
+    for rule in rules:
+        if rule.lp is None:
+            continue
+        found = rule.lp(ctx, lp)
+        if found is None:
+            return None
+        rows += found
+    return rows

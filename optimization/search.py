@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecasting.scheme.plan import Plan
+from optimization.context import Context
 from optimization.objectives import Objective
 from optimization.pricing import Combo, Pricer, Prices, combos, plan_of, ratio_grid
-from optimization.rules import Context, Rule, allowed, premium_range
+from optimization.rules import Rule, allowed, premium_range
 
 
 @dataclass(frozen=True)

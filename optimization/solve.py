@@ -13,11 +13,12 @@ import pandas as pd
 
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.plan import Plan
+from optimization.context import Context
 from optimization.evaluate import PlanKPIs, evaluate_plan
 from optimization.milp import InfeasibleError
 from optimization.objectives import OBJECTIVES, Objective
 from optimization.pricing import Pricer
-from optimization.rules import Context, Rule, active
+from optimization.rules import Rule, active
 from optimization.search import Searched, enumerate_space, keep_today, space_size
 from optimization.space import PlanSpace
 

@@ -113,6 +113,7 @@ RULES: dict[str, dict[str, str]] = {
     "keep_ratio": {"en": "ratio of band {k} kept", "zh": "第{k}段报销比例保持不变"},
     "ratios_increasing": {"en": "ratios rise from band {k} to {k1}",
                           "zh": "第{k}段至第{k1}段比例不降"},
+    "premium_budget": {"en": "premium within the bureau's budget", "zh": "筹资在预算范围内"},
     "premium_budget_max": {"en": "premium within the bureau's budget", "zh": "筹资不超过预算上限"},
     "premium_budget_min": {"en": "premium above the budget's floor", "zh": "筹资不低于预算下限"},
     "profit_cap": {"en": "surplus within the profit cap", "zh": "结余不超过利润上限"},
@@ -130,6 +131,7 @@ UNITS: dict[str, dict[str, str]] = {
     "CNY of deductible": {"en": "CNY of deductible", "zh": "起付线1元"},
     "point of ratio": {"en": "point of ratio", "zh": "报销比例一个百分点"},
     "CNY of cap": {"en": "CNY of cap", "zh": "封顶线1元"},
+    "CNY paid at a cost level": {"en": "CNY paid at a cost level", "zh": "某费用水平下赔付1元"},
     "point of nominal ratio": {"en": "point of nominal ratio", "zh": "名义报销比例一个百分点"},
 }
 

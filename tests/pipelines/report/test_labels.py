@@ -1,0 +1,28 @@
+"""Every rule the optimiser can report has words in both languages (labels cannot drift
+from the rule registry)."""
+
+from __future__ import annotations
+
+import pytest
+
+from optimization.rules import RULES
+from pipelines.conventions import LANGS
+from pipelines.report.labels import UNITS, rule
+
+ROWS = ["effective_ratio", "nominal_ratio_0", "deductible_income", "ratios_increasing_1",
+        "no_worse_general_50000", "no_worse_special_cap", "profit_cap", "premium_budget_max",
+        "premium_budget_min", "break_even", "cvar_budget", "risk_appetite", "keep_ratio_2",
+        "ratio_max_0", "ratio_min_3", "cap"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_rule_and_row_has_words(lang):
+    for name in [*RULES, *ROWS]:
+        assert rule(name, lang) != name, f"no {lang} words for {name}"
+    for r in RULES.values():
+        assert r.unit in UNITS, r.unit
+
+
+def test_no_worse_names_the_member_group_and_cost():
+    assert rule("no_worse_special_400000", "en") == (
+        "payout of special-group members at 400,000 CNY not below today's")
