@@ -10,7 +10,8 @@ import pandas as pd
 
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.plan import Plan, member_payouts
-from optimization.space import Costs
+from optimization.contract import settle, summary
+from optimization.space import ContractTerms, Costs
 
 KPI_NAMES = ("premium_per_capita", "insured", "premium_income", "expected_payout",
              "operating_cost", "expected_loss", "loss_p05", "loss_p95", "loss_ratio",
@@ -36,6 +37,7 @@ class PlanKPIs:
     expected_above_deductible: float
     payout_at: dict[str, float]          # annual cost level (CNY) -> payout of a member
     payout_by_age: dict[str, float]      # age band -> expected payouts (CNY)
+    settlement: dict[str, float] | None = None  # after the contract settles (scenarios)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,22 +57,38 @@ def cvar(losses: np.ndarray, level: float) -> float:
     return float(np.min(losses + excess / (1 - level)))
 
 
+def scenario_money(plan: Plan, forecast: Forecast, costs: Costs, scenarios: ScenarioSet
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(payout, premium income, operating cost) of each scenario (CNY): the insured count
+    of a scenario is its own when the scenarios draw enrolment, else the forecast's."""
+    insured = getattr(scenarios, "insured", None)
+    insured = np.full(scenarios.n, forecast.insured) if insured is None else np.asarray(
+        insured, dtype="float64")
+    income = plan.premium_per_capita * insured
+    return scenarios.payouts(plan), income, costs.opex_fixed + costs.opex_share * income
+
+
 def evaluate_plan(plan: Plan, forecast: Forecast, costs: Costs,
                   scenarios: ScenarioSet | None = None,
                   levels: tuple[float, ...] = (20_000.0, 50_000.0, 100_000.0, 200_000.0,
                                                500_000.0),
-                  cvar_level: float = 0.95) -> PlanKPIs:
-    """Every KPI of `plan` on `forecast` (scenarios give the range, P(loss > 0) and CVaR)."""
+                  cvar_level: float = 0.95, terms: ContractTerms | None = None) -> PlanKPIs:
+    """Every KPI of `plan` on `forecast` (scenarios give the range, P(loss > 0) and CVaR;
+    with contract terms, the same after settlement and the fund's top-up and refund)."""
     by_cohort = forecast.payout_by_cohort(plan)
     payout = float(by_cohort.sum())
     income = plan.premium_per_capita * forecast.insured
     opex = costs.opex_fixed + costs.opex_share * income
     loss = payout + opex - income
     above = forecast.expected_above_deductible(plan)
+    settled = None
     if scenarios is not None:
-        losses = scenarios.payouts(plan) + opex - income
+        pay_s, income_s, opex_s = scenario_money(plan, forecast, costs, scenarios)
+        losses = pay_s + opex_s - income_s
         p05, p95 = np.percentile(losses, [5, 95])
         prob, tail = float((losses > 0).mean()), cvar(losses, cvar_level)
+        if terms is not None:
+            settled = summary(settle(pay_s, income_s, opex_s, terms), cvar_level)
     else:
         p05 = p95 = prob = tail = float("nan")
     bands = forecast.cohorts["age_band"].to_numpy()
@@ -84,7 +102,7 @@ def evaluate_plan(plan: Plan, forecast: Forecast, costs: Costs,
         cvar95_loss=tail, expected_above_deductible=above,
         payout_at={f"{x:g}": float(member_payouts(plan, np.array([x]), np.array([False]))[0])
                    for x in levels},
-        payout_by_age=by_age,
+        payout_by_age=by_age, settlement=settled,
     )
 
 

@@ -71,6 +71,7 @@ class Objective:
     scenarios: bool
     lower: Callable[[Context, Prices], np.ndarray] | None
     what: str  # in words, for messages
+    settled: bool = False  # asked of the result after the contract settles
 
     def score(self, loss: np.ndarray, premium: np.ndarray) -> np.ndarray:
         """What is minimised: the expected loss, or the premium per capita."""
@@ -85,6 +86,12 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               "least expected loss with CVaR of the loss within the budget"),
     Objective("risk", "low", True, True, _appetite,
               "lowest premium meeting the insurer's risk appetite"),
+    Objective("min-loss-settled", "high", False, True, None,
+              "least expected loss after settlement", settled=True),
+    Objective("break-even-settled", "low", True, True, None,
+              "lowest premium with expected loss after settlement <= 0", settled=True),
+    Objective("risk-settled", "low", True, True, None,
+              "lowest premium meeting the risk appetite after settlement", settled=True),
 )}
 
 

@@ -20,7 +20,7 @@ from optimization.objectives import OBJECTIVES, Objective
 from optimization.pricing import Pricer
 from optimization.rules import Rule, active
 from optimization.search import Searched, enumerate_space, keep_today, space_size
-from optimization.space import PlanSpace
+from optimization.space import ContractTerms, PlanSpace
 
 AGREE = 1e-3  # the search's payout and the evaluator's may differ by rounding only
 
@@ -42,6 +42,7 @@ class Optimum:
     seconds: float
     keep_benefits: bool
     notes: tuple[str, ...] = ()
+    terms: ContractTerms | None = None  # the settlement terms (chosen, for settled questions)
 
 
 def _scenarios_floor(space: PlanSpace, status_quo: Plan) -> float:
@@ -66,6 +67,10 @@ def context(forecast: Forecast, space: PlanSpace, status_quo: Plan,
 def search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
            keep: bool) -> Searched:
     """The search that proves the answer for this space."""
+    if obj.settled:
+        from optimization.settled import settled_search
+
+        return settled_search(ctx, obj.name, pricer, rules, keep)
     if keep:
         return keep_today(ctx, obj, pricer, rules)
     if space_size(ctx) <= ctx.space.solver.enumeration_limit:
@@ -100,15 +105,17 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
         raise InfeasibleError(explain_infeasible(ctx, obj, pricer, rules, keep))
     seconds = time.perf_counter() - t0
     best = found.best
+    terms = getattr(best, "terms", None) or space.contract.terms()
     kpis = evaluate_plan(best.plan, forecast, space.costs, scenarios,
-                         levels=space.report.cost_levels, cvar_level=space.risk.cvar_level)
+                         levels=space.report.cost_levels, cvar_level=space.risk.cvar_level,
+                         terms=terms)
     proved = found.proved and abs(kpis.expected_payout - best.payout) <= AGREE * max(
         abs(best.payout), 1.0)
     status = "Optimal" if proved else ("Not proved: the search's price and the evaluator's "
                                        "differ" if found.proved else "Not proved")
     return Optimum(objective, best.plan, kpis, best.loss, status, proved, found.method,
                    found.plans, found.gap, space.solver.name, seconds, keep,
-                   _notes(ctx, obj, kpis))
+                   _notes(ctx, obj, kpis), terms)
 
 
 def _notes(ctx: Context, obj: Objective, kpis: PlanKPIs) -> tuple[str, ...]:
@@ -230,6 +237,9 @@ def shadow_prices(opt: Optimum, forecast: Forecast, space: PlanSpace, status_quo
     from optimization.duals import shadow_prices as duals
 
     obj = OBJECTIVES[opt.objective]
+    if obj.settled:  # settlement is not a linear programme here: no duals to report
+        return pd.DataFrame(columns=["constraint", "meaning", "dual", "slack", "binding",
+                                     "per_unit", "unit", "objective_unit", "ratios_at"])
     if obj.scenarios and scenarios is None:
         scenarios = scenario_set(forecast, space, status_quo)
     ctx = context(forecast, space, status_quo)

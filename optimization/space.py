@@ -3,12 +3,14 @@ with the package: optimization/defaults/plan_space.toml)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 import pulp
 from pydantic import (
     BaseModel,
@@ -95,8 +97,75 @@ class Costs(Frozen):
     disposable_income: float = Field(gt=0)
 
 
-class Contract(Frozen):
+class ContractTerms(Frozen):
+    """How the contract settles a year (shares of premium income; see
+    optimization.contract): surplus above `surplus_keep` returned at `surplus_return`;
+    losses shared in `loss_layers` (from, to or "none", the fund's share); an optional
+    stop-loss; the share of payouts a policy change caused, borne by the fund; the operating
+    cost the contract recognises at most."""
+
+    surplus_keep: float = Field(ge=0, default=0.05)
+    surplus_return: float = Field(ge=0, le=1, default=1.0)
+    loss_layers: tuple[tuple[float, MaybeNumber, float], ...] = ()
+    stop_loss: MaybeNumber = None
+    policy_shock: float = Field(ge=0, lt=1, default=0.0)
+    opex_cap_share: MaybeNumber = None
+
+    @field_validator("loss_layers")
+    @classmethod
+    def _layers(cls, layers):
+        previous = 0.0
+        for lo, hi, share in layers:
+            if lo < previous or (hi is not None and hi <= lo) or not 0 <= share <= 1:
+                raise ValueError("loss_layers: each [from, to, fund share] must start at or "
+                                 "after the previous one's end, end above its start, and "
+                                 f"give the fund a share in [0, 1]; got {[lo, hi, share]}")
+            previous = np.inf if hi is None else hi
+        return layers
+
+    def words(self) -> dict[str, str]:
+        """The terms as MLflow params (flat, comparable across runs)."""
+        layers = "; ".join(f"{lo:.0%}-{'' if hi is None else f'{hi:.0%}'} fund {s:.0%}"
+                           for lo, hi, s in self.loss_layers) or "none"
+        return {"contract_surplus_keep": f"{self.surplus_keep:g}",
+                "contract_surplus_return": f"{self.surplus_return:g}",
+                "contract_loss_layers": layers,
+                "contract_stop_loss": "none" if self.stop_loss is None else f"{self.stop_loss:g}",
+                "contract_policy_shock": f"{self.policy_shock:g}",
+                "contract_opex_cap": "none" if self.opex_cap_share is None
+                else f"{self.opex_cap_share:g}"}
+
+
+class Contract(ContractTerms):
+    """The [contract] section: the settlement terms in force, the rule on the expected
+    surplus (profit_cap_share), the most the fund can expect to top up a year
+    (fund_topup_budget, for questions after settlement), and candidate corridors a
+    negotiation may choose from: the
+    insurer bears losses up to a retention, the fund bears `fund_share` of the next
+    `corridor_width` (and all above it when `fund_above`)."""
+
     profit_cap_share: float = Field(ge=0, default=0.05)
+    fund_topup_budget: MaybeNumber = None
+    retention_candidates: tuple[float, ...] = ()
+    fund_share_candidates: tuple[float, ...] = ()
+    corridor_width: MaybeNumber = 0.05
+    fund_above: bool = True
+
+    def terms(self) -> ContractTerms:
+        """The terms in force."""
+        return ContractTerms(**{k: getattr(self, k) for k in ContractTerms.model_fields})
+
+    def candidates(self) -> list[ContractTerms]:
+        """The terms in force and every candidate corridor."""
+        out = [self.terms()]
+        for a, share in itertools.product(self.retention_candidates,
+                                          self.fund_share_candidates):
+            top = None if self.corridor_width is None else a + self.corridor_width
+            layers = [(a, top, share)]
+            if top is not None and self.fund_above:
+                layers.append((top, None, 1.0))
+            out.append(self.terms().model_copy(update={"loss_layers": tuple(layers)}))
+        return out
 
 
 class Constraints(Frozen):
@@ -169,6 +238,28 @@ class Solver(Frozen):
         return name
 
 
+class Term(Frozen):
+    """The contract's term (DESIGN §6), projected year by year from the forecast.
+
+    premium_index: growth of the premium per capita a year (a share, or "income" to follow
+    disposable income); income_growth: of per-capita disposable income a year;
+    deductible_rule: "income" re-sets the deductible each year to the income rule
+    (deductible_income_share of last year's income), "fixed" keeps it; cost_trend and
+    enrolment_trend: a year, as log rates ("data": the log-linear trend of the forecast's
+    history: eligible cost above the deductible per insured, and insured); cost_trend_sd:
+    uncertainty of each year's trend ("data": the history's residual spread), which
+    accumulates over the term; ageing: cohorts age a year each year."""
+
+    years: int = Field(ge=1, le=10, default=3)
+    premium_index: float | Literal["income"] = 0.0
+    income_growth: float = 0.03
+    deductible_rule: Literal["income", "fixed"] = "income"
+    cost_trend: float | Literal["data"] = "data"
+    cost_trend_sd: float | Literal["data"] = "data"
+    enrolment_trend: float | Literal["data"] = "data"
+    ageing: bool = True
+
+
 class PlanSpace(Frozen):
     """Everything the optimiser may choose, and what it must respect."""
 
@@ -183,6 +274,7 @@ class PlanSpace(Frozen):
     risk: Risk = Risk()
     solver: Solver = Solver()
     report: Report = Report()
+    term: Term = Term()
 
     def with_free_premium(self) -> PlanSpace:
         """The same space with the premium chosen within its bounds (no fixed premium)."""

@@ -277,6 +277,52 @@ def optimize(
 
 
 @command
+def project(
+    out: Annotated[Path, typer.Option(help="Folder for term.csv and settlement.parquet.")],
+    forecast_dir: Annotated[Path | None, typer.Option(
+        "--forecast", help="A `ciplan forecast` output folder.")] = None,
+    forecast_run: Annotated[str | None, typer.Option(
+        "--forecast-run", help="Or the MLflow run id of a forecast.")] = None,
+    plan: Annotated[Path | None, typer.Option(
+        "--plan", help="A `ciplan optimize` folder (default: today's plan).")] = None,
+    years: Annotated[int | None, typer.Option(
+        help="Years of the term (default: the config's, 3).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Plan-space TOML (term, contract).")
+                      ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the scenarios.")] = 0,
+) -> None:
+    """Project a plan over the contract's term: each year and the total, before and after
+    settlement, with the fund's position."""
+    from optimization.space import load_space
+    from pipelines.workflows.propose import load_forecast
+    from pipelines.workflows.term import run_term
+
+    space = load_space(config)
+    if years is not None:
+        if not 1 <= years <= 10:
+            raise UserError(f"--years expected 1 to 10; got {years}")
+        space = space.model_copy(update={"term": space.term.model_copy(
+            update={"years": years})})
+    fc = load_forecast(forecast_dir, forecast_run)
+    with console.status(f"Projecting {space.term.years} years…"):
+        result = run_term(fc, space, out, plan, seed)
+    table = Table(title=f"The term from {fc.year} (expected; 5–95 % range of the loss)")
+    for col in ("year", "premium", "deductible", "loss before", "range", "loss after",
+                "range after", "fund top-up", "refund"):
+        table.add_column(col, justify="right")
+    for _, r in result.projection.years.iterrows():
+        prem = "" if r["year"] == "term" else f"{r['premium_per_capita']:.2f}"
+        ded = "" if r["year"] == "term" else f"{r['deductible']:,.0f}"
+        table.add_row(str(r["year"]), prem, ded, f"{r['expected_loss_before']:,.0f}",
+                      f"{r['loss_p05_before']:,.0f} to {r['loss_p95_before']:,.0f}",
+                      f"{r['expected_loss_after']:,.0f}",
+                      f"{r['loss_p05_after']:,.0f} to {r['loss_p95_after']:,.0f}",
+                      f"{r['fund_topup']:,.0f}", f"{r['fund_refund']:,.0f}")
+    Console().print(table)
+    typer.echo(f"Written to {out} (term.csv, settlement.parquet)")
+
+
+@command
 def report(
     plans: Annotated[list[Path], typer.Option("--plans", help="Plan folders from `ciplan "
                                               "optimize` (repeat the option).")],

@@ -23,20 +23,13 @@ def insured_trend(table: pd.DataFrame) -> float:
     return float(np.polyfit(years, np.log(totals.to_numpy(dtype="float64")), 1)[0])
 
 
-def project_enrollment(table: pd.DataFrame, spec: CohortSpec, year: int) -> pd.DataFrame:
-    """Cohorts of `year`: keys, insured (expected head count) and exposure (member-years).
-
-    `table` holds the cells of the years before `year`; the last of them is aged forward.
-    """
-    last = int(table["year"].max())
-    if year <= last:
-        raise ValueError(f"forecast year {year} must come after the data's last year {last}")
-    keys = list(spec.keys)
-    grid = _full_grid(table, spec)
-    cur = grid.merge(table[table["year"] == last].drop(columns="year"), how="left",
-                     on=spec.columns).fillna({"insured": 0, "exposure": 0})
+def age_one_year(cur: pd.DataFrame, spec: CohortSpec) -> pd.DataFrame:
+    """Cohorts a year older: a band_width-th of each age band moves up one band, band 0 is
+    refilled by births, the open last band keeps its members (insured and exposure per
+    head as they were; other columns of `cur` are dropped)."""
     share = 1.0 / spec.band_width
     out = []
+    keys = list(spec.keys)
     for _, g in cur.groupby(keys, observed=True, sort=False) if keys else [(None, cur)]:
         g = g.sort_values("age_band")
         ins, exp_ = g["insured"].to_numpy(float), g["exposure"].to_numpy(float)
@@ -45,7 +38,21 @@ def project_enrollment(table: pd.DataFrame, spec: CohortSpec, year: int) -> pd.D
         nxt = ins - moved + np.r_[moved[0], moved[:-1]]  # band 0 refilled by births
         nxt[-1] += moved[-1]                              # the open band keeps its members
         out.append(g[spec.columns].assign(insured=nxt, exposure=nxt * per_head))
-    frame = pd.concat(out, ignore_index=True)
+    return pd.concat(out, ignore_index=True)
+
+
+def project_enrollment(table: pd.DataFrame, spec: CohortSpec, year: int) -> pd.DataFrame:
+    """Cohorts of `year`: keys, insured (expected head count) and exposure (member-years).
+
+    `table` holds the cells of the years before `year`; the last of them is aged forward.
+    """
+    last = int(table["year"].max())
+    if year <= last:
+        raise ValueError(f"forecast year {year} must come after the data's last year {last}")
+    grid = _full_grid(table, spec)
+    cur = grid.merge(table[table["year"] == last].drop(columns="year"), how="left",
+                     on=spec.columns).fillna({"insured": 0, "exposure": 0})
+    frame = age_one_year(cur, spec)
     # ageing and births set the mix; the enrolment trend sets the total
     total = table.loc[table["year"] == last, "insured"].sum()
     growth = total * np.exp(insured_trend(table) * (year - last)) / frame["insured"].sum()

@@ -18,6 +18,7 @@ from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.in_force import plan_from_dict, plan_to_dict
 from forecasting.scheme.plan import Plan
 from optimization.evaluate import evaluate_plan, impact_table, member_impact
+from optimization.projection import project
 from optimization.solve import Optimum, frontier, optimize, scenario_set, shadow_prices
 from optimization.space import PlanSpace
 from pipelines.conventions import PLAN_FILE
@@ -109,10 +110,16 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
     front = (frontier(forecast, space, status_quo, frontier_floors(space, frontier_points))
              if frontier_points else pd.DataFrame())
     before = evaluate_plan(status_quo, forecast, space.costs, scenarios,
-                           levels=space.report.cost_levels, cvar_level=space.risk.cvar_level)
+                           levels=space.report.cost_levels, cvar_level=space.risk.cvar_level,
+                           terms=space.contract.terms())
     bands = impact_bands(status_quo)
     impact = impact_table(member_impact(opt.plan, status_quo, forecast, bands), bands,
                           forecast.spec.label)
+    terms = opt.terms or space.contract.terms()
+    term = project(forecast, opt.plan, space, terms, space.costs.disposable_income,
+                   n=space.risk.scenarios, seed=seed)
+    before_term = project(forecast, status_quo, space, space.contract.terms(),
+                          space.costs.disposable_income, n=space.risk.scenarios, seed=seed)
     document = {
         "objective": objective, "year": forecast.year, "proposal": proposal,
         "keep_benefits": opt.keep_benefits,
@@ -125,6 +132,9 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
                    "time_limit": space.solver.time_limit, "mip_gap": space.solver.mip_gap,
                    "search_expected_loss": opt.search_loss},
         "notes": list(opt.notes),
+        "contract": terms.model_dump(mode="json"),
+        "term": term.years.to_dict(orient="records"),
+        "status_quo_term": before_term.years.to_dict(orient="records"),
         "shadow_prices": shadow.to_dict(orient="records"),
         "member_impact": impact.to_dict(orient="records"),
         "provenance": forecast.provenance,
@@ -132,8 +142,9 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
     }
     with store_lock():
         run_id = _log(document, {"shadow_prices.csv": shadow, "frontier.csv": front,
-                                 "member_impact.csv": impact}, opt, objective, forecast,
-                      space, out)
+                                 "member_impact.csv": impact, "term.csv": term.years,
+                                 "settlement.parquet": term.scenarios}, opt, objective,
+                      forecast, space, out)
     return OptimizeResult(run_id, opt, status_quo, document, shadow, front)
 
 
@@ -155,9 +166,15 @@ def _log(document: dict, tables: dict[str, pd.DataFrame], opt: Optimum,
             (tmp / PLAN_FILE).write_text(json.dumps(document, indent=2, default=str),
                                          encoding="utf-8")
             for name, table in tables.items():
-                table.to_csv(tmp / name, index=False)
+                if name.endswith(".parquet"):
+                    table.to_parquet(tmp / name, index=False)
+                else:
+                    table.to_csv(tmp / name, index=False)
             mlflow.log_artifacts(str(tmp), artifact_path="plan")
-        mlflow.log_params(plan_terms(opt.plan) | {"objective": objective,
-                                                  "solver": opt.solver})
-        mlflow.log_metrics(opt.kpis.metrics() | {"solve_seconds": opt.seconds})
+        terms = opt.terms or space.contract.terms()
+        mlflow.log_params(plan_terms(opt.plan) | terms.words()
+                          | {"objective": objective, "solver": opt.solver})
+        settled = {k: v for k, v in (opt.kpis.settlement or {}).items()
+                   if k.endswith("_after") or k.startswith("fund_")}
+        mlflow.log_metrics(opt.kpis.metrics() | settled | {"solve_seconds": opt.seconds})
     return run.info.run_id

@@ -28,7 +28,8 @@ def test_optimize_writes_plan_and_logs_run(forecast_dir, tmp_path, objective):
                        "--out", str(out))
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"plan.json", "shadow_prices.csv",
-                                               "frontier.csv", "member_impact.csv"}
+                                               "frontier.csv", "member_impact.csv",
+                                               "term.csv", "settlement.parquet"}
     doc = json.loads((out / "plan.json").read_text())
     plan = plan_from_dict("plan.json", doc["plan"])
     # every reported figure is the evaluator's, recomputed here on the saved forecast
@@ -89,3 +90,41 @@ def test_optimize_bad_config_key(forecast_dir, tmp_path):
     result = _optimize("--forecast", str(forecast_dir), "--out", str(tmp_path / "p"),
                        "--config", str(bad))
     assert result.exit_code == 2 and "bands.ratio_max" in result.stderr
+
+
+def test_settlement_table_recomputes_the_figures(forecast_dir, tmp_path):
+    """The scenario-level settlement saved beside plan.json gives the term's figures, and
+    the run carries the contract terms as params and the settled results as metrics."""
+    import pandas as pd
+
+    out = tmp_path / "plan"
+    assert _optimize("--forecast", str(forecast_dir), "--out", str(out)).exit_code == 0
+    doc = json.loads((out / "plan.json").read_text())
+    table = pd.read_parquet(out / "settlement.parquet")
+    first = table[table["year"] == doc["year"]]
+    row = doc["term"][0]
+    assert row["expected_loss_after"] == pytest.approx(-first["insurer_result_after"].mean())
+    assert row["fund_refund"] == pytest.approx(first["surplus_returned"].mean())
+    assert doc["term"][-1]["year"] == "term" and len(doc["term"]) == 4
+    run = client().get_run(doc["run_id"])
+    assert run.data.params["contract_surplus_keep"] == "0.05"
+    assert "expected_loss_after" in run.data.metrics and "fund_topup" in run.data.metrics
+    # no loss sharing by default: settlement only returns surpluses
+    settled = doc["kpis"]["settlement"]
+    assert settled["expected_loss_after"] >= settled["expected_loss_before"] - 1e-6
+    assert settled["fund_topup"] == 0.0
+
+
+def test_project_command_writes_the_term(forecast_dir, tmp_path):
+    out = tmp_path / "term"
+    result = runner.invoke(app, ["project", "--forecast", str(forecast_dir), "--years", "2",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    years = pd.read_csv(out / "term.csv")
+    assert list(years["year"].astype(str))[-1] == "term" and len(years) == 3
+    bad = runner.invoke(app, ["project", "--forecast", str(forecast_dir), "--years", "0",
+                              "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--years expected 1 to 10" in bad.stderr
+    assert not (tmp_path / "x").exists()

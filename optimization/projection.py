@@ -1,0 +1,173 @@
+"""The contract's term, year by year (DESIGN §6): each year of the term projected from the
+forecast of its first year, priced exactly and settled scenario by scenario.
+
+Year t of the term (t = 0 is the forecast year):
+- cohorts age a year each year (a band_width-th of each band moves up) and the insured
+  total follows the enrolment trend; each cohort keeps its claim frequency per
+  member-year, so claimants follow the mix;
+- costs per claimant follow the cost trend: X_t = X exp(trend t). A plan then pays
+  E[g(X_t)] = a E[g_a(X)] with a = exp(trend t) and g_a the plan with every money term
+  divided by a, so expected payouts stay exact layer prices;
+- the premium is indexed and the deductible re-set by the term's rules;
+- scenarios: each year's own process draws (claims of different years are independent)
+  times a cost level that walks: exp(sum of t independent yearly trend errors), so the
+  uncertainty of the trend grows with the horizon; every scenario is settled each year and
+  summed over the term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from forecasting.forecast import Forecast
+from forecasting.models.enrollment import age_one_year
+from forecasting.scheme.plan import Plan, member_payouts
+from optimization.contract import settle
+from optimization.objectives import cvar_rows
+from optimization.space import ContractTerms, PlanSpace
+
+RANGE = (5, 95)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Per year and over the term (money of the data): `years` has one row per year and a
+    last row "term" (sums); `scenarios` the settlement of every scenario and year."""
+
+    years: pd.DataFrame
+    scenarios: pd.DataFrame
+
+
+def history_trends(forecast: Forecast) -> tuple[float, float, float]:
+    """(cost trend, its yearly spread, enrolment trend) as log rates a year, from the
+    forecast's history: eligible cost above the deductible per insured, and insured."""
+    hist = pd.DataFrame(forecast.provenance.get("history", []))
+    if len(hist) < 2 or "eligible_above_deductible" not in hist:
+        return 0.0, 0.0, 0.0
+    years = hist["year"].to_numpy(float)
+    cost = np.log(hist["eligible_above_deductible"].to_numpy(float)
+                  / hist["insured"].to_numpy(float))
+    slope, level = np.polyfit(years, cost, 1)
+    resid = cost - (level + slope * years)
+    spread = float(np.sqrt((resid**2).sum() / max(len(years) - 2, 1)))
+    enrol = float(np.polyfit(years, np.log(hist["insured"].to_numpy(float)), 1)[0])
+    return float(slope), spread, enrol
+
+
+def scaled(plan: Plan, a: float) -> Plan:
+    """The plan with every money term divided by a (so that a x its payout on X is the
+    plan's payout on a X)."""
+    special = plan.special if plan.special.cap is None else replace(
+        plan.special, cap=plan.special.cap / a)
+    return replace(plan, deductible=plan.deductible / a,
+                   band_edges=tuple(e / a for e in plan.band_edges),
+                   cap=None if plan.cap is None else plan.cap / a, special=special)
+
+
+def year_plans(plan: Plan, space: PlanSpace, income: float) -> list[Plan]:
+    """The plan of each year of the term: premium indexed, deductible by the rule."""
+    term, out = space.term, []
+    index = term.income_growth if term.premium_index == "income" else term.premium_index
+    for t in range(term.years):
+        p = plan.with_(premium_per_capita=plan.premium_per_capita * (1 + index) ** t)
+        if term.deductible_rule == "income" and t > 0:
+            last = income * (1 + term.income_growth) ** (t - 1)
+            d = space.constraints.deductible_income_share * last
+            if d < p.band_edges[0]:
+                p = p.with_(deductible=d)
+        out.append(p)
+    return out
+
+
+def cohorts_of_year(forecast: Forecast, t: int, enrol: float, ageing: bool) -> pd.DataFrame:
+    """The forecast's cohorts t years on: aged, insured total on its trend, claimants at
+    each cohort's frequency per member-year."""
+    base = forecast.cohorts
+    cur = base.copy()
+    for _ in range(t if ageing else 0):
+        aged = age_one_year(cur, forecast.spec)
+        cur = base.drop(columns=["insured", "exposure"]).merge(
+            aged, on=forecast.spec.columns, how="left").fillna({"insured": 0, "exposure": 0})
+    total = base["insured"].sum() * np.exp(enrol * t)
+    factor = total / cur["insured"].sum()
+    cur["insured"] = cur["insured"] * factor
+    cur["exposure"] = cur["exposure"] * factor
+    cur["claimants"] = cur["frequency"] * cur["exposure"]
+    return cur
+
+
+def project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTerms,
+            income: float, n: int = 1000, seed: int = 0) -> Projection:
+    """The term of `plan` (see module doc); `income` is last year's per-capita disposable
+    income (for the deductible rule)."""
+    term, costs = space.term, space.costs
+    trend, spread, enrol = history_trends(forecast)
+    trend = trend if term.cost_trend == "data" else term.cost_trend
+    spread = spread if term.cost_trend_sd == "data" else term.cost_trend_sd
+    enrol = enrol if term.enrolment_trend == "data" else term.enrolment_trend
+    plans = year_plans(plan, space, income)
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.normal(0.0, spread, (term.years, n)), axis=0)
+    walk[0] = 0.0  # the forecast year's own uncertainty is in its scenarios
+    rows, scen_rows = [], []
+    for t, p in enumerate(plans):
+        fc = replace(forecast, cohorts=cohorts_of_year(forecast, t, enrol, term.ageing))
+        a = float(np.exp(trend * t))
+        mult = a * np.exp(walk[t])
+        low = min(p.deductible, p.for_special_group().deductible)
+        sc = fc.scenarios(n, seed + 1 + t, floor=low / mult.max())
+        paid = member_payouts(p, sc.cost * mult[sc.scenario], sc.special[sc.cohort])
+        pay_s = np.bincount(sc.scenario, weights=paid, minlength=n)
+        insured = fc.insured
+        income_s = np.full(n, p.premium_per_capita * insured)
+        opex_s = costs.opex_fixed + costs.opex_share * income_s
+        s = settle(pay_s, income_s, opex_s, terms)
+        expected = a * fc.expected_payout(scaled(p, a))
+        premium_income = p.premium_per_capita * insured
+        exp_before = premium_income - expected - costs.opex_fixed - costs.opex_share * (
+            premium_income)
+        rows.append(_year_row(forecast.year + t, p, insured, expected, exp_before, s,
+                              space.risk.cvar_level))
+        scen_rows.append(pd.DataFrame({
+            "scenario": np.arange(n), "year": forecast.year + t, "payout": pay_s,
+            "loss_before": -s.before, "surplus_returned": s.returned,
+            "fund_share": s.fund_share, "insurer_result_after": s.after}))
+    table = pd.concat(scen_rows, ignore_index=True)
+    years = pd.DataFrame(rows)
+    years = pd.concat([years, pd.DataFrame([_term_row(years, table, space.risk.cvar_level)])],
+                      ignore_index=True)
+    return Projection(years, table)
+
+
+def _ranges(name: str, result: np.ndarray, level: float) -> dict[str, float]:
+    loss = -np.asarray(result, dtype="float64")
+    lo, hi = np.percentile(loss, RANGE)
+    return {f"loss_p05_{name}": float(lo), f"loss_p95_{name}": float(hi),
+            f"prob_loss_{name}": float((loss > 0).mean()),
+            f"cvar_loss_{name}": float(cvar_rows(loss[None, :], level)[0])}
+
+
+def _year_row(year: int, plan: Plan, insured: float, payout: float, before: float, s,
+              level: float) -> dict:
+    return {"year": str(year), "premium_per_capita": plan.premium_per_capita,
+            "deductible": plan.deductible, "insured": insured, "expected_payout": payout,
+            "expected_loss_before": -before,
+            "expected_loss_after": float(-s.after.mean()),  # over the scenarios (settlement)
+            "fund_topup": float(s.fund_share.mean()), "fund_refund": float(s.returned.mean()),
+            **_ranges("before", s.before, level), **_ranges("after", s.after, level)}
+
+
+def _term_row(years: pd.DataFrame, table: pd.DataFrame, level: float) -> dict:
+    """Sums over the term; ranges of each scenario's sum over its years."""
+    by = table.groupby("scenario")[["loss_before", "insurer_result_after", "fund_share",
+                                    "surplus_returned"]].sum()
+    row = {"year": "term"}
+    for col in ("insured", "expected_payout", "expected_loss_before", "expected_loss_after",
+                "fund_topup", "fund_refund"):
+        row[col] = float(years[col].sum())
+    row |= _ranges("before", -by["loss_before"].to_numpy(), level)
+    row |= _ranges("after", by["insurer_result_after"].to_numpy(), level)
+    return row

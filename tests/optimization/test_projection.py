@@ -1,0 +1,66 @@
+"""The three-year term: identical years without trend or ageing; a known trend grows the
+costs by it; expected results after settlement equal the saved scenario table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optimization.projection import project, scaled
+from optimization.space import ContractTerms
+
+
+def _term(space, **kw):
+    return space.model_copy(update={"term": space.term.model_copy(update=kw)})
+
+
+def test_no_trend_no_ageing_gives_identical_years(small_forecast, space, status_quo):
+    sp = _term(space, cost_trend=0.0, cost_trend_sd=0.0, enrolment_trend=0.0, ageing=False,
+               deductible_rule="fixed", premium_index=0.0)
+    out = project(small_forecast, status_quo, sp, space.contract.terms(), 31_500.0, n=200)
+    years = out.years[out.years["year"] != "term"]
+    assert len(years) == 3
+    for col in ("expected_payout", "expected_loss_before", "insured", "premium_per_capita"):
+        np.testing.assert_allclose(years[col].to_numpy(float), years[col].iloc[0], rtol=1e-12)
+    assert years["expected_payout"].iloc[0] == pytest.approx(
+        small_forecast.expected_payout(status_quo), rel=1e-12)
+
+
+def test_a_known_trend_grows_the_costs_by_it(small_forecast, space, status_quo):
+    """With the trend at log 5 % a year, a plan with no deductible, ratio 1 and no cap
+    pays the whole cost: it grows by exactly exp(0.05) a year."""
+    sp = _term(space, cost_trend=0.05, cost_trend_sd=0.0, enrolment_trend=0.0, ageing=False,
+               deductible_rule="fixed")
+    everything = status_quo.with_(deductible=0.0, ratios=(1.0,) * 4, cap=None)
+    out = project(small_forecast, everything, sp, space.contract.terms(), 31_500.0, n=100)
+    pay = out.years.loc[out.years["year"] != "term", "expected_payout"].to_numpy(float)
+    np.testing.assert_allclose(pay[1:] / pay[:-1], np.exp(0.05), rtol=1e-9)
+    # and the scaled-plan identity on a capped plan, against the scenario costs
+    plan = status_quo
+    a = 1.3
+    direct = small_forecast.scenarios(400, 1, floor=1.0)
+    from forecasting.scheme.plan import member_payouts
+    lhs = member_payouts(plan, a * direct.cost, direct.special[direct.cohort]).sum()
+    rhs = a * member_payouts(scaled(plan, a), direct.cost, direct.special[direct.cohort]).sum()
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+def test_term_results_are_the_scenario_table(small_forecast, space, status_quo):
+    terms = ContractTerms(surplus_keep=0.05, loss_layers=((0.05, 0.10, 0.5), (0.10, None, 1.0)))
+    out = project(small_forecast, status_quo, space, terms, 31_500.0, n=300, seed=4)
+    t = out.scenarios
+    for year, row in out.years.set_index("year").iterrows():
+        sel = t if year == "term" else t[t["year"] == int(year)]
+        if year == "term":
+            after = sel.groupby("scenario")["insurer_result_after"].sum()
+            assert row["expected_loss_after"] == pytest.approx(-after.mean(), rel=1e-9)
+        else:
+            assert row["expected_loss_after"] == pytest.approx(
+                -sel["insurer_result_after"].mean(), rel=1e-9)
+            assert row["fund_topup"] == pytest.approx(sel["fund_share"].mean(), rel=1e-9)
+    # the trend's uncertainty accumulates: the range of later years is wider
+    sp = _term(space, cost_trend=0.0, cost_trend_sd=0.1, enrolment_trend=0.0, ageing=False,
+               deductible_rule="fixed")
+    wide = project(small_forecast, status_quo, sp, terms, 31_500.0, n=300, seed=4).years
+    width = (wide["loss_p95_before"] - wide["loss_p05_before"]).to_numpy()[:3]
+    assert width[0] < width[1] < width[2]
