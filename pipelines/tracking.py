@@ -1,7 +1,10 @@
-"""MLflow conventions: where runs go, experiment names, lineage tags on every run.
+"""MLflow conventions: where runs go, experiment names, lineage tags on every run, the
+champions, and keeping a store honest after crashes.
 
 Tracking URI: $MLFLOW_TRACKING_URI, else SQLite at mlruns/mlflow.db with artifacts under
-mlruns/artifacts (MLflow 3 refuses the file store by default).
+mlruns/artifacts (MLflow 3 refuses the file store by default). Every use of the store goes
+through `connect`: a damaged SQLite store is a one-line error, MLflow's own INFO lines stay
+off stderr, and runs left RUNNING by a killed ciplan process are marked KILLED.
 """
 
 from __future__ import annotations
@@ -9,27 +12,38 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from forecasting.data.publish import owner_dead, owner_id
 from forecasting.errors import UserError
+from forecasting.failpoints import stop_here
 
 FORECAST_EXPERIMENT = "claims-forecast"
 PLAN_EXPERIMENT = "plan-optimization"
 FREQUENCY_MODEL = "claim-frequency"
 SEVERITY_MODEL = "claim-severity"
 CHAMPION = "champion"
+MODELS = (FREQUENCY_MODEL, SEVERITY_MODEL)
 MLRUNS = Path("mlruns")
+PROCESS_TAG = "ciplan.process"  # the process that ran a run (publish.owner_id)
+TRAIN_RUN_TAG = "train_run"     # on a model version: the train run that made it
 
 
 def tracking_uri() -> str:
     """$MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns. Every use of MLflow
     starts here, so it is also where MLflow's usage telemetry is turned off (no network
-    on the machines this runs on) unless the user set it."""
+    on the machines this runs on) and its INFO lines are kept off stderr, unless the user
+    set either."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # read when mlflow is first imported ...
+        os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # ... or set on its logger
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
@@ -37,11 +51,66 @@ def tracking_uri() -> str:
     return f"sqlite:///{(MLRUNS / 'mlflow.db').resolve()}"
 
 
-def use_experiment(name: str) -> str:
-    """Point MLflow at the store and the experiment `name` (created if new); its id."""
+_checked: set[str] = set()
+
+
+def connect():
+    """The mlflow module pointed at the store, after checking it once per process: a
+    damaged SQLite store is a one-line UserError, and runs of dead ciplan processes still
+    marked RUNNING are marked KILLED."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    if uri not in _checked:
+        check_store(uri)
+        mlflow.set_tracking_uri(uri)
+        with store_lock():
+            reap_dead_runs(mlflow.MlflowClient())
+        _checked.add(uri)
+    mlflow.set_tracking_uri(uri)
+    return mlflow
+
+
+def check_store(uri: str) -> None:
+    """A SQLite store file, if there is one, passes SQLite's quick check (a truncated or
+    overwritten file fails it before MLflow touches it)."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        con = sqlite3.connect(path, timeout=60)
+        try:
+            result = con.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        result = str(exc)
+    if result != "ok":
+        raise UserError(f"{path}: the MLflow store is damaged ({result}); restore it from a "
+                        "backup, or point MLFLOW_TRACKING_URI at another store")
+
+
+def reap_dead_runs(client) -> list[str]:
+    """Mark KILLED the runs still RUNNING whose ciplan process is gone (killed, crashed);
+    their ids."""
+    experiments = [e.experiment_id for e in client.search_experiments()
+                   if e.name in (FORECAST_EXPERIMENT, PLAN_EXPERIMENT)]
+    if not experiments:
+        return []
+    running = client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'",
+                                 max_results=1000)
+    dead = [r.info.run_id for r in running
+            if owner_dead(r.data.tags.get(PROCESS_TAG, ""))]
+    for run_id in dead:
+        client.set_terminated(run_id, status="KILLED")
+    return dead
+
+
+def use_experiment(name: str) -> str:
+    """Point MLflow at the store and the experiment `name` (created if new); its id."""
+    mlflow = connect()
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         experiment_id = found.experiment_id
@@ -105,19 +174,57 @@ def config_hash(config: dict) -> str:
 
 
 def lineage(fingerprint: str, config: dict) -> dict[str, str]:
-    """Tags every run carries: data fingerprint, code commit, config hash."""
+    """Tags every run carries: data fingerprint, code commit, config hash, and the process
+    running it (so a run left RUNNING by a killed process can be told apart)."""
     return {"data_fingerprint": fingerprint, "git_commit": git_commit(),
-            "config_hash": config_hash(config)}
+            "config_hash": config_hash(config), PROCESS_TAG: owner_id()}
 
 
 def champion(name: str):
     """The registry version aliased `champion` of model `name`, or a clear error."""
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri())
+    mlflow = connect()
     try:
         return mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         raise UserError(f"no model {name!r} with alias {CHAMPION!r} in the registry at "
                           f"{tracking_uri()}; run `ciplan train` first") from None
+
+
+def move_champions(versions: dict[str, str]) -> None:
+    """Alias `champion` to these versions (of one finished train run), one after the
+    other: MLflow has no transaction over two aliases, so `champions` checks the pair."""
+    client = connect().MlflowClient()
+    for i, (name, version) in enumerate(versions.items()):
+        if i:
+            stop_here("train:champions")
+        client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def champions() -> dict[str, str]:
+    """The champion version of each model, when both come from one finished train run;
+    otherwise (a training killed while moving them) a one-line UserError."""
+    found = {name: champion(name) for name in MODELS}
+    runs = {name: v.tags.get(TRAIN_RUN_TAG) for name, v in found.items()}
+    if None in runs.values() or len(set(runs.values())) != 1:
+        pairs = ", ".join(f"{n} version {found[n].version} from train run {r}"
+                          for n, r in runs.items())
+        raise UserError(f"the champions come from different train runs ({pairs}): a training "
+                        "was interrupted while moving them; run `ciplan train` again")
+    finished(next(iter(runs.values())), "the champions' train run")
+    return {name: str(v.version) for name, v in found.items()}
+
+
+def finished(run_id: str, what: str) -> None:
+    """A one-line UserError unless run `run_id` exists in the store and FINISHED."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        status = connect().MlflowClient().get_run(run_id).info.status
+    except MlflowException:
+        raise UserError(f"{what} {run_id} is not in the MLflow store at {tracking_uri()}"
+                        ) from None
+    if status != "FINISHED":
+        raise UserError(f"{what} {run_id} did not finish (status {status}); run `ciplan "
+                        "train` again")

@@ -170,5 +170,6 @@ def test_report_renders_in_headless_chromium(report, plan_dirs, forecast_dir, tm
 def test_report_refuses_a_folder_without_plan(tmp_path):
     result = runner.invoke(app, ["report", "--plans", str(tmp_path), "--out",
                                  str(tmp_path / "r")])
-    assert result.exit_code == 2 and "no plan.json" in result.stderr
+    assert result.exit_code == 2
+    assert "no manifest.json; expected a complete `ciplan optimize` output" in result.stderr
     assert not (tmp_path / "r").exists()

@@ -28,7 +28,7 @@ def test_optimize_writes_plan_and_logs_run(forecast_dir, tmp_path, objective):
                        "--out", str(out))
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"plan.json", "shadow_prices.csv",
-                                               "frontier.csv"}
+                                               "frontier.csv", "manifest.json"}
     doc = json.loads((out / "plan.json").read_text())
     plan = plan_from_dict("plan.json", doc["plan"])
     # every reported figure is the evaluator's, recomputed here on the saved forecast
