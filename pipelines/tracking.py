@@ -3,8 +3,9 @@ champions, and keeping a store honest after crashes.
 
 Tracking URI: $MLFLOW_TRACKING_URI, else SQLite at mlruns/mlflow.db with artifacts under
 mlruns/artifacts (MLflow 3 refuses the file store by default). Every use of the store goes
-through `connect`: a damaged SQLite store is a one-line error, MLflow's own INFO lines stay
-off stderr, and runs left RUNNING by a killed ciplan process are marked KILLED.
+through `connect`: a damaged SQLite store is a one-line error and MLflow's own INFO lines
+stay off stderr; before a process writes, runs left RUNNING by a killed ciplan process are
+marked KILLED.
 """
 
 from __future__ import annotations
@@ -51,45 +52,45 @@ def tracking_uri() -> str:
     return f"sqlite:///{(MLRUNS / 'mlflow.db').resolve()}"
 
 
-_checked: set[str] = set()
+_sound: set[str] = set()  # stores checked by this process
+_reaped: set[str] = set()  # stores whose dead runs this process has marked
 
 
 def connect():
-    """The mlflow module pointed at the store, after checking it once per process: a
-    damaged SQLite store is a one-line UserError, and runs of dead ciplan processes still
-    marked RUNNING are marked KILLED."""
+    """The mlflow module pointed at the store, after checking the store (once per
+    process): a damaged SQLite store is a one-line UserError."""
     import mlflow
 
     uri = tracking_uri()
-    if uri not in _checked:
-        check_store(uri)
-        mlflow.set_tracking_uri(uri)
-        with store_lock():
-            reap_dead_runs(mlflow.MlflowClient())
-        _checked.add(uri)
+    check_store(uri)
     mlflow.set_tracking_uri(uri)
     return mlflow
 
 
+def store_exists(uri: str) -> bool:
+    """Whether the store is there to read (a tracking server always is)."""
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
 def check_store(uri: str) -> None:
     """A SQLite store file, if there is one, passes SQLite's quick check (a truncated or
-    overwritten file fails it before MLflow touches it)."""
-    if not uri.startswith("sqlite:///"):
+    overwritten file fails it before MLflow or the store lock touches it)."""
+    if uri in _sound or not uri.startswith("sqlite:///"):
         return
     path = Path(uri.removeprefix("sqlite:///"))
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    try:
-        con = sqlite3.connect(path, timeout=60)
+    if path.is_file() and path.stat().st_size:
         try:
-            result = con.execute("PRAGMA quick_check").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error as exc:
-        result = str(exc)
-    if result != "ok":
-        raise UserError(f"{path}: the MLflow store is damaged ({result}); restore it from a "
-                        "backup, or point MLFLOW_TRACKING_URI at another store")
+            con = sqlite3.connect(path, timeout=60)
+            try:
+                result = con.execute("PRAGMA quick_check").fetchone()[0]
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            result = str(exc)
+        if result != "ok":
+            raise UserError(f"{path}: the MLflow store is damaged ({result}); restore it from "
+                            "a backup, or point MLFLOW_TRACKING_URI at another store")
+    _sound.add(uri)
 
 
 def reap_dead_runs(client) -> list[str]:
@@ -109,8 +110,14 @@ def reap_dead_runs(client) -> list[str]:
 
 
 def use_experiment(name: str) -> str:
-    """Point MLflow at the store and the experiment `name` (created if new); its id."""
+    """Point MLflow at the store and the experiment `name` (created if new); its id. The
+    first time in a process, runs left RUNNING by dead ciplan processes are marked KILLED."""
     mlflow = connect()
+    uri = tracking_uri()
+    if uri not in _reaped:
+        with store_lock():
+            reap_dead_runs(mlflow.MlflowClient())
+        _reaped.add(uri)
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         experiment_id = found.experiment_id
@@ -145,6 +152,7 @@ def store_lock() -> Iterator[None]:
         finally:
             _held.depth -= 1
         return
+    check_store(uri)
     path = Path(uri.removeprefix("sqlite:///") + ".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
@@ -184,12 +192,14 @@ def champion(name: str):
     """The registry version aliased `champion` of model `name`, or a clear error."""
     from mlflow.exceptions import MlflowException
 
-    mlflow = connect()
+    missing = UserError(f"no model {name!r} with alias {CHAMPION!r} in the registry at "
+                        f"{tracking_uri()}; run `ciplan train` first")
+    if not store_exists(tracking_uri()):
+        raise missing  # without creating a store
     try:
-        return mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
+        return connect().MlflowClient().get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        raise UserError(f"no model {name!r} with alias {CHAMPION!r} in the registry at "
-                          f"{tracking_uri()}; run `ciplan train` first") from None
+        raise missing from None
 
 
 def move_champions(versions: dict[str, str]) -> None:

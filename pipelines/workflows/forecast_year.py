@@ -25,6 +25,7 @@ from pipelines.tracking import (
     FORECAST_EXPERIMENT,
     MODELS,
     champions,
+    connect,
     finished,
     lineage,
     store_lock,
@@ -45,12 +46,12 @@ class ForecastResult:
 def _models(run_id: str | None):
     """Frequency and severity estimators: the registry champions (both of one finished
     train run), or those of a finished train run; loaded by `load_estimator`."""
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     if run_id is None:
         used = champions()
     else:
+        mlflow = connect()
         try:
             tags = mlflow.MlflowClient().get_run(run_id).data.tags
         except MlflowException:
@@ -118,16 +119,17 @@ def run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None = None,
     if year - 1 not in ds.years:
         raise UserError(f"{ds.path}: forecasting {year} needs the data of {year - 1}; "
                           f"the data cover {ds.years}")
+    models = _models(run_id)  # first: a missing or refused model writes nothing
     with store_lock():
-        return _run_forecast(ds, year, out, run_id, scenarios, seed)
+        return _run_forecast(ds, year, out, models, scenarios, seed)
 
 
-def _run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None, scenarios: int,
+def _run_forecast(ds: Dataset, year: int, out: Path, models, scenarios: int,
                   seed: int) -> ForecastResult:
     import mlflow
 
     use_experiment(FORECAST_EXPERIMENT)
-    freq, sev, used = _models(run_id)
+    freq, sev, used = models
     cells = ds.cells.until(year - 1)
     plan = ds.scheme.plans.get(year) or ds.scheme.plan(max(y for y in ds.scheme.plans
                                                           if y < year))
