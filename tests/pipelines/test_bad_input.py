@@ -7,7 +7,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import pickle
 import resource
 import shutil
 import signal
@@ -25,6 +24,7 @@ from optimization.space import default_space_text
 from pipelines.cli import app
 from pipelines.tracking import tracking_uri
 from tests.cli import ciplan_process, one_line_error, runner, snapshot
+from tests.payload import payload_bytes
 
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2  # linux/prctl.h, capability.h
 
@@ -38,16 +38,6 @@ class Case:
     process: dict | None = None  # run as a process of its own, with these arguments
     env: dict[str, str] = field(default_factory=dict)
     never: Path | None = None  # a file a payload would create
-
-
-class Payload:
-    """A pickle that creates a file when it is loaded (stands for any code)."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
 
 def _edit_csv(path: Path, change: Callable[[pd.DataFrame], None]) -> None:
@@ -202,7 +192,7 @@ def forecast_old_pickle(ctx) -> Case:
     """A folder of the old format whose forecast.joblib would run code if unpickled."""
     old = ctx.tmp / "old"
     old.mkdir()
-    (old / "forecast.joblib").write_bytes(pickle.dumps(Payload(ctx.marker)))
+    (old / "forecast.joblib").write_bytes(payload_bytes(ctx.marker))
     shutil.copy(ctx.forecast / "summary.json", old)
     return Case(_optimize(ctx, old), ("old", "old pickle format", "`ciplan forecast`"),
                 never=ctx.marker)
