@@ -17,7 +17,6 @@ from pathlib import Path
 
 from forecasting.data.dataset import Dataset
 from forecasting.data.publish import check_out, publish, reusable_inputs
-from forecasting.errors import UserError
 from forecasting.forecast import Forecast
 from optimization.milp import InfeasibleError
 from optimization.solve import scenario_set
@@ -119,8 +118,6 @@ def _fresh_plan(folder: Path, wanted: dict) -> bool:
 
 def run_outputs(out: Path) -> None:
     """Check before any work that `ciplan run` may write its folders under `out`."""
-    if Path(out).exists() and not Path(out).is_dir():
-        raise UserError(f"{out}: exists and is not a folder; --out expects a folder")
     check_out(Path(out) / "forecast", "forecast")
     for key in PROPOSALS:
         check_out(Path(out) / "plans" / key, "plan")
@@ -163,9 +160,9 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
         pdir = out / "plans" / key
         plans.append(pdir)
         h = config_hash(pspace.model_dump(mode="json"))
-        wanted = {k: v for k, v in plan_inputs({
-            "provenance": fc.provenance, "space_hash": h, "objective": objective,
-            "proposal": key}).items() if k != "plan_run"}
+        wanted = plan_inputs({"provenance": fc.provenance, "space_hash": h,
+                              "objective": objective, "proposal": key})
+        del wanted["plan_run"]  # whichever run made it
         if _fresh_plan(pdir, wanted):
             reused.append(f"proposal {key} {pdir}")
             _say(say, f"Reusing proposal {key} ({objective}) in {pdir}.")
