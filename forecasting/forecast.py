@@ -11,21 +11,31 @@ each cohort's severity).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from forecasting.data.cohorts import CohortSpec
-from forecasting.data.io import atomic_dir
+from forecasting.data.publish import publish, read_manifest
+from forecasting.errors import InputError
 from forecasting.models.severity import BlendedSeverity
 from forecasting.scheme.plan import Plan, member_payouts
 
 STANDARD_BANDS = ((0.0, 15_000.0), (15_000.0, 50_000.0), (50_000.0, 100_000.0),
                   (100_000.0, 200_000.0), (200_000.0, 300_000.0), (300_000.0, np.inf))
-FORECAST_FILE = "forecast.joblib"
+# The forecast folder's format: forecast.json (parameters) beside Parquet tables; data only,
+# so opening a folder from the other side of the table runs no code.
+FORMAT, VERSION = "ciplan.forecast", 1
+PARAMETERS_FILE = "forecast.json"
+COHORTS_FILE, COSTS_FILE = "cohorts.parquet", "severity_costs.parquet"
+MATRIX_FILES = {"freq_design": "frequency_design.parquet",
+                "freq_covariance": "frequency_covariance.parquet"}
+LEGACY_FILE = "forecast.joblib"  # the old pickle format, refused unopened
 
 
 def payout_per_claimant(plan: Plan, severity: BlendedSeverity) -> float:
@@ -133,20 +143,181 @@ class Forecast:
                                  for c, p in enumerate(parts)])
         return ScenarioSet(n, floor, cost, scen, cohort, self._special())
 
-    def save(self, directory: Path) -> Path:
-        """Write the forecast (joblib, for `ciplan optimize`) atomically into `directory`."""
-        with atomic_dir(Path(directory)) as tmp:
-            joblib.dump(self, tmp / FORECAST_FILE)
+    # ------------------------------------------------------------ the exchange format
+
+    def to_dict(self) -> dict:
+        """The forecast as plain JSON data; `from_dict` is its inverse. The forecast folder
+        is built from it (`write`), so a field added to a part shows up in the format."""
+        matrix = {name: None if m is None else np.asarray(m, dtype="float64").tolist()
+                  for name, m in (("freq_design", self.freq_design),
+                                  ("freq_covariance", self.freq_covariance))}
+        return {"year": int(self.year), "spec": {**asdict(self.spec), "keys": list(self.spec.keys)},
+                "cohorts": _frame_to_dict(self.cohorts),
+                "severities": [sev.to_dict() for sev in self.severities], **matrix,
+                "freq_year_sd": float(self.freq_year_sd),
+                "sev_year_sd": float(self.sev_year_sd), "provenance": self.provenance}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Forecast:
+        """The inverse of `to_dict`, for data from outside: ValueError, KeyError or
+        TypeError when a part is missing, of the wrong shape or out of range."""
+        cohorts = _frame_from_dict(data["cohorts"])
+        severities = tuple(BlendedSeverity.from_dict(d) for d in data["severities"])
+        if len(severities) != len(cohorts):
+            raise ValueError(f"{len(severities)} severities for {len(cohorts)} cohorts")
+        spec = CohortSpec(int(data["spec"]["band_width"]), int(data["spec"]["age_max"]),
+                          tuple(data["spec"]["keys"]))
+        missing = set(spec.columns) - set(cohorts.columns)
+        if missing:
+            raise ValueError(f"cohorts lack columns {sorted(missing)}")
+        design, cov = (_matrix(data[name]) for name in MATRIX_FILES)
+        if (design is None) != (cov is None) or (design is not None and (
+                design.shape[0] != len(cohorts) or cov.shape != (design.shape[1],) * 2)):
+            raise ValueError("frequency design and covariance do not fit the cohorts")
+        year_sd = [float(data[k]) for k in ("freq_year_sd", "sev_year_sd")]
+        if not all(np.isfinite(v) and v >= 0 for v in year_sd):
+            raise ValueError(f"year effects {year_sd}; expected finite spreads >= 0")
+        if not isinstance(data["provenance"], dict):
+            raise TypeError("provenance must be a table")
+        return cls(int(data["year"]), spec, cohorts, severities, design, cov, *year_sd,
+                   data["provenance"])
+
+    def write(self, folder: Path) -> None:
+        """Write the forecast into `folder` (one being published): forecast.json with the
+        parameters, the cohorts, every cohort's past costs and the frequency matrices as
+        Parquet tables."""
+        folder = Path(folder)
+        params, tables = _split(self.to_dict())
+        for name, columns in tables.items():
+            pq.write_table(pa.table(columns), folder / name)
+        text = json.dumps({"format": FORMAT, "version": VERSION, **params}, indent=1,
+                          default=_plain)
+        (folder / PARAMETERS_FILE).write_text(text, encoding="utf-8")
+
+    def save(self, directory: Path, inputs: dict | None = None) -> Path:
+        """Publish the forecast as a folder of its own (written whole, with a manifest)."""
+        with publish(Path(directory), "forecast", inputs or self.inputs()) as tmp:
+            self.write(tmp)
         return Path(directory)
+
+    def inputs(self) -> dict:
+        """What the forecast came from, for its folder's manifest."""
+        keys = ("forecast_run", "data_fingerprint", "model_versions")
+        return {"year": self.year, **{k: self.provenance.get(k) for k in keys}}
 
     @staticmethod
     def load(directory: Path) -> Forecast:
-        from forecasting.errors import InputError
-        path = Path(directory) / FORECAST_FILE
-        if not path.exists():
-            raise InputError(f"{directory}: no {FORECAST_FILE}; expected a `ciplan forecast` "
-                             "output folder")
-        return joblib.load(path)
+        """The forecast of a folder written by `ciplan forecast` (or `save`), after its
+        manifest is verified. One-line InputError for a missing, incomplete, changed,
+        foreign or old-format folder; an old pickle (forecast.joblib) is never opened."""
+        directory = Path(directory)
+        if (directory / LEGACY_FILE).exists() and not (directory / PARAMETERS_FILE).exists():
+            raise InputError(f"{directory}: a forecast in the old pickle format ({LEGACY_FILE}"
+                             "), which ciplan no longer opens because opening a pickle can run "
+                             "code; make it again with `ciplan forecast`")
+        manifest = read_manifest(directory, "forecast")
+        fc = _read(directory)
+        # what a plan made from it records: the content it was made from
+        return replace(fc, provenance={**fc.provenance,
+                                       "forecast_hash": manifest["content_hash"]})
+
+
+def _read(directory: Path) -> Forecast:
+    """Forecast.from_dict of a folder's JSON and Parquet, any fault a one-line InputError."""
+    path = directory / PARAMETERS_FILE
+    try:
+        params = json.loads(path.read_bytes())
+        if not isinstance(params, dict) or params.get("format") != FORMAT:
+            raise ValueError(f"expected a JSON table with format {FORMAT!r}")
+        if params.get("version") != VERSION:
+            raise InputError(f"{path}: forecast format version {params.get('version')!r}; "
+                             f"this ciplan reads version {VERSION}")
+        tables = {f.name: pq.read_table(f).to_pydict() for f in directory.glob("*.parquet")
+                  if f.name in (COHORTS_FILE, COSTS_FILE, *MATRIX_FILES.values())}
+        return Forecast.from_dict(_join(params, tables))
+    except (ValueError, KeyError, TypeError, IndexError, OSError, pa.ArrowException) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not a ciplan forecast ({type(exc).__name__}: {reason})"
+                         ) from None
+
+
+def _split(data: dict) -> tuple[dict, dict[str, dict]]:
+    """to_dict() -> (the JSON part, Parquet tables by file name): the cohorts' columns, all
+    cohorts' past costs in one long table, and the matrices by column."""
+    params = {**data, "cohorts": {k: v for k, v in data["cohorts"].items() if k != "columns"}}
+    tables = {COHORTS_FILE: data["cohorts"]["columns"]}
+    sevs = data["severities"]
+    tables[COSTS_FILE] = {
+        "cohort": pa.array(np.repeat(np.arange(len(sevs)), [len(d["costs"]) for d in sevs]),
+                           pa.int32()),
+        "cost": pa.array(np.concatenate([np.asarray(d["costs"], "float64") for d in sevs]
+                                        or [np.empty(0)]))}
+    params["severities"] = [{k: v for k, v in d.items() if k != "costs"} for d in sevs]
+    for name, file in MATRIX_FILES.items():
+        if data[name] is not None:
+            columns = np.asarray(data[name], dtype="float64").T
+            tables[file] = {f"c{j}": col for j, col in enumerate(columns)}
+            params[name] = file
+    return params, tables
+
+
+def _join(params: dict, tables: dict[str, dict]) -> dict:
+    """The inverse of `_split`: the JSON part and the Parquet tables -> to_dict() data."""
+    data = {**params, "cohorts": {**params["cohorts"], "columns": tables[COHORTS_FILE]}}
+    costs = tables[COSTS_FILE]
+    cohort, cost = np.asarray(costs["cohort"], "int64"), np.asarray(costs["cost"], "float64")
+    sevs = params["severities"]
+    if not isinstance(sevs, list) or (cohort.size and not 0 <= cohort.min() <= cohort.max()
+                                      < len(sevs)):
+        raise ValueError("severity costs name cohorts the forecast does not have")
+    order = np.argsort(cohort, kind="stable")
+    bounds = np.searchsorted(cohort[order], np.arange(len(sevs) + 1))
+    data["severities"] = [{**d, "costs": cost[order[bounds[i]:bounds[i + 1]]]}
+                          for i, d in enumerate(sevs)]
+    for name, file in MATRIX_FILES.items():
+        if params.get(name) is not None:
+            table = tables[file]
+            data[name] = np.column_stack([table[f"c{j}"] for j in range(len(table))])
+    return data
+
+
+def _matrix(value) -> np.ndarray | None:
+    """A finite 2-D float matrix, or None."""
+    if value is None:
+        return None
+    out = np.asarray(value, dtype="float64")
+    if out.ndim != 2 or not np.isfinite(out).all():
+        raise ValueError("frequency matrices must be finite 2-D tables")
+    return out
+
+
+def _frame_to_dict(frame: pd.DataFrame) -> dict:
+    """A frame as plain data: columns as lists, the categories of categorical columns."""
+    categories = {c: [str(v) for v in frame[c].cat.categories]
+                  for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    columns = {c: (frame[c].astype(str) if c in categories else frame[c]).tolist()
+               for c in frame.columns}
+    return {"columns": columns, "categories": categories}
+
+
+def _frame_from_dict(data: dict) -> pd.DataFrame:
+    """The inverse of `_frame_to_dict`; every column as long as the others."""
+    columns = data["columns"]
+    if not isinstance(columns, dict) or len({len(v) for v in columns.values()}) > 1:
+        raise ValueError("cohort columns must be lists of one length")
+    frame = pd.DataFrame({c: list(v) for c, v in columns.items()})
+    for c, cats in data.get("categories", {}).items():
+        frame[c] = pd.Categorical(frame[c], categories=[str(v) for v in cats])
+        if frame[c].isna().any():
+            raise ValueError(f"cohort column {c!r} holds a value outside its categories")
+    return frame
+
+
+def _plain(value):
+    """JSON for numpy scalars in provenance; anything else is a bug."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not plain data")
 
 
 def _k(x: float) -> str:

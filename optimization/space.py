@@ -51,7 +51,7 @@ class Premium(Frozen):
         if self.min > self.max:
             raise ValueError(f"premium min {self.min:g} must not exceed max {self.max:g}")
         if self.fixed is not None and not self.min <= self.fixed <= self.max:
-            raise ValueError(f"premium fixed {self.fixed:g} must lie within min {self.min:g} "
+            raise ValueError(f"fixed premium {self.fixed:g} must lie within min {self.min:g} "
                              f"and max {self.max:g}")
         return self
 
@@ -62,8 +62,18 @@ class Premium(Frozen):
         return lo, hi
 
 
+def _positive(values: tuple[float | None, ...]) -> tuple[float | None, ...]:
+    """Amounts of money that must be > 0 ("none" allowed where the type allows it)."""
+    bad = [v for v in values if v is not None and not v > 0]
+    if bad:
+        raise ValueError(f"amounts must be > 0 CNY; got {bad[0]:g}")
+    return values
+
+
 class Deductible(Frozen):
     candidates: tuple[float, ...] = Field(min_length=1)
+
+    _check = field_validator("candidates")(_positive)
 
 
 class Bands(Frozen):
@@ -76,19 +86,13 @@ class Bands(Frozen):
 class Cap(Frozen):
     candidates: tuple[MaybeNumber, ...] = Field(min_length=1)
 
-    @field_validator("candidates")
-    @classmethod
-    def _positive(cls, caps):
-        bad = [c for c in caps if c is not None and c <= 0]
-        if bad:
-            raise ValueError(f"caps must be > 0 or \"none\"; got {bad[0]:g}")
-        return caps
+    _check = field_validator("candidates")(_positive)
 
 
 class Special(Frozen):
     deductible_factor: float = Field(gt=0, le=1, default=0.5)
     ratio_increment: float = Field(ge=0, le=0.5, default=0.05)
-    cap: MaybeNumber = None
+    cap: MaybeNumber = Field(gt=0, default=None)
 
 
 class Costs(Frozen):

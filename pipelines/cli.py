@@ -21,12 +21,12 @@ from rich.table import Table
 
 from forecasting.data.dataset import Dataset, load_data
 from forecasting.data.engines import AUTO, engine_names
-from forecasting.data.options import DataOptions
+from forecasting.data.options import MAX_COST, DataOptions
+from forecasting.data.publish import check_out
 from forecasting.errors import UserError
 from forecasting.scheme.accounts import history as history_table
 from forecasting.scheme.accounts import payouts_by_age
 from forecasting.simulate import simulate_city
-from pipelines.conventions import PLAN_FILE
 from pipelines.workflows.builtin import DEFAULT_SEED, builtin_data, write_city
 
 app = typer.Typer(
@@ -75,6 +75,11 @@ DATA_PARAMETERS = {
         "--severity-summary", help="Claimants' annual costs leave the engine as log-bucket "
         "counts and sums per cohort, not one row each (memory bounded by cohorts x "
         "buckets; costs to within 1.2 %, sums exact).")),
+    "encoding": (str, "utf-8", typer.Option(
+        help="Text encoding of CSV files, e.g. gbk (a UTF-8 byte-order mark is accepted).")),
+    "max_cost": (float, MAX_COST, typer.Option(
+        "--max-cost", help="A claim or a member-year costing more than this (money units "
+        "of the data) is refused as absurd.")),
 }
 
 
@@ -91,7 +96,8 @@ def reads_data(fn):
         given = {name: kwargs.pop(name) for name in DATA_PARAMETERS}
         options = DataOptions(reported_above=given["reported_above"],
                               engine=given["engine"], spark_master=given["spark_master"],
-                              severity_summary=given["severity_summary"])
+                              severity_summary=given["severity_summary"],
+                              encoding=given["encoding"], max_cost=given["max_cost"])
         return fn(*args, data=DataArgs(given["data"], given["scale"], options), **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[
@@ -135,6 +141,7 @@ def simulate(
 ) -> None:
     """Simulate L city's members and claims (calibrated to its 2019-2021 accounts)."""
     year_tuple = parse_years(years)
+    check_out(out, "data")
     if fmt not in ("parquet", "csv"):
         raise UserError(f"--format expected parquet or csv; got {fmt!r}")
     if regions < 0 or (regions and fmt != "parquet"):
@@ -203,7 +210,7 @@ def train(data: DataArgs) -> None:
 def forecast(
     year: Annotated[int, typer.Option(help="The year to forecast (after the data's years).")],
     out: Annotated[Path, typer.Option(help="Folder for forecast.csv/.parquet, summary.json "
-                                      "and forecast.joblib.")],
+                                      "and the forecast (forecast.json, Parquet tables).")],
     data: DataArgs,
     run_id: Annotated[str | None, typer.Option(
         "--run-id", help="Use the models of this train run instead of the champions.")] = None,
@@ -216,6 +223,7 @@ def forecast(
 
     if scenarios < 20:
         raise UserError(f"--scenarios expected at least 20; got {scenarios}")
+    check_out(out, "forecast")
     ds = data.open()
     with console.status(f"Forecasting {year}…"):
         result = run_forecast(ds, year, out, run_id, scenarios, seed)
@@ -257,6 +265,7 @@ def optimize(
                           f"got {objective!r}")
     if solver is not None and solver not in SOLVERS:
         raise UserError(f"--solver expected one of {', '.join(SOLVERS)}; got {solver!r}")
+    check_out(out, "plan")
     space = load_space(config)
     if free_premium:
         space = space.with_free_premium()
@@ -297,6 +306,7 @@ def project(
     from pipelines.workflows.propose import load_forecast
     from pipelines.workflows.term import run_term
 
+    check_out(out, "term")
     space = load_space(config)
     if years is not None:
         if not 1 <= years <= 10:
@@ -330,20 +340,23 @@ def report(
     lang: Annotated[str, typer.Option(help="zh or en.")] = "en",
 ) -> None:
     """Write the negotiation report (HTML and XLSX) of some plans, logged to their runs."""
-    import json as _json
-
     from pipelines.conventions import check_lang
-    from pipelines.report.document import write_report
-    from pipelines.workflows.run_all import log_report
+    from pipelines.report.document import publish_report, read_plans
+    from pipelines.tracking import tracking_uri
+    from pipelines.workflows.run_all import log_report, runs_not_in_store
 
-    folder = write_report(plans, out, check_lang(lang))
-    runs = {}
-    for p in plans:
-        doc = _json.loads((Path(p) / PLAN_FILE).read_text(encoding="utf-8"))
-        if doc.get("run_id"):
-            runs[str(p)] = doc["run_id"]
-    log_report(folder, runs)
+    check_lang(lang)
+    check_out(out, "report")
+    proposals = read_plans(plans)
+    runs = {p.key: p.doc["run_id"] for p in proposals if p.doc.get("run_id")}
+    missing = runs_not_in_store(list(runs.values()))
+    folder = publish_report(proposals, out, lang)
+    log_report(folder, {k: r for k, r in runs.items() if r not in missing})
     typer.echo(f"Wrote {folder / 'report.html'} and {folder / 'report.xlsx'}")
+    if missing:
+        typer.echo(f"Not logged to MLflow: the runs of plans "
+                   f"{', '.join(k for k, r in runs.items() if r in missing)} are not in the "
+                   f"store at {tracking_uri()} (made against another store?)")
 
 
 @command
@@ -359,9 +372,10 @@ def run(
     from optimization.space import load_space
     from pipelines.conventions import check_lang
     from pipelines.tracking import tracking_uri
-    from pipelines.workflows.run_all import run_all
+    from pipelines.workflows.run_all import run_all, run_outputs
 
     check_lang(lang)
+    run_outputs(out)
     space = load_space(config)
     ds = data.open()
     with _progress() as progress:

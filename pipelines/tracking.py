@@ -1,7 +1,11 @@
-"""MLflow conventions: where runs go, experiment names, lineage tags on every run.
+"""MLflow conventions: where runs go, experiment names, lineage tags on every run, the
+champions, and keeping a store honest after crashes.
 
 Tracking URI: $MLFLOW_TRACKING_URI, else SQLite at mlruns/mlflow.db with artifacts under
-mlruns/artifacts (MLflow 3 refuses the file store by default).
+mlruns/artifacts (MLflow 3 refuses the file store by default). Every use of the store goes
+through `connect`: a damaged SQLite store is a one-line error and MLflow's own INFO lines
+stay off stderr; before a process writes, runs left RUNNING by a killed ciplan process are
+marked KILLED.
 """
 
 from __future__ import annotations
@@ -9,27 +13,38 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from forecasting.data.publish import owner_dead, owner_id
 from forecasting.errors import UserError
+from forecasting.failpoints import stop_here
 
 FORECAST_EXPERIMENT = "claims-forecast"
 PLAN_EXPERIMENT = "plan-optimization"
 FREQUENCY_MODEL = "claim-frequency"
 SEVERITY_MODEL = "claim-severity"
 CHAMPION = "champion"
+MODELS = (FREQUENCY_MODEL, SEVERITY_MODEL)
 MLRUNS = Path("mlruns")
+PROCESS_TAG = "ciplan.process"  # the process that ran a run (publish.owner_id)
+TRAIN_RUN_TAG = "train_run"     # on a model version: the train run that made it
 
 
 def tracking_uri() -> str:
     """$MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns. Every use of MLflow
     starts here, so it is also where MLflow's usage telemetry is turned off (no network
-    on the machines this runs on) unless the user set it."""
+    on the machines this runs on) and its INFO lines are kept off stderr, unless the user
+    set either."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # read when mlflow is first imported ...
+        os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # ... or set on its logger
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
@@ -37,11 +52,72 @@ def tracking_uri() -> str:
     return f"sqlite:///{(MLRUNS / 'mlflow.db').resolve()}"
 
 
-def use_experiment(name: str) -> str:
-    """Point MLflow at the store and the experiment `name` (created if new); its id."""
+_sound: set[str] = set()  # stores checked by this process
+_reaped: set[str] = set()  # stores whose dead runs this process has marked
+
+
+def connect():
+    """The mlflow module pointed at the store, after checking the store (once per
+    process): a damaged SQLite store is a one-line UserError."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    check_store(uri)
+    mlflow.set_tracking_uri(uri)
+    return mlflow
+
+
+def store_exists(uri: str) -> bool:
+    """Whether the store is there to read (a tracking server always is)."""
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def check_store(uri: str) -> None:
+    """A SQLite store file, if there is one, passes SQLite's quick check (a truncated or
+    overwritten file fails it before MLflow or the store lock touches it)."""
+    if uri in _sound or not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    if path.is_file() and path.stat().st_size:
+        try:
+            con = sqlite3.connect(path, timeout=60)
+            try:
+                result = con.execute("PRAGMA quick_check").fetchone()[0]
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            result = str(exc)
+        if result != "ok":
+            raise UserError(f"{path}: the MLflow store is damaged ({result}); restore it from "
+                            "a backup, or point MLFLOW_TRACKING_URI at another store")
+    _sound.add(uri)
+
+
+def reap_dead_runs(client) -> list[str]:
+    """Mark KILLED the runs still RUNNING whose ciplan process is gone (killed, crashed);
+    their ids."""
+    experiments = [e.experiment_id for e in client.search_experiments()
+                   if e.name in (FORECAST_EXPERIMENT, PLAN_EXPERIMENT)]
+    if not experiments:
+        return []
+    running = client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'",
+                                 max_results=1000)
+    dead = [r.info.run_id for r in running
+            if owner_dead(r.data.tags.get(PROCESS_TAG, ""))]
+    for run_id in dead:
+        client.set_terminated(run_id, status="KILLED")
+    return dead
+
+
+def use_experiment(name: str) -> str:
+    """Point MLflow at the store and the experiment `name` (created if new); its id. The
+    first time in a process, runs left RUNNING by dead ciplan processes are marked KILLED."""
+    mlflow = connect()
+    uri = tracking_uri()
+    if uri not in _reaped:
+        with store_lock():
+            reap_dead_runs(mlflow.MlflowClient())
+        _reaped.add(uri)
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         experiment_id = found.experiment_id
@@ -76,6 +152,7 @@ def store_lock() -> Iterator[None]:
         finally:
             _held.depth -= 1
         return
+    check_store(uri)
     path = Path(uri.removeprefix("sqlite:///") + ".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
@@ -105,19 +182,59 @@ def config_hash(config: dict) -> str:
 
 
 def lineage(fingerprint: str, config: dict) -> dict[str, str]:
-    """Tags every run carries: data fingerprint, code commit, config hash."""
+    """Tags every run carries: data fingerprint, code commit, config hash, and the process
+    running it (so a run left RUNNING by a killed process can be told apart)."""
     return {"data_fingerprint": fingerprint, "git_commit": git_commit(),
-            "config_hash": config_hash(config)}
+            "config_hash": config_hash(config), PROCESS_TAG: owner_id()}
 
 
 def champion(name: str):
     """The registry version aliased `champion` of model `name`, or a clear error."""
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri())
+    missing = UserError(f"no model {name!r} with alias {CHAMPION!r} in the registry at "
+                        f"{tracking_uri()}; run `ciplan train` first")
+    if not store_exists(tracking_uri()):
+        raise missing  # without creating a store
     try:
-        return mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
+        return connect().MlflowClient().get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        raise UserError(f"no model {name!r} with alias {CHAMPION!r} in the registry at "
-                          f"{tracking_uri()}; run `ciplan train` first") from None
+        raise missing from None
+
+
+def move_champions(versions: dict[str, str]) -> None:
+    """Alias `champion` to these versions (of one finished train run), one after the
+    other: MLflow has no transaction over two aliases, so `champions` checks the pair."""
+    client = connect().MlflowClient()
+    for i, (name, version) in enumerate(versions.items()):
+        if i:
+            stop_here("train:champions")
+        client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def champions() -> dict[str, str]:
+    """The champion version of each model, when both come from one finished train run;
+    otherwise (a training killed while moving them) a one-line UserError."""
+    found = {name: champion(name) for name in MODELS}
+    runs = {name: v.tags.get(TRAIN_RUN_TAG) for name, v in found.items()}
+    if None in runs.values() or len(set(runs.values())) != 1:
+        pairs = ", ".join(f"{n} version {found[n].version} from train run {r}"
+                          for n, r in runs.items())
+        raise UserError(f"the champions come from different train runs ({pairs}): a training "
+                        "was interrupted while moving them; run `ciplan train` again")
+    finished(next(iter(runs.values())), "the champions' train run")
+    return {name: str(v.version) for name, v in found.items()}
+
+
+def finished(run_id: str, what: str) -> None:
+    """A one-line UserError unless run `run_id` exists in the store and FINISHED."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        status = connect().MlflowClient().get_run(run_id).info.status
+    except MlflowException:
+        raise UserError(f"{what} {run_id} is not in the MLflow store at {tracking_uri()}"
+                        ) from None
+    if status != "FINISHED":
+        raise UserError(f"{what} {run_id} did not finish (status {status}); run `ciplan "
+                        "train` again")

@@ -81,10 +81,12 @@ def annual_costs(
     claims: pd.DataFrame,
     members_path: Path | str = "members",
     claims_path: Path | str = "claims",
+    max_cost: float = np.inf,
 ) -> np.ndarray:
     """Sum claims to each member-year's annual eligible cost (CNY), aligned with `members`.
 
-    Raises if a member-year appears twice in members or a claim has no member-year.
+    Raises if a member-year appears twice in members, a claim has no member-year, or a
+    member-year's annual cost exceeds `max_cost`.
     """
     mkey, ckey = _member_year_keys(members, claims)
     order = np.argsort(mkey, kind="stable")
@@ -106,8 +108,23 @@ def annual_costs(
             f"member-year listed in {members_path}; got member {first['member_id']} in "
             f"{first['year']}"
         )
-    return np.bincount(order[pos], weights=claims["eligible_cost"].to_numpy(),
-                       minlength=len(members))
+    annual = np.bincount(order[pos], weights=claims["eligible_cost"].to_numpy(),
+                         minlength=len(members))
+    _check_ceiling(annual, order[pos], claims, claims_path, max_cost)
+    return annual
+
+
+def _check_ceiling(annual: np.ndarray, member_of_claim: np.ndarray, claims: pd.DataFrame,
+                   claims_path: Path | str, max_cost: float) -> None:
+    """No member-year's claims add up to more than `max_cost` (CNY)."""
+    over = np.flatnonzero(annual > max_cost)
+    if over.size:
+        rows = np.flatnonzero(member_of_claim == over[0])
+        first = claims.iloc[rows[0]]
+        raise InputError(
+            f"{where(claims_path, rows, ID_COLUMNS)}: expected an annual eligible cost of "
+            f"at most {max_cost:g} CNY per member-year (--max-cost); got {annual[over[0]]:g} "
+            f"for member {first['member_id']} in {first['year']}")
 
 
 def _key_codes(spec: CohortSpec, members: pd.DataFrame

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from forecasting.data.cohorts import RESIDENCES, SEXES
 from forecasting.data.io import where
+from forecasting.data.options import MAX_COST
 from forecasting.errors import InputError
 
 MEMBER_COLUMNS = ("member_id", "year", "sex", "residence", "special_group", "exposure")
@@ -163,13 +164,15 @@ def validate_members(path: Path, table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def validate_claims(path: Path, table: pa.Table) -> pd.DataFrame:
-    """Claims as a typed frame: member_id, year, eligible_cost (>= 0 CNY), optional paid."""
+def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST) -> pd.DataFrame:
+    """Claims as a typed frame: member_id, year, eligible_cost (CNY, from 0 to `max_cost`),
+    optional paid (the same range)."""
     require_columns(path, table, CLAIM_COLUMNS)
     col = columns(path, table)
 
     cost = col("eligible_cost").numeric()
-    in_range(col("eligible_cost"), cost, 0.0, np.inf, "an eligible cost >= 0 CNY")
+    in_range(col("eligible_cost"), cost, 0.0, max_cost,
+             f"an eligible cost from 0 to {max_cost:g} CNY (--max-cost)")
     year = col("year").numeric(integer=True)
     in_range(col("year"), year, 1900, 2200, "a calendar year")
     frame = pd.DataFrame({
@@ -179,6 +182,7 @@ def validate_claims(path: Path, table: pa.Table) -> pd.DataFrame:
     })
     if "paid" in table.column_names:
         paid = col("paid").numeric()
-        in_range(col("paid"), paid, 0.0, np.inf, "a paid amount >= 0 CNY")
+        in_range(col("paid"), paid, 0.0, max_cost,
+                 f"a paid amount from 0 to {max_cost:g} CNY (--max-cost)")
         frame["paid"] = paid
     return frame

@@ -13,9 +13,10 @@ import pandas as pd
 from forecasting.data.cells import Cells
 from forecasting.data.cohorts import CohortSpec
 from forecasting.data.engines import AUTO, NeedsDetail, Unsupported, engine_names, get_engine
-from forecasting.data.io import atomic_dir, columns_of, find_table, write_table
-from forecasting.data.options import DataOptions, Source
-from forecasting.errors import EngineError, InputError
+from forecasting.data.io import check_encoding, columns_of, find_table, write_table
+from forecasting.data.options import MAX_COST_LIMIT, DataOptions, Source
+from forecasting.data.publish import publish
+from forecasting.errors import EngineError, InputError, UserError
 from forecasting.scheme.in_force import Scheme, load_scheme, scheme_to_toml
 
 SCHEME_FILE = "scheme.toml"
@@ -57,6 +58,10 @@ def load_data(directory: Path, options: DataOptions | None = None) -> Dataset:
     if options.engine not in engine_names():
         raise EngineError(f"engine must be one of {', '.join(engine_names())}; "
                           f"got {options.engine!r}")
+    check_encoding(options.encoding)
+    if not 0 < options.max_cost <= MAX_COST_LIMIT:
+        raise UserError(f"--max-cost expected a cost in (0, {MAX_COST_LIMIT:g}]; got "
+                        f"{options.max_cost:g}")
     spec = options.spec
     if options.severity_summary and spec is not None and "special_group" not in spec.keys:
         raise InputError("a severity summary needs special_group among the cohort keys")
@@ -65,7 +70,7 @@ def load_data(directory: Path, options: DataOptions | None = None) -> Dataset:
     members_path = find_table(directory, "members")
     if spec is None:  # several cities in one data set: each region is a cohort key
         spec = CohortSpec(keys=("sex", "residence", "special_group", "region")
-                          if "region" in columns_of(members_path) else
+                          if "region" in columns_of(members_path, options.encoding) else
                           ("sex", "residence", "special_group"))
     claims_path = find_table(directory, "claims")
     scheme = load_scheme(scheme_path)
@@ -109,12 +114,14 @@ def write_data_dir(
     scheme: Scheme,
     fmt: str = "parquet",
     extra: dict[str, dict] | None = None,
+    inputs: dict | None = None,
 ) -> Path:
-    """Write a data directory (members, claims, scheme.toml, extra JSON files) atomically."""
+    """Write a data directory (members, claims, scheme.toml, extra JSON files), published
+    whole with a manifest naming `inputs` (e.g. the simulation's seed and scale)."""
     if fmt not in ("parquet", "csv"):
         raise InputError(f"format must be parquet or csv; got {fmt!r}")
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with publish(out, "data", inputs or {}) as tmp:
         write_table(members, tmp / f"members.{fmt}")
         write_table(claims, tmp / f"claims.{fmt}")
         (tmp / SCHEME_FILE).write_text(scheme_to_toml(scheme), encoding="utf-8")

@@ -8,6 +8,13 @@ from pathlib import Path
 
 from forecasting.data.cohorts import CohortSpec
 
+# The largest believable cost of one claim or one member-year, in money units of the data:
+# a billion (CNY) is far above any real annual medical cost, and any count of costs under
+# it sums without overflow. Data in a currency of small units may raise it (--max-cost),
+# up to MAX_COST_LIMIT.
+MAX_COST = 1e9
+MAX_COST_LIMIT = 1e15
+
 
 @dataclass(frozen=True)
 class DataOptions:
@@ -23,6 +30,10 @@ class DataOptions:
     memory_limit: DuckDB's memory limit (e.g. "4GB"), for the duckdb engine.
     spec: the cohorts; None = sex x residence x special group (x region when the data
         have a region column).
+    encoding: the text encoding of CSV files (Excel's "CSV UTF-8" byte-order mark is
+        accepted; e.g. "gbk" for files saved by Chinese Windows).
+    max_cost: a claim's cost or a member-year's annual cost above this (money units of
+        the data) is refused as absurd, on every engine.
     """
 
     reported_above: float = 0.0
@@ -31,6 +42,8 @@ class DataOptions:
     spark_master: str = "local[2]"
     memory_limit: str | None = None
     spec: CohortSpec | None = None
+    encoding: str = "utf-8"
+    max_cost: float = MAX_COST
 
     def fingerprint_text(self, spec: CohortSpec) -> str:
         """The settings that change the cells, for the data fingerprint."""

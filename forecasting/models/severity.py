@@ -150,6 +150,23 @@ class BlendedSeverity:
     costs: np.ndarray  # past claimants' annual costs trended to the forecast year, CNY
     credibility: float  # weight of the empirical part, n / (n + k); 0 under truncation
 
+    def to_dict(self) -> dict:
+        """Plain JSON data (the forecast folder's format): parametric part, costs, weight."""
+        return {"parametric": self.parametric.to_dict(), "costs": self.costs.tolist(),
+                "credibility": float(self.credibility)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BlendedSeverity:
+        """The inverse of `to_dict`, for data from outside: ValueError unless the costs are
+        finite and >= 0 and the credibility lies in [0, 1]."""
+        costs = np.asarray(data["costs"], dtype="float64")
+        credibility = float(data["credibility"])
+        if costs.ndim != 1 or not (np.isfinite(costs).all() and (costs >= 0).all()):
+            raise ValueError("severity costs must be a list of finite costs >= 0")
+        if not 0 <= credibility <= 1:
+            raise ValueError(f"credibility = {credibility!r}; expected a weight in [0, 1]")
+        return cls(SplicedSeverity.from_dict(data["parametric"]), costs, credibility)
+
     def lev(self, b) -> np.ndarray:
         """E[min(X, b)] in CNY."""
         param = self.parametric.lev(b)

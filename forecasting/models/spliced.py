@@ -10,11 +10,15 @@ Layer prices come from limited expected values: layer(a, b) = E[min(X,b)] - E[mi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, logit, ndtr, ndtri
+
+# the open range of each parameter that has one (mu is any finite number)
+POSITIVE = {"sigma": (0, math.inf), "threshold": (0, math.inf), "tail_prob": (0, 1),
+            "alpha": (0, math.inf), "scale": (0, math.inf)}
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,22 @@ class SplicedSeverity:
     tail_prob: float
     alpha: float
     scale: float = 1.0
+
+    def to_dict(self) -> dict[str, float]:
+        """The parameters as plain JSON data (the forecast folder's format)."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SplicedSeverity:
+        """The inverse of `to_dict`, for data from outside: ValueError (naming the
+        parameter) unless every parameter is a finite number in its range."""
+        values = {f.name: float(data[f.name]) for f in fields(cls)}
+        for name, value in values.items():
+            low, high = POSITIVE.get(name, (-math.inf, math.inf))
+            if not (math.isfinite(value) and low < value < high):
+                raise ValueError(f"severity parameter {name} = {value!r}; expected a finite "
+                                 f"number in ({low:g}, {high:g})")
+        return cls(**values)
 
     def _body_top(self) -> float:
         return float(ndtr((math.log(self.threshold) - self.mu) / self.sigma))

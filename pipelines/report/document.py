@@ -17,12 +17,18 @@ import numpy as np
 import pandas as pd
 from matplotlib import font_manager
 
-from forecasting.data.io import atomic_dir
-from forecasting.errors import UserError
+from forecasting.data.publish import publish, read_manifest
+from forecasting.errors import InputError, UserError
+from forecasting.failpoints import stop_here
 from forecasting.scheme.in_force import plan_from_dict
-from pipelines.conventions import PLAN_FILE, check_lang, proposal_of
+from pipelines.conventions import PLAN_FILE, PROPOSALS, check_lang, proposal_of
 from pipelines.report.labels import rule, t, unit
 from pipelines.report.plots import new_figure
+
+# the KPIs of a plan the report reads (plan.json "kpis" and "status_quo"."kpis")
+REPORT_KPIS = ("premium_per_capita", "premium_income", "expected_payout", "operating_cost",
+               "expected_loss", "loss_p05", "loss_p95", "loss_ratio", "effective_ratio",
+               "prob_loss", "cvar95_loss", "insured", "payout_at", "payout_by_age")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class Proposal:
     key: str              # A, B, C
     doc: dict             # plan.json
     frontier: pd.DataFrame | None
+    content_hash: str     # of the plan folder (its manifest)
 
     @property
     def feasible(self) -> bool:
@@ -37,23 +44,56 @@ class Proposal:
 
 
 def read_plans(dirs: list[Path]) -> list[Proposal]:
-    """Plan folders in proposal order (A, B, C), with a clear error for a wrong folder."""
+    """Plan folders in proposal order (A, B, C): each a complete `ciplan optimize` folder
+    (manifest verified) whose plan.json holds what the report reads; otherwise a one-line
+    InputError naming the folder or file."""
     out = []
     for d in dirs:
-        path = Path(d) / PLAN_FILE
-        if not path.exists():
-            raise UserError(f"{d}: no plan.json; expected a `ciplan optimize` output folder")
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
+        manifest = read_manifest(Path(d), "plan")
+        doc = plan_document(Path(d) / PLAN_FILE)
         key = doc.get("proposal") or proposal_of(doc.get("objective"))
-        front = Path(d) / "frontier.csv"
-        frame = pd.read_csv(front) if front.exists() and front.stat().st_size > 1 else None
-        out.append(Proposal(key, doc, frame))
+        out.append(Proposal(key, doc, _frontier(Path(d) / "frontier.csv"),
+                            manifest["content_hash"]))
     if not any(p.feasible for p in out):
         raise UserError("none of the plan folders holds a plan (all infeasible)")
     return sorted(out, key=lambda p: p.key)
+
+
+def plan_document(path: Path) -> dict:
+    """plan.json checked for what the report reads: objective, year, proposal (A, B, C or
+    none), and a plan with its KPIs and today's, or the reason it is infeasible."""
+    try:
+        doc = json.loads(path.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: not a ciplan plan (expected a JSON table)")
+    for key in ("objective", "year"):
+        if key not in doc:
+            raise InputError(f"{path}: not a ciplan plan (no key {key!r})")
+    if doc.get("proposal") not in (None, *PROPOSALS):
+        raise InputError(f"{path}: key 'proposal': expected one of {', '.join(PROPOSALS)} "
+                         f"or none; got {doc['proposal']!r}")
+    if "infeasible" in doc:
+        return doc
+    for where, part in (("", doc), ("status_quo.", doc.get("status_quo"))):
+        if not isinstance(part, dict) or not isinstance(part.get("kpis"), dict):
+            raise InputError(f"{path}: not a ciplan plan (no table {where}kpis)")
+        plan_from_dict(f"{path}: {where}plan", part.get("plan") or {})
+        missing = [k for k in REPORT_KPIS if k not in part["kpis"]]
+        if missing:
+            raise InputError(f"{path}: {where}kpis lacks {', '.join(missing)}")
+    return doc
+
+
+def _frontier(path: Path) -> pd.DataFrame | None:
+    """frontier.csv of a plan folder, None when absent or empty."""
+    if not path.exists() or path.stat().st_size <= 1:
+        return None
+    try:
+        return pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: not a readable frontier table ({exc})") from None
 
 
 # ---------------------------------------------------------------- formatting
@@ -432,11 +472,32 @@ svg { max-width: 100%; height: auto; }
 
 
 def write_report(plan_dirs: list[Path], out: Path, lang: str = "en") -> Path:
-    """Write report.html and report.xlsx atomically into `out`."""
-    report = Report(read_plans(plan_dirs), lang)
-    with atomic_dir(Path(out)) as tmp:
+    """Write report.html and report.xlsx of the plan folders into `out`."""
+    return publish_report(read_plans(plan_dirs), out, lang)
+
+
+def publish_report(proposals: list[Proposal], out: Path, lang: str = "en") -> Path:
+    """Write report.html and report.xlsx into `out`, published whole with a manifest naming
+    the plans (their folders' content hashes and runs) it was made from."""
+    report = Report(proposals, lang)
+    inputs = {"lang": lang, "plans": {p.key: {"content_hash": p.content_hash,
+                                              "plan_run": p.doc.get("run_id")}
+                                      for p in report.props}}
+    with publish(Path(out), "report", inputs) as tmp:
         (tmp / "report.html").write_text(report.html(), encoding="utf-8")
         with pd.ExcelWriter(tmp / "report.xlsx", engine="openpyxl") as writer:
             for name, frame in report.sheets().items():
                 frame.to_excel(writer, sheet_name=name, index=False)
+            text_not_formulas(writer.book)
+        stop_here("report:write")
     return Path(out)
+
+
+def text_not_formulas(book) -> None:
+    """Every cell openpyxl took for a formula (text starting with '=', such as a name from
+    a plan file) is written as the text it is: the report holds no formulas."""
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for xcell in row:
+                if xcell.data_type == "f":
+                    xcell.data_type = "s"

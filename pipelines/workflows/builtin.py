@@ -20,8 +20,11 @@ def cache_root() -> Path:
 
 def write_city(city: City, out: Path, fmt: str = "parquet") -> Path:
     """Write a simulated city as a data directory, with truth.json beside the data."""
+    t = city.truth
     return write_data_dir(out, city.members, city.claims, city.scheme, fmt,
-                          {"truth.json": city.truth_dict()})
+                          {"truth.json": city.truth_dict()},
+                          {"simulated": {"seed": t.seed, "scale": t.scale,
+                                         "years": list(t.years)}})
 
 
 def builtin_data(scale: float = 1.0, seed: int = DEFAULT_SEED,

@@ -1,6 +1,7 @@
 """`ciplan forecast`: the registry's champion models + the data -> a Forecast of year T+1,
-written as a table people read (forecast.csv / .parquet) and the object `ciplan optimize`
-reads (forecast.joblib), with an MLflow run that records which model versions it used."""
+written as a table people read (forecast.csv / .parquet) beside the forecast itself
+(forecast.json and Parquet tables, which `ciplan optimize` reads), published whole with a
+manifest, and an MLflow run that records which model versions it used."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ import numpy as np
 import pandas as pd
 
 from forecasting.data.dataset import Dataset
-from forecasting.data.io import atomic_dir
+from forecasting.data.publish import publish
 from forecasting.errors import UserError
+from forecasting.failpoints import stop_here
 from forecasting.forecast import Forecast
 from forecasting.models.claims import ClaimsModel
 from forecasting.scheme.accounts import history
 from forecasting.scheme.in_force import plan_to_dict
+from pipelines.model_files import load_estimator
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
-    FREQUENCY_MODEL,
-    SEVERITY_MODEL,
-    champion,
+    MODELS,
+    champions,
+    connect,
+    finished,
     lineage,
     store_lock,
     use_experiment,
@@ -40,26 +44,24 @@ class ForecastResult:
 
 
 def _models(run_id: str | None):
-    """Frequency and severity estimators: the registry champions, or a train run's."""
-    import mlflow
-    import mlflow.sklearn
+    """Frequency and severity estimators: the registry champions (both of one finished
+    train run), or those of a finished train run; loaded by `load_estimator`."""
     from mlflow.exceptions import MlflowException
 
     if run_id is None:
-        versions = {name: champion(name) for name in (FREQUENCY_MODEL, SEVERITY_MODEL)}
-        uris = {n: f"models:/{n}/{v.version}" for n, v in versions.items()}
-        used = {n: str(v.version) for n, v in versions.items()}
+        used = champions()
     else:
+        mlflow = connect()
         try:
             tags = mlflow.MlflowClient().get_run(run_id).data.tags
         except MlflowException:
             raise UserError(f"no MLflow run {run_id!r} at {mlflow.get_tracking_uri()}") from None
-        if f"version_{FREQUENCY_MODEL}" not in tags:
+        if any(f"version_{name}" not in tags for name in MODELS):
             raise UserError(f"run {run_id} is not a `ciplan train` run")
-        used = {n: tags[f"version_{n}"] for n in (FREQUENCY_MODEL, SEVERITY_MODEL)}
-        uris = {n: f"models:/{n}/{v}" for n, v in used.items()}
-    loaded = {n: mlflow.sklearn.load_model(u) for n, u in uris.items()}
-    return loaded[FREQUENCY_MODEL], loaded[SEVERITY_MODEL], used
+        finished(run_id, "train run")
+        used = {name: tags[f"version_{name}"] for name in MODELS}
+    freq, sev = (load_estimator(name, version) for name, version in used.items())
+    return freq, sev, used
 
 
 def backtest_of(versions: dict[str, str]) -> dict[str, dict[str, float]]:
@@ -117,16 +119,17 @@ def run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None = None,
     if year - 1 not in ds.years:
         raise UserError(f"{ds.path}: forecasting {year} needs the data of {year - 1}; "
                           f"the data cover {ds.years}")
+    models = _models(run_id)  # first: a missing or refused model writes nothing
     with store_lock():
-        return _run_forecast(ds, year, out, run_id, scenarios, seed)
+        return _run_forecast(ds, year, out, models, scenarios, seed)
 
 
-def _run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None, scenarios: int,
+def _run_forecast(ds: Dataset, year: int, out: Path, models, scenarios: int,
                   seed: int) -> ForecastResult:
     import mlflow
 
     use_experiment(FORECAST_EXPERIMENT)
-    freq, sev, used = _models(run_id)
+    freq, sev, used = models
     cells = ds.cells.until(year - 1)
     plan = ds.scheme.plans.get(year) or ds.scheme.plan(max(y for y in ds.scheme.plans
                                                           if y < year))
@@ -143,12 +146,14 @@ def _run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None, scenari
         table, summary = forecast_table(fc, plan, scenarios, seed)
         summary |= {"forecast_run": run.info.run_id, "model_versions": used,
                     "data_fingerprint": ds.fingerprint}
-        with atomic_dir(Path(out)) as tmp:
+        inputs = fc.inputs() | {"scenarios": scenarios, "seed": seed}
+        with publish(Path(out), "forecast", inputs) as tmp:
             table.to_csv(tmp / "forecast.csv", index=False)
             table.to_parquet(tmp / "forecast.parquet", index=False)
             (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
-            fc.save(tmp)
-            mlflow.log_artifacts(str(tmp), artifact_path="forecast")
+            fc.write(tmp)
+            stop_here("forecast:write")
+        mlflow.log_artifacts(str(out), artifact_path="forecast")
         mlflow.log_params({"year": year, "scenarios": scenarios, "seed": seed})
         mlflow.log_metrics({k: float(summary[k]) for k in
                             ("insured", "claimants", "payout_expected", "payout_p05",

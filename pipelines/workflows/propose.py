@@ -1,6 +1,7 @@
 """`ciplan optimize`: a Forecast + the plan space -> the optimal plan, its KPIs (the
-evaluator's), shadow prices and the loss-benefit frontier, written to plan.json and logged
-as an MLflow run in `plan-optimization` that points to the forecast run it used."""
+evaluator's), shadow prices and the loss-benefit frontier, written to plan.json (the plan
+folder is published whole, with a manifest naming the forecast content it came from) and
+logged as an MLflow run in `plan-optimization` that points to the forecast run it used."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.data.io import atomic_dir
+from forecasting.data.publish import publish
 from forecasting.errors import InputError, UserError
+from forecasting.failpoints import stop_here
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.in_force import plan_from_dict, plan_to_dict
 from forecasting.scheme.plan import Plan
@@ -52,12 +54,13 @@ def load_forecast(directory: Path | None, run_id: str | None) -> Forecast:
 
     with store_lock():
         use_experiment(PLAN_EXPERIMENT)
-        try:
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="forecast", dst_path=tempfile.mkdtemp())
-        except MlflowException:
-            raise UserError(f"no forecast artifacts in MLflow run {run_id!r}") from None
-    return Forecast.load(local)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path="forecast", dst_path=tmp)
+            except MlflowException:
+                raise UserError(f"no forecast artifacts in MLflow run {run_id!r}") from None
+            return Forecast.load(local)
 
 
 def status_quo_of(forecast: Forecast, space: PlanSpace) -> Plan:
@@ -70,6 +73,15 @@ def status_quo_of(forecast: Forecast, space: PlanSpace) -> Plan:
     if space.premium.fixed is not None:
         plan = plan.with_(premium_per_capita=float(space.premium.fixed))
     return plan
+
+
+def plan_inputs(document: dict) -> dict:
+    """What a plan folder came from, for its manifest: the forecast (run and content hash),
+    the plan space, the objective and proposal, and its own run (None if infeasible)."""
+    prov = document.get("provenance", {})
+    return {"forecast_run": prov.get("forecast_run"), "forecast_hash": prov.get("forecast_hash"),
+            "space_hash": document.get("space_hash"), "objective": document.get("objective"),
+            "proposal": document.get("proposal"), "plan_run": document.get("run_id")}
 
 
 def plan_terms(plan: Plan) -> dict[str, float | str]:
@@ -162,7 +174,8 @@ def _log(document: dict, tables: dict[str, pd.DataFrame], opt: Optimum,
              forecast.provenance.get("model_versions", {}).items()}
     with mlflow.start_run(run_name=f"plan-{objective}", tags=tags) as run:
         document["run_id"] = run.info.run_id
-        with atomic_dir(Path(out)) as tmp:
+        stop_here(f"propose:{document['proposal'] or objective}")
+        with publish(Path(out), "plan", plan_inputs(document)) as tmp:
             (tmp / PLAN_FILE).write_text(json.dumps(document, indent=2, default=str),
                                          encoding="utf-8")
             for name, table in tables.items():
@@ -170,7 +183,7 @@ def _log(document: dict, tables: dict[str, pd.DataFrame], opt: Optimum,
                     table.to_parquet(tmp / name, index=False)
                 else:
                     table.to_csv(tmp / name, index=False)
-            mlflow.log_artifacts(str(tmp), artifact_path="plan")
+        mlflow.log_artifacts(str(out), artifact_path="plan")
         terms = opt.terms or space.contract.terms()
         mlflow.log_params(plan_terms(opt.plan) | terms.words()
                           | {"objective": objective, "solver": opt.solver})

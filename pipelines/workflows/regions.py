@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecasting.data.io import atomic_dir
+from forecasting.data.publish import publish
 from forecasting.scheme.in_force import Scheme, scheme_to_toml
 from forecasting.simulate import simulate_city
 
@@ -38,7 +38,8 @@ def write_regions(out: Path, regions: int, seed: int = 2019, scale: float = 1.0,
     """
     task = progress.add_task("Simulating regions", total=regions) if progress else None
     truths, scheme = {}, None
-    with atomic_dir(Path(out)) as tmp:
+    inputs = {"regions": regions, "seed": seed, "scale": scale, "years": list(years)}
+    with publish(Path(out), "data", inputs) as tmp:
         for r in range(regions):
             city = simulate_city(seed=seed + r, scale=scale, years=years)
             members = city.members.assign(member_id=city.members["member_id"] + r * ID_STRIDE)

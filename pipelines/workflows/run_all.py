@@ -1,8 +1,11 @@
 """`ciplan run`: data -> train -> forecast next year -> the standard proposals -> report.
 
 Re-running reuses what has not changed: a finished train run with the same data
-fingerprint and config, a forecast folder made from the same data and model versions, and
-plan folders made from the same forecast and plan space. Each reuse is said aloud.
+fingerprint and config (looked for and, if missing, made under one store lock, so two
+runs at once train once), a forecast folder made from the same data and model versions,
+and plan folders made from the same forecast content and plan space. A folder is reused
+only when its manifest verifies and the run that wrote it FINISHED. Each reuse is said
+aloud.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forecasting.data.dataset import Dataset
+from forecasting.data.publish import check_out, publish, reusable_inputs
 from forecasting.forecast import Forecast
 from optimization.milp import InfeasibleError
 from optimization.solve import scenario_set
@@ -22,14 +26,14 @@ from pipelines.report.document import write_report
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
     FREQUENCY_MODEL,
-    SEVERITY_MODEL,
+    MODELS,
     config_hash,
+    connect,
     store_lock,
-    tracking_uri,
     use_experiment,
 )
 from pipelines.workflows.forecast_year import run_forecast
-from pipelines.workflows.propose import run_optimize, status_quo_of
+from pipelines.workflows.propose import plan_inputs, run_optimize, status_quo_of
 from pipelines.workflows.train import train, train_config
 
 
@@ -67,29 +71,57 @@ def find_train_run(ds: Dataset) -> str | None:
 
 
 def _train_versions(run_id: str) -> dict[str, str]:
-    import mlflow
+    tags = connect().MlflowClient().get_run(run_id).data.tags
+    return {n: tags[f"version_{n}"] for n in MODELS}
 
-    tags = mlflow.MlflowClient().get_run(run_id).data.tags
-    return {n: tags[f"version_{n}"] for n in (FREQUENCY_MODEL, SEVERITY_MODEL)}
+
+def find_or_train(ds: Dataset, say=None, progress=None) -> tuple[str, bool]:
+    """A finished train run for these data and config, made now if there is none; and
+    whether it was reused. Under one store lock, so that two runs at once train once."""
+    with store_lock():
+        run_id = find_train_run(ds)
+        if run_id:
+            _say(say, f"Reusing train run {run_id}: same data fingerprint and config.")
+            return run_id, True
+        _say(say, "Training the claim models (backtest, MLflow)…")
+        return train(ds, progress).run_id, False
+
+
+def _run_finished(run_id: str | None) -> bool:
+    """Whether a run id names a FINISHED run of the store (None: a folder without run)."""
+    if run_id is None:
+        return True
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return connect().MlflowClient().get_run(run_id).info.status == "FINISHED"
+    except MlflowException:
+        return False
 
 
 def _fresh_forecast(folder: Path, ds: Dataset, year: int, versions: dict) -> bool:
-    summary = folder / "summary.json"
-    if not summary.exists():
-        return False
-    s = json.loads(summary.read_text())
-    return (s.get("data_fingerprint") == ds.fingerprint and s.get("year") == year
-            and s.get("model_versions") == versions
-            and (folder / "forecast.joblib").exists())
+    """A complete forecast folder of these data, year and model versions, whose run
+    finished."""
+    found = reusable_inputs(folder, "forecast")
+    return (found is not None and found.get("data_fingerprint") == ds.fingerprint
+            and found.get("year") == year and found.get("model_versions") == versions
+            and _run_finished(found.get("forecast_run")))
 
 
-def _fresh_plan(folder: Path, forecast_run: str, space_hash: str, objective: str) -> bool:
-    path = folder / PLAN_FILE
-    if not path.exists():
-        return False
-    doc = json.loads(path.read_text())
-    return (doc.get("provenance", {}).get("forecast_run") == forecast_run
-            and doc.get("space_hash") == space_hash and doc.get("objective") == objective)
+def _fresh_plan(folder: Path, wanted: dict) -> bool:
+    """A complete plan folder made from the same forecast content, plan space, objective
+    and proposal (`wanted`, as plan_inputs gives them), whose run finished."""
+    found = reusable_inputs(folder, "plan")
+    return (found is not None and all(found.get(k) == v for k, v in wanted.items())
+            and _run_finished(found.get("plan_run")))
+
+
+def run_outputs(out: Path) -> None:
+    """Check before any work that `ciplan run` may write its folders under `out`."""
+    check_out(Path(out) / "forecast", "forecast")
+    for key in PROPOSALS:
+        check_out(Path(out) / "plans" / key, "plan")
+    check_out(Path(out) / "report", "report")
 
 
 def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
@@ -98,13 +130,9 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
     out = Path(out)
     year = max(ds.years) + 1
     reused = []
-    run_id = find_train_run(ds)
-    if run_id:
+    run_id, was_reused = find_or_train(ds, say, progress)
+    if was_reused:
         reused.append(f"train run {run_id} (same data fingerprint and config)")
-        _say(say, f"Reusing train run {run_id}: same data fingerprint and config.")
-    else:
-        _say(say, "Training the claim models (backtest, MLflow)…")
-        run_id = train(ds, progress).run_id
     with store_lock():
         use_experiment(FORECAST_EXPERIMENT)
         versions = _train_versions(run_id)
@@ -122,7 +150,10 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
         pdir = out / "plans" / key
         plans.append(pdir)
         h = config_hash(space.model_dump(mode="json"))
-        if _fresh_plan(pdir, forecast_run, h, objective):
+        wanted = plan_inputs({"provenance": fc.provenance, "space_hash": h,
+                              "objective": objective, "proposal": key})
+        del wanted["plan_run"]  # whichever run made it
+        if _fresh_plan(pdir, wanted):
             reused.append(f"proposal {key} {pdir}")
             _say(say, f"Reusing proposal {key} ({objective}) in {pdir}.")
         else:
@@ -133,7 +164,7 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
                 run_optimize(fc, space, objective, pdir, frontier_points=25 if key == "A"
                              else 0, scenarios=scenarios, proposal=key)
             except InfeasibleError as exc:
-                _write_infeasible(pdir, key, objective, year, forecast_run, h, str(exc))
+                _write_infeasible(pdir, wanted, year, str(exc))
         doc = json.loads((pdir / PLAN_FILE).read_text())
         if doc.get("run_id"):
             plan_runs[key] = doc["run_id"]
@@ -143,25 +174,36 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
     return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused)
 
 
-def _write_infeasible(pdir: Path, key: str, objective: str, year: int, forecast_run: str,
-                      space_hash: str, why: str) -> None:
-    from forecasting.data.io import atomic_dir
-
-    doc = {"proposal": key, "objective": objective, "year": year, "infeasible": why,
-           "space_hash": space_hash, "provenance": {"forecast_run": forecast_run}}
-    with atomic_dir(pdir) as tmp:
+def _write_infeasible(pdir: Path, wanted: dict, year: int, why: str) -> None:
+    """A plan folder that says why no plan meets the proposal's constraints."""
+    doc = {"proposal": wanted["proposal"], "objective": wanted["objective"], "year": year,
+           "infeasible": why, "space_hash": wanted["space_hash"],
+           "provenance": {"forecast_run": wanted["forecast_run"],
+                          "forecast_hash": wanted["forecast_hash"]}}
+    with publish(pdir, "plan", {**wanted, "plan_run": None}) as tmp:
         (tmp / PLAN_FILE).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+
+
+def runs_not_in_store(run_ids: list[str]) -> list[str]:
+    """The run ids the current store does not hold (plans made against another store)."""
+    from mlflow.exceptions import MlflowException
+
+    client = connect().MlflowClient()
+    missing = []
+    for run_id in run_ids:
+        try:
+            client.get_run(run_id)
+        except MlflowException:
+            missing.append(run_id)
+    return missing
 
 
 def log_report(report_dir: Path, plan_runs: dict[str, str]) -> None:
     """Attach the report files to every optimisation run behind them."""
-    import mlflow
-
     if not plan_runs:
         return
     with store_lock():
-        mlflow.set_tracking_uri(tracking_uri())
-        client = mlflow.MlflowClient()
+        client = connect().MlflowClient()
         for run_id in plan_runs.values():
             client.log_artifacts(run_id, str(report_dir), artifact_path="report")
 

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from forecasting.data.io import atomic_dir, read_text
+from forecasting.data.io import read_text
+from forecasting.data.publish import publish
 from forecasting.errors import InputError
 from forecasting.forecast import Forecast
 from forecasting.scheme.in_force import plan_from_dict
@@ -48,7 +49,9 @@ def run_term(forecast: Forecast, space: PlanSpace, out: Path, plan_dir: Path | N
     terms = terms or space.contract.terms()
     result = project(forecast, plan, space, terms, space.costs.disposable_income,
                      n=space.risk.scenarios, seed=seed)
-    with atomic_dir(Path(out)) as tmp:
+    inputs = {"forecast_run": forecast.provenance.get("forecast_run"),
+              "plan": str(plan_dir) if plan_dir else "today", "years": space.term.years}
+    with publish(Path(out), "term", inputs) as tmp:
         result.years.to_csv(tmp / "term.csv", index=False)
         result.scenarios.to_parquet(tmp / "settlement.parquet", index=False)
     return TermResult(plan, terms, result)

@@ -1,5 +1,8 @@
 """`ciplan train`: backtest every candidate model, log each as a nested MLflow run, register
-the champions (best out of sample) as `claim-frequency` and `claim-severity` @champion."""
+the champions (best out of sample) as `claim-frequency` and `claim-severity` @champion.
+
+The aliases move only after the train run has FINISHED, and each registered version names
+its train run, so a forecast can refuse a pair that a kill left half moved."""
 
 from __future__ import annotations
 
@@ -10,15 +13,18 @@ import pandas as pd
 
 from forecasting.data.dataset import Dataset
 from forecasting.errors import UserError
+from forecasting.failpoints import stop_here
 from forecasting.models.backtesting import METRICS, backtest
 from forecasting.models.claims import ClaimsModel
+from pipelines.model_files import HASH_TAG, MODEL_FORMAT, log_estimator
 from pipelines.report import plots
 from pipelines.tracking import (
-    CHAMPION,
     FORECAST_EXPERIMENT,
     FREQUENCY_MODEL,
     SEVERITY_MODEL,
+    TRAIN_RUN_TAG,
     lineage,
+    move_champions,
     store_lock,
     use_experiment,
 )
@@ -49,9 +55,11 @@ class TrainResult:
 
 
 def train_config(cells) -> dict:
-    """What a training depends on besides the data: equal configs may reuse a run."""
+    """What a training depends on besides the data: equal configs may reuse a run. The
+    model format is part of it: runs whose models cannot be loaded now are not reused."""
     return {"candidates": sorted(FREQUENCY_CANDIDATES) + sorted(SEVERITY_CANDIDATES),
-            "spec": str(cells.spec), "reported_above": cells.reported_above}
+            "spec": str(cells.spec), "reported_above": cells.reported_above,
+            "model_format": MODEL_FORMAT}
 
 
 def candidates() -> list[Candidate]:
@@ -87,7 +95,7 @@ def _train(ds: Dataset, progress) -> TrainResult:
     tags = lineage(ds.fingerprint, train_config(cells))
     todo = candidates()
     task = progress.add_task("Training", total=len(todo) + 1) if progress else None
-    scores, uris, tables = {}, {}, {}
+    scores, logged, tables = {}, {}, {}
     with mlflow.start_run(run_name="train", tags=tags) as parent:
         mlflow.log_params({"years": ",".join(map(str, cells.years)), "n_cells": len(cells.table),
                            "reported_above": cells.reported_above, "data": str(ds.path)})
@@ -99,21 +107,24 @@ def _train(ds: Dataset, progress) -> TrainResult:
             final = _copy(cand.model).fit(cells)
             with mlflow.start_run(run_name=f"{cand.kind}-{cand.name}", nested=True,
                                   tags={**tags, "kind": cand.kind, "candidate": cand.name}):
-                uris[cand.name] = _log_candidate(cand, final, table, cells, infer_signature)
+                logged[cand.name] = _log_candidate(cand, final, table, cells, infer_signature)
+            stop_here("train:candidate")
             tables[cand.name] = table
             scores.setdefault(cand.kind, {})[cand.name] = float(
                 table[SELECT_BY[cand.kind]].abs().mean())
             if progress:
                 progress.advance(task)
         champions = {kind: min(s, key=s.get) for kind, s in scores.items()}
+        tags |= {TRAIN_RUN_TAG: parent.info.run_id}
         versions = {
-            FREQUENCY_MODEL: _register(uris[champions["frequency"]], FREQUENCY_MODEL, tags),
-            SEVERITY_MODEL: _register(uris[champions["severity"]], SEVERITY_MODEL, tags),
+            FREQUENCY_MODEL: _register(logged[champions["frequency"]], FREQUENCY_MODEL, tags),
+            SEVERITY_MODEL: _register(logged[champions["severity"]], SEVERITY_MODEL, tags),
         }
         mlflow.set_tags({f"champion_{k}": v for k, v in champions.items()}
                         | {f"version_{k}": v for k, v in versions.items()})
         if progress:
             progress.advance(task)
+    move_champions(versions)  # only now that the run has FINISHED
     return TrainResult(parent.info.run_id, champions, versions, tables)
 
 
@@ -123,10 +134,10 @@ def _copy(model: ClaimsModel) -> ClaimsModel:
 
 
 def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, cells,
-                   infer_signature) -> str:
-    """Params, backtest metrics (mean and per year), plots and the model; its URI."""
+                   infer_signature) -> tuple[str, str]:
+    """Params, backtest metrics (mean and per year), plots and the model; its URI and the
+    SHA-256 of its file."""
     import mlflow
-    import mlflow.sklearn
 
     est = final.freq_ if cand.kind == "frequency" else final.sev_
     mlflow.log_params({f"{cand.kind}.{k}": v for k, v in est.get_params().items()})
@@ -141,17 +152,7 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, cel
     for fig_name, fig in _figures(cand.kind, est, cells):
         mlflow.log_figure(fig, fig_name)
         plots.close(fig)
-    info = mlflow.sklearn.log_model(est, name="model", pip_requirements=REQUIREMENTS,
-                                    signature=infer_signature(X, est.predict(frame)),
-                                    skops_trusted_types=_own_types(est))
-    return info.model_uri
-
-
-def _own_types(est) -> list[str]:
-    """The types skops finds in our own estimator: ciplan's classes and what they hold."""
-    import skops.io
-
-    return skops.io.get_untrusted_types(data=skops.io.dumps(est))
+    return log_estimator(est, infer_signature(X, est.predict(frame)), REQUIREMENTS)
 
 
 def _figures(kind: str, est, cells):
@@ -174,12 +175,13 @@ def _figures(kind: str, est, cells):
             by, "cost", "pred", "Mean annual cost per claimant by age band", "CNY")
 
 
-def _register(model_uri: str, name: str, tags: dict) -> str:
-    """Register a logged model under `name` and move the champion alias to it."""
+def _register(logged: tuple[str, str], name: str, tags: dict) -> str:
+    """Register a logged model (URI, SHA-256 of its file) under `name`; its version. The
+    version's tags name the train run and the file's hash, which loading checks."""
     import mlflow
 
-    version = mlflow.register_model(model_uri, name, tags=tags)
-    mlflow.MlflowClient().set_registered_model_alias(name, CHAMPION, version.version)
+    model_uri, digest = logged
+    version = mlflow.register_model(model_uri, name, tags=tags | {HASH_TAG: digest})
     return str(version.version)
 
 

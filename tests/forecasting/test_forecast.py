@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.integrate import quad
 
 from forecasting.data.cells import Cells, aggregate, annual_costs
 from forecasting.data.dataset import load_data
+from forecasting.errors import InputError
 from forecasting.forecast import Forecast, payout_per_claimant
 from forecasting.models.claims import ClaimsModel
 from forecasting.models.severity import BlendedSeverity
@@ -18,6 +22,7 @@ from forecasting.models.spliced import SplicedSeverity
 from forecasting.scheme.accounts import year_result
 from forecasting.simulate import lcity_plan, simulate_city
 from pipelines.workflows.builtin import builtin_data
+from tests.payload import payload_bytes
 
 PLAN = lcity_plan(60.0)
 PARAM = SplicedSeverity(np.log(4_500), 1.1, 60_000, 0.012, 2.5, scale=1.2)
@@ -77,9 +82,48 @@ def test_scenarios_refuse_a_deductible_below_their_floor(small_forecast):
 
 
 def test_save_load_roundtrip(small_forecast, tmp_path):
+    """Data only (JSON and Parquet) and exact: every figure and every scenario the same."""
     loaded = Forecast.load(small_forecast.save(tmp_path / "fc"))
-    assert loaded.expected_payout(PLAN) == small_forecast.expected_payout(PLAN)
     assert list(tmp_path.iterdir()) == [tmp_path / "fc"]
+    assert {p.suffix for p in (tmp_path / "fc").iterdir()} == {".json", ".parquet"}
+    pd.testing.assert_frame_equal(loaded.cohorts, small_forecast.cohorts)
+    assert loaded.expected_payout(PLAN) == small_forecast.expected_payout(PLAN)
+    for a, b in zip(loaded.severities, small_forecast.severities, strict=True):
+        assert a.parametric == b.parametric and a.credibility == b.credibility
+        np.testing.assert_array_equal(a.costs, b.costs)
+    np.testing.assert_array_equal(loaded.freq_covariance, small_forecast.freq_covariance)
+    np.testing.assert_array_equal(loaded.scenarios(30, 4).payouts(PLAN),
+                                  small_forecast.scenarios(30, 4).payouts(PLAN))
+    assert loaded.provenance["forecast_hash"]  # the content a plan made from it records
+
+
+def test_to_dict_is_plain_json_and_from_dict_inverts_it(small_forecast):
+    data = json.loads(json.dumps(small_forecast.to_dict()))
+    again = Forecast.from_dict(data)
+    assert again.to_dict() == small_forecast.to_dict()
+
+
+@pytest.mark.parametrize(("part", "value", "message"), [
+    ("sigma", -1.0, "sigma = -1.0"), ("tail_prob", 1.5, "tail_prob = 1.5"),
+    ("alpha", float("nan"), "alpha = nan"), ("credibility", 2.0, "credibility = 2.0"),
+    ("costs", [1.0, -5.0], "costs must be")])
+def test_from_dict_refuses_parameters_out_of_range(small_forecast, part, value, message):
+    data = small_forecast.to_dict()
+    sev = data["severities"][0]
+    (sev if part in sev else sev["parametric"])[part] = value
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Forecast.from_dict(data)
+
+
+def test_an_old_pickle_folder_is_refused_unopened(tmp_path):
+    """forecast.joblib of the old format: refused by its name, its code never runs."""
+    marker = tmp_path / "payload-ran"
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "forecast.joblib").write_bytes(payload_bytes(marker))
+    with pytest.raises(InputError, match=r"old pickle format .* ciplan no longer opens"):
+        Forecast.load(folder)
+    assert not marker.exists()
 
 
 def test_by_cohort_adds_up(small_forecast):

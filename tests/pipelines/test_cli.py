@@ -23,10 +23,10 @@ def test_simulate_writes_a_data_directory(tmp_path):
                                  "--years", "2019-2022", "--seed", "3", "--format", "csv"])
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"members.csv", "claims.csv", "scheme.toml",
-                                               "truth.json"}
+                                               "truth.json", "manifest.json"}
     members = pd.read_csv(out / "members.csv")
     assert sorted(members["year"].unique()) == [2019, 2020, 2021, 2022]
-    assert not list(tmp_path.glob(".city.*"))  # no temp folder left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["city"]  # no temp folder left behind
 
 
 @pytest.mark.parametrize(("args", "message"), [

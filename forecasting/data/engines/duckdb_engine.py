@@ -34,16 +34,20 @@ from forecasting.data.engines.sql import (
     claims_view,
     dataset,
     members_view,
+    parameters,
 )
 from forecasting.data.options import DataOptions, Source
+from forecasting.data.publish import glob_escape
 
 
-def duckdb_source(path: Path) -> str:
-    """read_parquet over a file or a hive-partitioned folder."""
+def parquet_view(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
+    """View `name` over a Parquet file or hive-partitioned folder, made through the relation
+    API: the files go to DuckDB as a list of values (each one's glob characters escaped,
+    so it matches that file only), never inside SQL text."""
     path = Path(path)
-    if path.is_dir():
-        return f"read_parquet('{path}/**/*.parquet', hive_partitioning = true)"
-    return f"read_parquet('{path}')"
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    con.read_parquet([glob_escape(str(f)) for f in files],
+                     hive_partitioning=path.is_dir()).create_view(name)
 
 
 def _unique(member: np.ndarray, year: np.ndarray | None = None) -> bool:
@@ -144,7 +148,12 @@ class Query:
     has_region: bool
     spec: CohortSpec
     reported_above: float
+    max_cost: float  # the ceiling of a claim's and a member-year's cost
     summary: bool  # claimants leave as bucket counts: no claimant rows to collect
+
+    @property
+    def params(self) -> dict[str, float]:
+        return {"reported_above": self.reported_above, "max_cost": self.max_cost}
 
     def select(self, source: str, values_checked: bool, fixed: tuple[str, ...]) -> str:
         """The shared grouped SELECT over one decoded members file with its costs."""
@@ -154,21 +163,24 @@ class Query:
                             fixed=fixed)
 
 
-def _annual_costs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+def _annual_costs(folder: Path, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     """Member ids (sorted, unique) and annual eligible costs (CNY) of one partition's
-    claims; NaN where a claim's cost is missing, negative or absurd (as the SQL's)."""
+    claims; NaN where a claim's cost or the sum is missing, negative or above `max_cost`
+    (as the SQL's annual_cost)."""
     table = pa.concat_tables(pq.read_table(f, columns=["member_id", "eligible_cost"])
                              for f in sorted(folder.glob("*.parquet")))
     if table.column("member_id").null_count:
         raise NeedsDetail("claim without member id")
     cost = pc.fill_null(table.column("eligible_cost").cast(pa.float64()), np.nan).to_numpy()
-    cost = np.where((cost < 0) | (cost > 1e300), np.nan, cost)
+    cost = np.where((cost < 0) | (cost > max_cost), np.nan, cost)
     ids = table.column("member_id").to_numpy()
     if len(ids) > 1 and (ids[1:] >= ids[:-1]).all():  # claims in member order: no sort
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-        return ids[starts], np.add.reduceat(cost, starts)
-    ids, member = np.unique(ids, return_inverse=True)
-    return ids, np.bincount(member, weights=cost, minlength=len(ids))
+        ids, total = ids[starts], np.add.reduceat(cost, starts)
+    else:
+        ids, member = np.unique(ids, return_inverse=True)
+        total = np.bincount(member, weights=cost, minlength=len(ids))
+    return ids, np.where(total > max_cost, np.nan, total)
 
 
 def values_in_range(file: Path, age_col: str, year: int) -> bool:
@@ -234,7 +246,7 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
     goes beside each row, the database groups the rows and the claimants are taken by
     position (no hash join, no list aggregate)."""
     cur = con.cursor()
-    claim_ids, claim_cost = _annual_costs(q.claims / leaf)
+    claim_ids, claim_cost = _annual_costs(q.claims / leaf, q.max_cost)
     keys = _partition_keys(leaf)
     year, region = int(keys["year"]), keys.get("region") if q.has_region else None
     matched = np.zeros(len(claim_ids), dtype=bool)
@@ -259,8 +271,8 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
         cur.register("part", members.append_column("cost", pa.array(cost, mask=~has)))
         fixed = ("year", "region") if region is not None else ("year",)
         checked = values_in_range(file, q.age_col, year)
-        found = cur.sql(q.select("part m", values_checked=checked, fixed=fixed)
-                        ).to_arrow_table()
+        sql = q.select("part m", values_checked=checked, fixed=fixed)
+        found = cur.sql(sql, params=DUCKDB.bind(sql, q.params)).to_arrow_table()
         found = found.append_column("year", pa.repeat(pa.scalar(year, pa.int32()), len(found)))
         if region is not None:
             found = found.append_column("region", pa.repeat(region, len(found)))
@@ -298,7 +310,7 @@ def _run_parts(con: duckdb.DuckDBPyConnection, q: Query, leaves: list[str]
         with ThreadPoolExecutor(max_workers=max(1, min(threads, len(leaves)))) as pool:
             done = list(pool.map(lambda leaf: _join_part(con, q, leaf), leaves))
     finally:
-        con.execute(f"SET threads = {threads}")
+        con.execute("SET threads = $1", [threads])
     _disjoint(con, [r for *_, ranges in done for r in ranges])
     rows = [c for _, claimants, _ in done for c in claimants]
     return ([t for tables, _, _ in done for t in tables],
@@ -315,11 +327,12 @@ def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
     spec, reported_above, summary = source.spec, options.reported_above, options.severity_summary
     members_path, claims_path = source.members, source.claims
     age_col, has_region = check_schemas(members_path, claims_path)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": options.memory_limit} if options.memory_limit
+                         else {})
     con.execute("SET enable_progress_bar = false")
-    if options.memory_limit:
-        con.execute(f"SET memory_limit = {_quoted(options.memory_limit)}")
-    members = members_view(duckdb_source(members_path), age_col, has_region)
+    parquet_view(con, "m_src", members_path)
+    parquet_view(con, "c_src", claims_path)
+    members = members_view("m_src", age_col, has_region)
     # a plain view (not TEMP) so that every cursor sees it
     con.execute(f"CREATE VIEW m AS {members}")
 
@@ -330,22 +343,18 @@ def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
     leaves = year_partitions(members_path, claims_path)
     if leaves:
         q = Query(Path(members_path), Path(claims_path), age_col, has_region, spec,
-                  reported_above, summary)
+                  reported_above, options.max_cost, summary)
         with contextlib.suppress(NeedsDetail):  # e.g. a claim filed under another partition
             return cells(*_run_parts(con, q, leaves))
-    sql = cells_sql(members, claims_view(duckdb_source(claims_path)), spec, has_region,
-                    reported_above, summary, DUCKDB)
+    sql = cells_sql(members, claims_view("c_src"), spec, has_region, reported_above, summary,
+                    DUCKDB)
     # the duplicate check reads ids outside the database: run it beside the query
     with ThreadPoolExecutor(max_workers=1) as pool:
         duplicates = pool.submit(_no_duplicates, con.cursor(), members_path)
-        found = cells([con.sql(sql).to_arrow_table()])
+        found = cells([con.sql(sql, params=DUCKDB.bind(sql, parameters(options)))
+                       .to_arrow_table()])
         duplicates.result()
     return found
-
-
-def _quoted(text: str) -> str:
-    """A SQL string literal (quotes doubled)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ def cells_from_files(source: Source, options: DataOptions) -> Cells:
     """Read, validate and aggregate members and claims in memory (InputError naming the
     file, column and rows at the first offence)."""
     members_path, claims_path = source.members, source.claims
-    members = validate_members(members_path, read_table(members_path))
-    claims = validate_claims(
-        claims_path, read_table(claims_path, ["member_id", "year", "eligible_cost", "paid"])
-    )
+    encoding, max_cost = options.encoding, options.max_cost
+    members = validate_members(members_path, read_table(members_path, encoding=encoding))
+    claims = validate_claims(claims_path, read_table(
+        claims_path, ["member_id", "year", "eligible_cost", "paid"], encoding), max_cost)
     _check_years(source, members_path, members["year"].to_numpy())
     _check_years(source, claims_path, claims["year"].to_numpy())
-    annual = annual_costs(members, claims, members_path, claims_path)
+    annual = annual_costs(members, claims, members_path, claims_path, max_cost)
     reported_above = options.reported_above
     if reported_above > 0:
         low = np.flatnonzero((annual > 0) & (annual <= reported_above))

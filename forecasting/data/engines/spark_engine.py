@@ -16,6 +16,7 @@ from forecasting.data.engines.sql import (
     check_schemas,
     claims_view,
     members_view,
+    parameters,
 )
 from forecasting.data.options import DataOptions, Source
 from forecasting.errors import EngineError
@@ -46,17 +47,24 @@ def cells_from_spark(source: Source, options: DataOptions) -> Cells:
     spec, reported_above = source.spec, options.reported_above
     age_col, has_region = check_schemas(source.members, source.claims)
     spark = spark_session(options.spark_master)
-    spark.read.parquet(str(source.members)).createOrReplaceTempView("m_src")
-    spark.read.parquet(str(source.claims)).createOrReplaceTempView("c_src")
-    spark.sql(f"CREATE OR REPLACE TEMP VIEW m AS {members_view('m_src', age_col, has_region)}")
+    # paths go to the reader as values (glob characters escaped), never into SQL text
+    spark.read.parquet(hadoop_literal(source.members)).createOrReplaceTempView("m_src")
+    spark.read.parquet(hadoop_literal(source.claims)).createOrReplaceTempView("c_src")
+    spark.sql(members_view("m_src", age_col, has_region)).createOrReplaceTempView("m")
     dup = spark.sql("SELECT COUNT(*) - COUNT(DISTINCT member_id, year) AS d FROM m").first()
     if dup["d"]:
         raise NeedsDetail("duplicate member-years")
     sql = cells_sql("SELECT * FROM m", claims_view("c_src"), spec, has_region,
                     reported_above, options.severity_summary, SPARK)
-    return cells_from_results([spark.sql(sql).toArrow()], spec, reported_above,
+    found = spark.sql(sql, args=SPARK.bind(sql, parameters(options))).toArrow()
+    return cells_from_results([found], spec, reported_above,
                               list(source.years_with_plan), has_region,
                               options.severity_summary)
+
+
+def hadoop_literal(path) -> str:
+    """A path Hadoop's reader takes literally: its glob characters escaped."""
+    return "".join(f"\\{c}" if c in "\\{}[]*?" else c for c in str(path))
 
 
 class SparkEngine:

@@ -58,15 +58,31 @@ def check_schemas(members_path: Path, claims_path: Path) -> tuple[str, bool]:
 
 @dataclass(frozen=True)
 class Dialect:
-    """What differs between the SQL engines: how a list of (age, cost) pairs is collected
-    and how integers divide."""
+    """What differs between the SQL engines: how a list of (age, cost) pairs is collected,
+    how integers divide and how a named query parameter is written."""
 
     collect: str  # format string with {age} and {cost}
     int_div: str  # format string with {a} and {b}
+    param: str  # format string with {name}
+
+    def p(self, name: str) -> str:
+        """The marker of query parameter `name` (its value goes in `bind`, never the text)."""
+        return self.param.format(name=name)
+
+    def bind(self, sql: str, values: dict[str, float]) -> dict[str, float]:
+        """The parameter values a query uses (the engines refuse unused ones)."""
+        return {k: float(v) for k, v in values.items() if self.p(k) in sql}
 
 
-DUCKDB = Dialect("LIST(struct_pack(age := {age}, cost := {cost}))", "({a} // {b})")
-SPARK = Dialect("collect_list(named_struct('age', {age}, 'cost', {cost}))", "({a} div {b})")
+DUCKDB = Dialect("LIST(struct_pack(age := {age}, cost := {cost}))", "({a} // {b})", "${name}")
+SPARK = Dialect("collect_list(named_struct('age', {age}, 'cost', {cost}))", "({a} div {b})",
+                ":{name}")
+
+
+def parameters(options) -> dict[str, float]:
+    """The user's values the SQL compares with, passed as query parameters: the reporting
+    threshold and the cost ceiling (DataOptions; money units of the data)."""
+    return {"reported_above": options.reported_above, "max_cost": options.max_cost}
 
 
 def members_view(source: str, age_col: str, has_region: bool) -> str:
@@ -90,10 +106,15 @@ def group_keys(has_region: bool) -> list[str]:
             *(["region"] if has_region else [])]
 
 
-# A member-year whose claims hold a missing, negative or absurd cost gets a NaN annual
-# cost, so its cell's cost turns NaN: the claims check costs no aggregate over members.
-ANNUAL_COST = """CASE WHEN COUNT(eligible_cost) < COUNT(*) OR MIN(eligible_cost) < 0
-                      OR MAX(eligible_cost) > 1e300 THEN CAST('NaN' AS DOUBLE)
+def annual_cost(dialect: Dialect) -> str:
+    """A member-year's annual cost from its claims; NaN when a claim's cost is missing,
+    negative or above the ceiling, or their sum is, so its cell's cost turns NaN: the
+    claims check costs no aggregate over members. Each cost being at most the ceiling
+    (<= 1e15), no sum can overflow."""
+    ceiling = dialect.p("max_cost")
+    return f"""CASE WHEN COUNT(eligible_cost) < COUNT(*) OR MIN(eligible_cost) < 0
+                      OR MAX(eligible_cost) > {ceiling} OR SUM(eligible_cost) > {ceiling}
+                      THEN CAST('NaN' AS DOUBLE)
                  ELSE SUM(eligible_cost) END"""
 
 
@@ -118,11 +139,11 @@ def cells_select(source: str, spec: CohortSpec, has_region: bool, reported_above
             f"{spec.n_bands - 1}) * {spec.band_width}")
     keys = [f"{band} AS age_band" if k == "age_band" else f"m.{k}"
             for k in group_keys(has_region) if k not in fixed]
-    claimant = f"{cost} > {reported_above!r}"
+    threshold = dialect.p("reported_above")
+    claimant = f"{cost} > {threshold}"
     extra = ""
     if reported_above > 0:  # left truncation: nothing may be reported at or below it
-        extra += (f", COUNT(*) FILTER (WHERE {cost} > 0 AND {cost} <= {reported_above!r})"
-                  f" AS low")
+        extra += f", COUNT(*) FILTER (WHERE {cost} > 0 AND {cost} <= {threshold}) AS low"
     if summary:  # claimants' costs leave the engine only as counts and sums per bucket
         keys.append(f"CASE WHEN {claimant} AND NOT isnan({cost}) "
                     f"THEN {bucket_sql(cost)} END AS bucket")
@@ -144,7 +165,7 @@ def cells_sql(members: str, claims: str, spec: CohortSpec, has_region: bool,
     """The one-pass query over a members SELECT and a claims SELECT (see members_view):
     members FULL JOIN each member-year's annual cost, grouped (cells_select)."""
     return f"""WITH m AS ({members}), c AS ({claims}),
-        a AS (SELECT member_id, year, {ANNUAL_COST} AS cost FROM c GROUP BY 1, 2)
+        a AS (SELECT member_id, year, {annual_cost(dialect)} AS cost FROM c GROUP BY 1, 2)
         {cells_select("m FULL JOIN a ON a.member_id = m.member_id AND a.year = m.year",
                       spec, has_region, reported_above, summary, dialect)}"""
 

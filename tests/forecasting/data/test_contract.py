@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from pipelines.cli import app
-
-runner = CliRunner()
-
-
-def _snapshot(root: Path) -> dict[str, float]:
-    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")}
+from tests.cli import fails_cleanly
 
 
 def _edit(path: Path, change) -> None:
@@ -24,16 +17,9 @@ def _edit(path: Path, change) -> None:
 
 
 def _fails(data: Path, *patterns: str, args: tuple[str, ...] = ()) -> str:
-    before = _snapshot(data.parent)
-    result = runner.invoke(app, ["history", "--data", str(data), *args])
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert err.startswith("Error: ") and "\n" not in err, err
-    assert "Traceback" not in result.output
-    for pattern in patterns:
-        assert pattern in err, (pattern, err)
-    assert _snapshot(data.parent) == before  # nothing written anywhere under the data's folder
-    return err
+    """`ciplan history` on bad data: one line holding `patterns`, nothing written anywhere
+    under the data's folder."""
+    return fails_cleanly(["history", "--data", str(data), *args], data.parent, *patterns)
 
 
 def test_missing_file(tiny_csv_dir):

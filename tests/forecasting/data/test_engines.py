@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -39,7 +41,8 @@ def _damaged(city, tmp_path, members=None, claims=None):
 
 
 @pytest.mark.parametrize("damage", ["duplicate", "exposure", "orphan", "sex", "cost", "age",
-                                    "missing cost", "claim year", "nan exposure"])
+                                    "missing cost", "claim year", "nan exposure",
+                                    "absurd cost", "sum above ceiling"])
 def test_duckdb_counts_offence_and_pandas_names_rows(tiny_city, tmp_path, damage):
     m, c = tiny_city.members.copy(), tiny_city.claims.copy()
     if damage == "duplicate":
@@ -59,6 +62,11 @@ def test_duckdb_counts_offence_and_pandas_names_rows(tiny_city, tmp_path, damage
         c.loc[8, "eligible_cost"] = None
     elif damage == "claim year":
         c.loc[9, "year"] = 2030
+    elif damage == "absurd cost":
+        c.loc[4, "eligible_cost"] = 1e300
+    elif damage == "sum above ceiling":  # each claim below 1e9, the member-year above
+        c.loc[[5, 6], ["member_id", "year"]] = c.loc[5, ["member_id", "year"]].to_numpy()
+        c.loc[[5, 6], "eligible_cost"] = 6e8
     else:
         m.loc[2, "exposure"] = float("nan")
     data = _damaged(tiny_city, tmp_path, m, c)
@@ -126,3 +134,17 @@ def test_engine_registry_lists_every_engine_once():
     assert engine_names() == ("auto", "pandas", "duckdb", "spark")
     for name in engine_names()[1:]:
         assert get_engine(name).name == name
+
+
+def test_paths_never_enter_sql_text(tiny_city, tmp_path, monkeypatch):
+    """A data directory named like an SQL injection: the DuckDB engine reads it as a path.
+    (Before, `read_parquet('{path}')` ran the COPY beside a real file named `d`.)"""
+    monkeypatch.chdir(tmp_path)
+    plain = write_city(tiny_city, tmp_path / "plain")
+    evil = write_city(tiny_city, tmp_path / "d'); COPY (SELECT 42) TO 'pwned.csv'; --数据 [1]*?")
+    shutil.copy(plain / "members.parquet", tmp_path / "d")  # what the injected SQL reads
+    ref = load_data(plain, DataOptions(engine="pandas")).cells
+    for engine in ("auto", "duckdb"):
+        cells = load_data(evil, DataOptions(engine=engine)).cells
+        pd.testing.assert_frame_equal(cells.table, ref.table, check_exact=False, rtol=1e-12)
+    assert not list(tmp_path.rglob("pwned*"))

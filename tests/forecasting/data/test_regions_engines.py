@@ -27,7 +27,10 @@ SPEC = CohortSpec(keys=("sex", "residence", "special_group", "region"))
 
 @pytest.fixture(scope="module")
 def regional(tmp_path_factory):
-    return write_regions(tmp_path_factory.mktemp("regions") / "data", regions=3, seed=7,
+    """Three cities partitioned by year and region, in a folder whose name has quotes, a
+    semicolon, Chinese and glob characters: every engine reads paths as paths."""
+    name = "d'); COPY (SELECT 42) TO 'pwned.csv'; --数据 [1]*?"
+    return write_regions(tmp_path_factory.mktemp("regions") / name, regions=3, seed=7,
                          scale=0.003)
 
 
@@ -54,11 +57,12 @@ def test_three_engines_identical(regional):
                                       check_exact=False, rtol=1e-10)
 
 
-def _copy_and_edit(regional: Path, tmp_path: Path, year: int, region: str, edit) -> Path:
+def _copy_and_edit(regional: Path, tmp_path: Path, year: int, region: str, edit,
+                   table: str = "members") -> Path:
     """A copy of the regional data with one partition file rewritten by `edit(frame)`."""
     data = tmp_path / "data"
     shutil.copytree(regional, data)
-    part = data / "members" / f"year={year}" / f"region={region}" / "part-0.parquet"
+    part = data / table / f"year={year}" / f"region={region}" / "part-0.parquet"
     frame = pq.read_table(part).to_pandas()
     edit(frame)
     frame.sort_values("member_id").to_parquet(part, index=False)
@@ -74,6 +78,22 @@ def test_spark_engine_refuses_damaged_data_like_the_others(regional, tmp_path):
     for engine in ("spark", "duckdb", "pandas"):
         with pytest.raises(InputError, match=where):
             load_data(data, DataOptions(engine=engine))
+
+
+@pytest.mark.parametrize("costs", [[1e300], [6e8, 6e8]])
+def test_absurd_costs_refused_alike_on_every_engine(regional, tmp_path, costs):
+    """A claim above the ceiling, or claims of one member-year summing above it: the same
+    one line from Spark, DuckDB (partition by partition) and pandas."""
+    def edit(frame):
+        for i, cost in enumerate(costs):
+            frame.loc[2 + i, ["member_id", "eligible_cost"]] = [frame.loc[2, "member_id"], cost]
+    data = _copy_and_edit(regional, tmp_path, 2020, "R02", edit, table="claims")
+    messages = set()
+    for engine in ("spark", "duckdb", "pandas"):
+        with pytest.raises(InputError, match=r"region=R02/part-0\.parquet: column") as err:
+            load_data(data, DataOptions(engine=engine))
+        messages.add(str(err.value))
+    assert len(messages) == 1
 
 
 def test_spark_summary_mode_equals_duckdb_summary_mode(regional):

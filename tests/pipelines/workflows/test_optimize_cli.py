@@ -29,7 +29,8 @@ def test_optimize_writes_plan_and_logs_run(forecast_dir, tmp_path, objective):
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"plan.json", "shadow_prices.csv",
                                                "frontier.csv", "member_impact.csv",
-                                               "term.csv", "settlement.parquet"}
+                                               "term.csv", "settlement.parquet",
+                                               "manifest.json"}
     doc = json.loads((out / "plan.json").read_text())
     plan = plan_from_dict("plan.json", doc["plan"])
     # every reported figure is the evaluator's, recomputed here on the saved forecast

@@ -55,8 +55,10 @@ def test_forecast_writes_table_and_records_versions(trained, small_dir, small_ci
     result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2023",
                                  "--out", str(out), "--scenarios", "200"])
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"forecast.csv", "forecast.parquet",
-                                               "forecast.joblib", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "forecast.csv", "forecast.parquet", "summary.json", "forecast.json", "cohorts.parquet",
+        "severity_costs.parquet", "frequency_design.parquet", "frequency_covariance.parquet",
+        "manifest.json"}
     table = pd.read_parquet(out / "forecast.parquet")
     summary = json.loads((out / "summary.json").read_text())
     assert table["payout_expected"].sum() == pytest.approx(summary["payout_expected"])

@@ -1,0 +1,25 @@
+"""Fail points: named places in a run where the fault tests stop the process to kill it.
+
+`stop_here(name)` does nothing unless the environment variable CIPLAN_STOP_AT names this
+place. Then the process stops itself (SIGSTOP), and the test kills it there with SIGKILL,
+exactly as a crash or an operator's `kill -9` would, before it runs ciplan again and
+checks what the next run makes of what was left. Names: `train:candidate`,
+`train:champions`, `forecast:write`, `propose:<A|B|C|objective>`, `report:write`, and
+`publish:<folder>:swap` / `publish:<folder>:swapped` / `publish:<folder>:aside` around the
+renames that publish an output folder.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["ENV", "stop_here"]
+
+ENV = "CIPLAN_STOP_AT"
+
+
+def stop_here(name: str) -> None:
+    """Stop this process (SIGSTOP) if $CIPLAN_STOP_AT is `name`; otherwise nothing."""
+    if os.environ.get(ENV) == name:
+        os.kill(os.getpid(), signal.SIGSTOP)
