@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.data.cells import Cells
-from forecasting.data.cohorts import CohortSpec
+from forecasting.data.cohorts import CohortSpec, default_keys
 from forecasting.data.engines import AUTO, NeedsDetail, Unsupported, engine_names, get_engine
 from forecasting.data.io import atomic_dir, columns_of, find_table, write_table
 from forecasting.data.options import DataOptions, Source
@@ -50,31 +51,44 @@ def fingerprint(paths: list[Path], extra: str = "") -> str:
     return digest.hexdigest()
 
 
+def cohort_spec(members_path: Path, spec: CohortSpec | None) -> CohortSpec:
+    """The cohorts to build: `spec`, or L city's keys the members table has; every key
+    must be a column of the members table (a near miss is named)."""
+    names = columns_of(members_path)
+    if spec is None:
+        return CohortSpec(keys=default_keys(names))
+    missing = [k for k in spec.keys if k not in names]
+    if missing and names:
+        close = difflib.get_close_matches(missing[0], names, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InputError(f"{members_path}: cohort key {missing[0]!r} is not a column{hint} "
+                         f"(columns: {', '.join(names)})")
+    return spec
+
+
 def load_data(directory: Path, options: DataOptions | None = None) -> Dataset:
-    """Read members, claims and scheme from `directory`, check the contract, build cells
-    with the engine the options name (see DataOptions)."""
+    """Read members, claims and (when present) scheme.toml from `directory`, check the
+    contract, build cells with the engine the options name (see DataOptions). A scheme is
+    needed to price plans (history, backtest payouts, optimisation), not to forecast."""
     options = options or DataOptions()
     if options.engine not in engine_names():
         raise EngineError(f"engine must be one of {', '.join(engine_names())}; "
                           f"got {options.engine!r}")
-    spec = options.spec
-    if options.severity_summary and spec is not None and "special_group" not in spec.keys:
-        raise InputError("a severity summary needs special_group among the cohort keys")
     directory = Path(directory)
     scheme_path = directory / SCHEME_FILE
     members_path = find_table(directory, "members")
-    if spec is None:  # several cities in one data set: each region is a cohort key
-        spec = CohortSpec(keys=("sex", "residence", "special_group", "region")
-                          if "region" in columns_of(members_path) else
-                          ("sex", "residence", "special_group"))
+    spec = cohort_spec(members_path, options.spec)
+    if options.severity_summary and "special_group" not in spec.keys:
+        raise InputError("a severity summary needs special_group among the cohort keys")
     claims_path = find_table(directory, "claims")
-    scheme = load_scheme(scheme_path)
-    source = Source(members_path, claims_path, scheme_path, spec, tuple(sorted(scheme.plans)))
+    scheme = load_scheme(scheme_path) if scheme_path.exists() else Scheme({}, {})
+    inputs = [members_path, claims_path, *([scheme_path] if scheme_path.exists() else [])]
+    # the engines aggregate at single years of age; the bands are summed from those cells
+    source = Source(members_path, claims_path, spec.fine())
     # Hashing the files runs in a thread while the data are checked and aggregated.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        fp = pool.submit(fingerprint, [members_path, claims_path, scheme_path],
-                         options.fingerprint_text(spec))
-        cells = build_cells(source, options)
+        fp = pool.submit(fingerprint, inputs, options.fingerprint_text(spec))
+        cells = build_cells(source, options).coarsened(spec)
         return Dataset(directory, cells, scheme, fp.result())
 
 

@@ -14,14 +14,19 @@ import pandas as pd
 PER_DECADE = 200  # buckets per factor of ten: edges 1.16 % apart
 
 
+TINY = float(np.finfo("float64").tiny)  # only claimants (cost > 0) are bucketed
+
+
 def bucket_of(cost: np.ndarray, per_decade: int = PER_DECADE) -> np.ndarray:
-    """Bucket index of each cost: floor(log10(cost) * per_decade), costs >= 1 CNY."""
-    return np.floor(np.log10(np.maximum(cost, 1.0)) * per_decade).astype("int64")
+    """Bucket index of each cost > 0: floor(log10(cost) * per_decade), in any money unit
+    (costs below 1 have negative buckets)."""
+    return np.floor(np.log10(np.maximum(cost, TINY)) * per_decade).astype("int64")
 
 
 def bucket_sql(column: str, per_decade: int = PER_DECADE) -> str:
     """The same bucket in SQL (DuckDB and Spark both have LN and FLOOR)."""
-    return (f"CAST(FLOOR(LN(GREATEST({column}, 1.0)) / LN(10) * {per_decade}) AS BIGINT)")
+    return (f"CAST(FLOOR(LN(GREATEST({column}, {TINY!r})) / LN(10) * {per_decade}) "
+            f"AS BIGINT)")
 
 
 def summary_sql(keys: list[str], per_decade: int = PER_DECADE) -> str:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from forecasting.data.cells import Cells
+from forecasting.data.cells import Cells, is_reported
 from forecasting.data.cohorts import RESIDENCES, SEXES, CohortSpec
 from forecasting.data.engines import NeedsDetail, Unsupported
 from forecasting.data.engines.sql import (
@@ -145,18 +145,24 @@ class Query:
     spec: CohortSpec
     reported_above: float
     summary: bool  # claimants leave as bucket counts: no claimant rows to collect
+    rule: str = "above"
 
     def select(self, source: str, values_checked: bool, fixed: tuple[str, ...]) -> str:
         """The shared grouped SELECT over one decoded members file with its costs."""
         return cells_select(source, self.spec, self.has_region, self.reported_above,
                             self.summary, DUCKDB, ids_checked=True,
                             values_checked=values_checked, cost="m.cost", detail=False,
-                            fixed=fixed)
+                            fixed=fixed, rule=self.rule, count="m.n")
+
+    def reported(self, cost: np.ndarray) -> np.ndarray:
+        """Which annual costs make claimants (forecasting.data.cells.is_reported)."""
+        return is_reported(cost, self.reported_above, self.rule)
 
 
-def _annual_costs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Member ids (sorted, unique) and annual eligible costs (CNY) of one partition's
-    claims; NaN where a claim's cost is missing, negative or absurd (as the SQL's)."""
+def _annual_costs(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Member ids (sorted, unique), annual eligible costs and claim counts (rows with a
+    cost > 0) of one partition's claims; NaN cost where a claim's cost is missing,
+    negative or absurd (as the SQL's)."""
     table = pa.concat_tables(pq.read_table(f, columns=["member_id", "eligible_cost"])
                              for f in sorted(folder.glob("*.parquet")))
     if table.column("member_id").null_count:
@@ -164,11 +170,13 @@ def _annual_costs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     cost = pc.fill_null(table.column("eligible_cost").cast(pa.float64()), np.nan).to_numpy()
     cost = np.where((cost < 0) | (cost > 1e300), np.nan, cost)
     ids = table.column("member_id").to_numpy()
+    positive = (cost > 0).astype("int64")
     if len(ids) > 1 and (ids[1:] >= ids[:-1]).all():  # claims in member order: no sort
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-        return ids[starts], np.add.reduceat(cost, starts)
+        return ids[starts], np.add.reduceat(cost, starts), np.add.reduceat(positive, starts)
     ids, member = np.unique(ids, return_inverse=True)
-    return ids, np.bincount(member, weights=cost, minlength=len(ids))
+    return (ids, np.bincount(member, weights=cost, minlength=len(ids)),
+            np.bincount(member, weights=positive, minlength=len(ids)).astype("int64"))
 
 
 def values_in_range(file: Path, age_col: str, year: int) -> bool:
@@ -234,7 +242,7 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
     goes beside each row, the database groups the rows and the claimants are taken by
     position (no hash join, no list aggregate)."""
     cur = con.cursor()
-    claim_ids, claim_cost = _annual_costs(q.claims / leaf)
+    claim_ids, claim_cost, claim_n = _annual_costs(q.claims / leaf)
     keys = _partition_keys(leaf)
     year, region = int(keys["year"]), keys.get("region") if q.has_region else None
     matched = np.zeros(len(claim_ids), dtype=bool)
@@ -254,9 +262,10 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
         rows = pos[hit] if order is None else order[pos[hit]]
         has = np.zeros(len(ids), dtype=bool)
         has[rows] = True
-        cost = np.zeros(len(ids))
-        cost[rows] = claim_cost[hit]
-        cur.register("part", members.append_column("cost", pa.array(cost, mask=~has)))
+        cost, n = np.zeros(len(ids)), np.zeros(len(ids), dtype="int64")
+        cost[rows], n[rows] = claim_cost[hit], claim_n[hit]
+        cur.register("part", members.append_column("cost", pa.array(cost, mask=~has))
+                     .append_column("n", pa.array(n)))
         fixed = ("year", "region") if region is not None else ("year",)
         checked = values_in_range(file, q.age_col, year)
         found = cur.sql(q.select("part m", values_checked=checked, fixed=fixed)
@@ -267,7 +276,7 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
         results.append(found)
         if not q.summary:
             claimants.append(_claimant_rows(
-                q, members, rows[claim_cost[hit] > q.reported_above], cost, year, region))
+                q, members, rows[q.reported(claim_cost[hit])], cost, year, region))
     if not matched.all():
         raise NeedsDetail("a claim without its member-year in the same partition")
     return results, claimants, ranges
@@ -314,7 +323,7 @@ def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
         raise Unsupported("the duckdb engine reads Parquet; got CSV files")
     spec, reported_above, summary = source.spec, options.reported_above, options.severity_summary
     members_path, claims_path = source.members, source.claims
-    age_col, has_region = check_schemas(members_path, claims_path)
+    age_col, has_region = check_schemas(members_path, claims_path, spec)
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     if options.memory_limit:
@@ -324,17 +333,17 @@ def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
     con.execute(f"CREATE VIEW m AS {members}")
 
     def cells(parts: list[pa.Table], claimants: pa.Table | None = None) -> Cells:
-        return cells_from_results(parts, spec, reported_above, list(source.years_with_plan),
-                                  has_region, summary, claimants)
+        return cells_from_results(parts, spec, reported_above, has_region, summary, claimants,
+                                  options.threshold_rule)
 
     leaves = year_partitions(members_path, claims_path)
     if leaves:
         q = Query(Path(members_path), Path(claims_path), age_col, has_region, spec,
-                  reported_above, summary)
+                  reported_above, summary, options.threshold_rule)
         with contextlib.suppress(NeedsDetail):  # e.g. a claim filed under another partition
             return cells(*_run_parts(con, q, leaves))
     sql = cells_sql(members, claims_view(duckdb_source(claims_path)), spec, has_region,
-                    reported_above, summary, DUCKDB)
+                    reported_above, summary, DUCKDB, options.threshold_rule)
     # the duplicate check reads ids outside the database: run it beside the query
     with ThreadPoolExecutor(max_workers=1) as pool:
         duplicates = pool.submit(_no_duplicates, con.cursor(), members_path)

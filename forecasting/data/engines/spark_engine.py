@@ -44,7 +44,7 @@ def cells_from_spark(source: Source, options: DataOptions) -> Cells:
     if not source.parquet:
         raise Unsupported("the spark engine reads Parquet; got CSV files")
     spec, reported_above = source.spec, options.reported_above
-    age_col, has_region = check_schemas(source.members, source.claims)
+    age_col, has_region = check_schemas(source.members, source.claims, spec)
     spark = spark_session(options.spark_master)
     spark.read.parquet(str(source.members)).createOrReplaceTempView("m_src")
     spark.read.parquet(str(source.claims)).createOrReplaceTempView("c_src")
@@ -53,10 +53,9 @@ def cells_from_spark(source: Source, options: DataOptions) -> Cells:
     if dup["d"]:
         raise NeedsDetail("duplicate member-years")
     sql = cells_sql("SELECT * FROM m", claims_view("c_src"), spec, has_region,
-                    reported_above, options.severity_summary, SPARK)
-    return cells_from_results([spark.sql(sql).toArrow()], spec, reported_above,
-                              list(source.years_with_plan), has_region,
-                              options.severity_summary)
+                    reported_above, options.severity_summary, SPARK, options.threshold_rule)
+    return cells_from_results([spark.sql(sql).toArrow()], spec, reported_above, has_region,
+                              options.severity_summary, rule=options.threshold_rule)
 
 
 class SparkEngine:

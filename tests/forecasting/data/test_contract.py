@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomli_w
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -113,11 +115,15 @@ def test_empty_table(tiny_csv_dir):
     _fails(tiny_csv_dir, "claims.csv", "empty")
 
 
-def test_year_without_plan(tiny_csv_dir):
-    def change(f):
-        f.loc[0, "year"] = "2023"
-    _edit(tiny_csv_dir / "claims.csv", change)
-    _fails(tiny_csv_dir, "claims.csv", "column 'year'", "row 1:", "with a plan", "2023")
+def test_year_without_plan_is_refused_where_a_plan_is_needed(tiny_csv_dir):
+    """Data of a year without a plan load (forecasting needs none); the accounts of that
+    year need its plan and say so."""
+    path = tiny_csv_dir / "scheme.toml"
+    doc = tomllib.loads(path.read_text())
+    for section in ("plan", "market"):
+        del doc[section]["2021"]
+    path.write_text(tomli_w.dumps(doc))
+    _fails(tiny_csv_dir, "scheme.toml", "no [plan.2021]", "2019, 2020")
 
 
 def test_other_delimiter(tiny_csv_dir):
