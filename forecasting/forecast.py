@@ -11,6 +11,7 @@ each cohort's severity).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +24,56 @@ from forecasting.data.io import atomic_dir
 from forecasting.models.severity import BlendedSeverity
 from forecasting.scheme.plan import Plan, member_payouts
 
-STANDARD_BANDS = ((0.0, 15_000.0), (15_000.0, 50_000.0), (50_000.0, 100_000.0),
-                  (100_000.0, 200_000.0), (200_000.0, 300_000.0), (300_000.0, np.inf))
 FORECAST_FILE = "forecast.joblib"
+LAYER_QUANTILES = (0.5, 0.75, 0.9, 0.97, 0.99)  # layer edges without a plan: cost quantiles
+COVERAGE = 0.90  # the ranges printed beside expected values
+
+
+def money_label(x: float) -> str:
+    """A cost level for a column name, in the data's own unit: 150, 1.5k, 15k, 1.5M, inf."""
+    if np.isinf(x):
+        return "inf"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def round_level(x: float) -> float:
+    """A cost level rounded to two significant digits (what a layer table shows)."""
+    if x <= 0 or not np.isfinite(x):
+        return float(x)
+    digits = 1 - int(np.floor(np.log10(x)))
+    return float(round(x, digits))
+
+
+def plan_levels(plan: Plan) -> list[float]:
+    """The cost levels where a plan's payout changes slope, for ordinary and special
+    members: deductibles, band edges and the costs at which the caps bind."""
+    levels = []
+    for p in (plan, plan.for_special_group()):
+        levels += [p.deductible, *p.band_edges, p.capped_cost()]
+    return sorted({float(x) for x in levels if np.isfinite(x) and x > 0})
+
+
+def interval(samples: np.ndarray, expected: float, coverage: float = COVERAGE
+             ) -> tuple[float, float]:
+    """A `coverage` range of the simulated values that holds `expected`: the central one
+    (5th to 95th percentile for 90 %), shifted, keeping its coverage, towards the expected
+    value when it lies outside (a cohort with rare, heavy claims has most of its mass at 0
+    and its mean above the 95th percentile), and stretched to the expected value only when
+    no shift reaches it (too few scenarios to see the tail)."""
+    samples = np.sort(np.asarray(samples, dtype="float64"))
+    tail = (1 - coverage) / 2
+    low, high = np.quantile(samples, [tail, 1 - tail])
+    if expected > high:
+        start = min(float(np.mean(samples < expected)) - coverage, 1 - coverage)
+        low, high = np.quantile(samples, [max(start, 0.0), max(start, 0.0) + coverage])
+    elif expected < low:
+        start = max(float(np.mean(samples <= expected)), 0.0)
+        low, high = np.quantile(samples, [min(start, 1 - coverage),
+                                          min(start, 1 - coverage) + coverage])
+    return float(min(low, expected)), float(max(high, expected))
 
 
 def payout_per_claimant(plan: Plan, severity: BlendedSeverity) -> float:
@@ -40,7 +88,9 @@ def payout_per_claimant(plan: Plan, severity: BlendedSeverity) -> float:
 
 @dataclass(frozen=True)
 class ScenarioSet:
-    """Simulated annual costs above `floor` (CNY) in n scenarios of the forecast year."""
+    """Simulated annual costs above `floor` (money units of the data) in n scenarios of the
+    forecast year, and each scenario's insured head count (`insured`, length n: enrolment
+    is uncertain too)."""
 
     n: int
     floor: float
@@ -48,18 +98,25 @@ class ScenarioSet:
     scenario: np.ndarray
     cohort: np.ndarray
     special: np.ndarray  # per cohort
+    insured: np.ndarray | None = None  # per scenario
 
-    def payouts(self, plan: Plan) -> np.ndarray:
-        """Total payout (CNY) in each scenario; exact when every deductible is >= floor."""
+    def check_covers(self, plan: Plan) -> None:
+        """Scenarios price a plan only if they hold every cost its payout depends on: an
+        error, not a range, when a deductible lies below the floor."""
         low = min(plan.deductible, plan.for_special_group().deductible)
         if low < self.floor:
-            raise ValueError(f"scenarios hold costs above {self.floor:g} CNY only; the plan's "
-                             f"lowest deductible is {low:g}")
+            raise ValueError(f"scenarios hold costs above {self.floor:g} only; the plan's "
+                             f"lowest deductible is {low:g}: draw them with floor <= {low:g}")
+
+    def payouts(self, plan: Plan) -> np.ndarray:
+        """Total payout in each scenario; exact when every deductible is >= floor."""
+        self.check_covers(plan)
         paid = member_payouts(plan, self.cost, self.special[self.cohort])
         return np.bincount(self.scenario, weights=paid, minlength=self.n)
 
     def payouts_by_cohort(self, plan: Plan, n_cohorts: int) -> np.ndarray:
-        """Payout per scenario and cohort, shape (n, n_cohorts)."""
+        """Payout per scenario and cohort, shape (n, n_cohorts); as exact as `payouts`."""
+        self.check_covers(plan)
         paid = member_payouts(plan, self.cost, self.special[self.cohort])
         flat = np.bincount(self.scenario * n_cohorts + self.cohort, weights=paid,
                            minlength=self.n * n_cohorts)
@@ -68,7 +125,13 @@ class ScenarioSet:
 
 @dataclass(frozen=True)
 class Forecast:
-    """Claims of one future year by cohort (see module doc). Money in CNY."""
+    """Claims of one future year by cohort (see module doc). Money in the data's units.
+
+    insured_sd: standard deviation of log(insured total) around its projection (enrolment
+    uncertainty in the scenarios). reported_above: the data's reporting threshold (0: all
+    costs reported); claimants and layers are ground-up, and `layer_table(per="reported")`
+    prices per claimant above the threshold.
+    """
 
     year: int
     spec: CohortSpec
@@ -79,6 +142,8 @@ class Forecast:
     freq_year_sd: float
     sev_year_sd: float
     provenance: dict = field(default_factory=dict)
+    insured_sd: float = 0.0
+    reported_above: float = 0.0
 
     @property
     def insured(self) -> float:
@@ -108,17 +173,50 @@ class Forecast:
         return float(sum(n * sev.layer(di, np.inf) for n, sev, di in
                          zip(self.cohorts["claimants"], self.severities, d, strict=True)))
 
-    def layer_table(self, bands=STANDARD_BANDS) -> pd.DataFrame:
-        """Expected cost per claimant inside each band, by cohort (CNY)."""
-        cols = {f"layer_{_k(a)}_{_k(b)}": [sev.layer(a, b) for sev in self.severities]
-                for a, b in bands}
+    def layer_levels(self, plan: Plan | None = None) -> list[float]:
+        """Cost levels of the layer table: where `plan`'s payout changes slope, or, without
+        a plan, the LAYER_QUANTILES of the year's claimant costs (two significant digits)."""
+        if plan is not None:
+            return plan_levels(plan)
+        means = self.cohorts["mean_severity"]
+        levels = {round_level(_solve_level(self.pooled_cdf, q, means)) for q in LAYER_QUANTILES}
+        return sorted(x for x in levels if x > 0)
+
+    def pooled_cdf(self, x: float) -> float:
+        """P(X <= x) for a claimant of the year, cohorts weighted by expected claimants
+        (parametric severities)."""
+        w = self.cohorts["claimants"].to_numpy(float)
+        cdf = np.array([float(sev.parametric.cdf(x)) for sev in self.severities])
+        return float(w @ cdf / w.sum())
+
+    def layer_table(self, plan: Plan | None = None, per: str = "claimant") -> pd.DataFrame:
+        """Expected cost inside each layer between consecutive `layer_levels(plan)` (and
+        from the last to infinity), by cohort: per claimant (ground-up), or per reported
+        claimant (per="reported": given a cost above the reporting threshold)."""
+        if per not in ("claimant", "reported"):
+            raise ValueError(f"per must be 'claimant' or 'reported'; got {per!r}")
+        edges = [0.0, *self.layer_levels(plan), np.inf]
+        prefix = "layer" if per == "claimant" else "reported_layer"
+        cols = {}
+        for a, b in itertools.pairwise(edges):
+            name = f"{prefix}_{money_label(a)}_{money_label(b)}"
+            cols[name] = [self._layer(sev, a, b, per) for sev in self.severities]
         return pd.DataFrame(cols)
 
-    def scenarios(self, n: int, seed: int = 0, floor: float = 7_500.0) -> ScenarioSet:
-        """n joint draws of the year: parameters, year effects, claim counts and costs."""
+    def _layer(self, sev: BlendedSeverity, a: float, b: float, per: str) -> float:
+        if per == "claimant" or self.reported_above <= 0:
+            return sev.layer(a, b)
+        return reported_layer(sev, a, b, self.reported_above)
+
+    def scenarios(self, n: int, seed: int = 0, floor: float = 0.0) -> ScenarioSet:
+        """n joint draws of the year: enrolment, parameters, year effects (with the trend's
+        uncertainty), claim counts and costs above `floor` (0: every cost; any plan whose
+        deductibles are at or above the floor can then be priced)."""
         rng = np.random.default_rng(seed)
         k = len(self.cohorts)
-        freq_mult = np.exp(rng.normal(0, self.freq_year_sd, n))[:, None] * np.ones((1, k))
+        insured_mult = np.exp(rng.normal(0, self.insured_sd, n))
+        freq_mult = (np.exp(rng.normal(0, self.freq_year_sd, n)) * insured_mult)[:, None] \
+            * np.ones((1, k))
         if self.freq_covariance is not None:
             shift = rng.multivariate_normal(np.zeros(len(self.freq_covariance)),
                                             self.freq_covariance, size=n, method="eigh")
@@ -131,7 +229,8 @@ class Forecast:
         scen = np.concatenate([p[1] for p in parts])
         cohort = np.concatenate([np.full(len(p[0]), c, dtype=np.int32)
                                  for c, p in enumerate(parts)])
-        return ScenarioSet(n, floor, cost, scen, cohort, self._special())
+        return ScenarioSet(n, floor, cost, scen, cohort, self._special(),
+                           self.insured * insured_mult)
 
     def save(self, directory: Path) -> Path:
         """Write the forecast (joblib, for `ciplan optimize`) atomically into `directory`."""
@@ -149,8 +248,33 @@ class Forecast:
         return joblib.load(path)
 
 
-def _k(x: float) -> str:
-    return "inf" if np.isinf(x) else f"{x / 1000:g}k"
+def _solve_level(cdf, q: float, means: pd.Series) -> float:
+    """The cost level x with cdf(x) = q, by bisection on log x between bounds found from
+    the mean severities (in the data's own units)."""
+    lo, hi = float(means.min()) / 1e3, float(means.max()) * 1e3
+    while cdf(hi) < q and hi < 1e300:
+        hi *= 10
+    for _ in range(80):
+        mid = np.sqrt(lo * hi)
+        lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
+    return float(np.sqrt(lo * hi))
+
+
+def reported_layer(sev: BlendedSeverity, a: float, b: float, threshold: float) -> float:
+    """Expected cost inside [a, b) per reported claimant: E[min(X,b) - min(X,a) | X > T].
+    With g(x) = E[min(X,x) 1{X>T}] = lev(max(x,T)) - lev(T) + min(x,T) S(T), it is
+    (g(b) - g(a)) / S(T)."""
+    survival = 1 - float(sev.parametric.cdf(threshold)) if sev.credibility == 0 else (
+        float(np.mean(sev.costs > threshold)) * sev.credibility
+        + (1 - sev.credibility) * (1 - float(sev.parametric.cdf(threshold))))
+    if survival <= 0:
+        return float("nan")
+    lev_t = float(np.asarray(sev.lev(threshold)))
+
+    def g(x: float) -> float:
+        return float(np.asarray(sev.lev(max(x, threshold)))) - lev_t + min(x, threshold) * survival
+
+    return (g(b) - g(a)) / survival
 
 
 def _draw_cohort(rng, sev: BlendedSeverity, lam: np.ndarray, mult: np.ndarray,

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,37 +23,50 @@ from sklearn.linear_model import GammaRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from forecasting.models.features import CohortDesign
-from forecasting.models.spliced import SplicedSeverity, fit_spliced
+from forecasting.models.spliced import SplicedSeverity, choose_splice, fit_spliced
+from forecasting.models.threads import single_threaded
+from forecasting.models.warnings import ModelWarning
+
+MIN_REPORTED_SHARE = 0.05  # below this share of claimants above T, the forecast says so
 
 
 def _costs(y) -> np.ndarray:
     y = np.asarray(y, dtype="float64")
     if (y <= 0).any() or not np.isfinite(y).all():
-        raise ValueError("claimant costs must be finite and > 0 CNY")
+        raise ValueError("claimant costs must be finite and > 0")
     return y
 
 
+def _gamma(Z: np.ndarray, y: np.ndarray, alpha: float, weight=None) -> GammaRegressor:
+    return GammaRegressor(alpha=alpha, max_iter=1000, tol=1e-10,
+                          solver="newton-cholesky").fit(Z, y, sample_weight=weight)
+
+
 class GammaSeverityGLM(RegressorMixin, BaseEstimator):
-    """Gamma GLM, log link, for the mean annual cost of a claimant (CNY) by cohort."""
+    """Gamma GLM, log link, for the mean annual cost of a claimant by cohort (money units
+    of the data). keys, band_width: as in PoissonFrequencyGLM."""
 
     def __init__(self, *, age: str = "spline", n_knots: int = 6, base_year: int = 2019,
-                 alpha: float = 1e-8):
+                 alpha: float = 1e-8, keys: tuple[str, ...] | None = None,
+                 band_width: int = 5):
         self.age = age
         self.n_knots = n_knots
         self.base_year = base_year
         self.alpha = alpha
+        self.keys = keys
+        self.band_width = band_width
 
+    @single_threaded
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> GammaSeverityGLM:
-        self.design_ = CohortDesign(self.age, self.n_knots, self.base_year).fit(X)
+        self.design_ = CohortDesign(self.age, self.n_knots, self.base_year, self.band_width,
+                                    self.keys).fit(X)
         Z = self.design_.transform(X)
-        self.glm_ = GammaRegressor(alpha=self.alpha, max_iter=1000, tol=1e-10,
-                               solver="newton-cholesky").fit(
-            Z, _costs(y), sample_weight=sample_weight)
+        self.glm_ = _gamma(Z, _costs(y), self.alpha, sample_weight)
         self.coef_, self.intercept_ = self.glm_.coef_, float(self.glm_.intercept_)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Mean annual eligible cost per claimant, CNY."""
+        """Mean annual eligible cost per claimant (money units of the data)."""
         check_is_fitted(self, "glm_")
         return self.glm_.predict(self.design_.transform(X))
 
@@ -60,46 +74,82 @@ class GammaSeverityGLM(RegressorMixin, BaseEstimator):
 class SplicedSeverityModel(RegressorMixin, BaseEstimator):
     """Spliced lognormal-Pareto severity with a log-linear cohort scale (see module doc).
 
-    reported_above: costs were reported only above this (CNY); fitted by truncated likelihood.
-    tail_quantile: the splice point u is this quantile of the scale-free costs.
-    Fitted: coef_ (log-scale per design column), base_ (SplicedSeverity of X0).
+    reported_above: costs were reported only from this threshold on (money units of the
+    data); fitted by truncated likelihood, which is the same for "above" and "at or above"
+    (a continuous cost equals the threshold with probability 0).
+    tail_quantile: the splice point u is this quantile of the scale-free costs; None =
+    chosen by profile likelihood over SPLICE_QUANTILES (splice_profile_ keeps the table).
+    alpha: ridge penalty on the cohort scale's coefficients (unit-free: the Gamma deviance
+    is relative), so that one year of few claimants cannot give an age curve of +-600.
+    max_joint_rows: None = every claimant in the truncated joint fit; a number = a random
+    subsample of that size, stated in joint_rows_ and by a ModelWarning.
+    Fitted: coef_ (log-scale per design column), base_ (SplicedSeverity of X0),
+    eta_range_ (the cohort part of the log-scale seen in training: predictions are clamped
+    to it, so a cohort without claimants gets no extrapolated scale), reported_share_.
     """
 
-    def __init__(self, *, reported_above: float = 0.0, tail_quantile: float = 0.97,
-                 n_knots: int = 6, base_year: int = 2019, max_joint_rows: int = 20_000,
-                 random_state: int = 0):
+    def __init__(self, *, reported_above: float = 0.0, tail_quantile: float | None = None,
+                 n_knots: int = 6, base_year: int = 2019, alpha: float = 1e-3,
+                 keys: tuple[str, ...] | None = None, band_width: int = 5,
+                 max_joint_rows: int | None = None, random_state: int = 0):
         self.reported_above = reported_above
         self.tail_quantile = tail_quantile
         self.n_knots = n_knots
         self.base_year = base_year
+        self.alpha = alpha
+        self.keys = keys
+        self.band_width = band_width
         self.max_joint_rows = max_joint_rows
         self.random_state = random_state
 
+    @single_threaded
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> SplicedSeverityModel:
         y = _costs(y)
-        if (y <= self.reported_above).any():
-            raise ValueError("costs must exceed reported_above")
-        self.design_ = CohortDesign("spline", self.n_knots, self.base_year).fit(X)
+        if (y < self.reported_above).any():
+            raise ValueError("costs must reach reported_above")
+        self.design_ = CohortDesign("spline", self.n_knots, self.base_year, self.band_width,
+                                    self.keys).fit(X)
         Z = self.design_.transform(X)
         # Stage 1: the scale from a Gamma GLM of the mean; exact enough when nothing is
         # truncated, a starting point when something is.
-        glm = GammaRegressor(alpha=1e-8, max_iter=1000, tol=1e-10,
-                               solver="newton-cholesky").fit(Z, y)
+        glm = _gamma(Z, y, self.alpha)
         coef = glm.coef_
         x0 = y / np.exp(Z @ coef)
-        u = float(np.quantile(x0, self.tail_quantile))
         trunc = self.reported_above / np.exp(Z @ coef)
-        base = fit_spliced(x0, u, trunc if self.reported_above > 0 else 0.0)
+        base = self._splice(x0, trunc if self.reported_above > 0 else np.zeros_like(x0))
+        self.joint_rows_ = len(y)
         if self.reported_above > 0:
             coef, base = self._joint(Z, y, coef, base)
         self.coef_, self.base_ = coef, base
+        cohort = Z[:, :-1] @ coef[:-1]
+        self.eta_range_ = (float(cohort.min()), float(cohort.max()))
+        self.n_features_in_ = Z.shape[1]
+        self._say_what_truncation_means(Z)
         return self
 
+    def _splice(self, x0: np.ndarray, trunc: np.ndarray) -> SplicedSeverity:
+        if self.tail_quantile is not None:
+            u = float(np.quantile(x0, self.tail_quantile))
+            self.splice_profile_ = [{"threshold": u, "share_above": float((x0 > u).mean()),
+                                     "log_likelihood": float("nan")}]
+            return fit_spliced(x0, u, trunc)
+        base, self.splice_profile_ = choose_splice(x0, trunc)
+        return base
+
     def _joint(self, Z, y, coef, base):
-        """Stage 2 under truncation: scale and distribution together by maximum likelihood."""
-        rng = np.random.default_rng(self.random_state)
-        rows = rng.permutation(len(y))[: self.max_joint_rows]
-        Z, y = Z[rows], y[rows]
+        """Stage 2 under truncation: scale and distribution together by maximum likelihood,
+        on every claimant (or the subsample max_joint_rows asks for, said aloud)."""
+        if self.max_joint_rows is not None and len(y) > self.max_joint_rows:
+            rows = np.random.default_rng(self.random_state).permutation(len(y))[
+                : self.max_joint_rows]
+            Z, y = Z[rows], y[rows]
+            self.joint_rows_ = len(rows)
+            warnings.warn(ModelWarning(
+                f"the truncated severity fit used a random {len(rows):,} of the claimants "
+                f"(max_joint_rows)"), stacklevel=3)
+        unique, inverse = np.unique(Z, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        logy = np.log(y)
         p = Z.shape[1]
 
         def unpack(theta):
@@ -109,19 +159,48 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
 
         def nll(theta):
             b, dist = unpack(theta)
-            s = np.exp(Z @ b)
-            ll = dist.logpdf(y / s) - np.log(s)
-            ll -= np.log(np.maximum(1 - dist.cdf(self.reported_above / s), 1e-300))
-            return -ll.mean()
+            log_s = unique @ b
+            s = np.exp(log_s)
+            ll = dist.logpdf(np.exp(logy - log_s[inverse])) - log_s[inverse]
+            cut = np.log(np.maximum(1 - dist.cdf(self.reported_above / s), 1e-300))
+            return -(ll.mean() - cut[inverse].mean()) + 0.5 * self.alpha * (b @ b)
 
         start = np.r_[coef, base.mu, np.log(base.sigma), logit(base.tail_prob),
                       np.log(base.alpha)]
         res = minimize(nll, start, method="L-BFGS-B")
         return unpack(res.x)
 
-    def scale(self, X: pd.DataFrame) -> np.ndarray:
+    def _say_what_truncation_means(self, Z: np.ndarray) -> None:
+        """Under truncation: the share of claimants above the threshold (the forecast
+        divides counts by it) and whether the body below it is seen at all."""
+        if self.reported_above <= 0:
+            self.reported_share_ = 1.0
+            return
+        scales = np.exp(Z @ self.coef_)
+        share = float(np.mean(1 - self.base_.cdf(self.reported_above / scales)))
+        self.reported_share_ = share
+        if share < MIN_REPORTED_SHARE:
+            warnings.warn(ModelWarning(
+                f"only {share:.1%} of claimants lie above the reporting threshold "
+                f"{self.reported_above:g}: claimant counts are multiplied by about "
+                f"{1 / share:.0f} and the costs below the threshold are extrapolated from "
+                "those above it; price per reported claim where you can"), stacklevel=3)
+        if np.median(self.base_.threshold * scales) <= self.reported_above:
+            warnings.warn(ModelWarning(
+                f"the reporting threshold {self.reported_above:g} lies above the splice "
+                "point of the fitted distribution for most cohorts: the body below the "
+                "threshold is not identified by the data (its lognormal shape is assumed)"),
+                stacklevel=3)
+
+    def log_scale(self, X: pd.DataFrame) -> np.ndarray:
+        """log of each row's scale: the cohort part clamped to eta_range_, plus the trend."""
         check_is_fitted(self, "base_")
-        return np.exp(self.design_.transform(X) @ self.coef_)
+        Z = self.design_.transform(X)
+        cohort = np.clip(Z[:, :-1] @ self.coef_[:-1], *self.eta_range_)
+        return cohort + Z[:, -1] * self.coef_[-1]
+
+    def scale(self, X: pd.DataFrame) -> np.ndarray:
+        return np.exp(self.log_scale(X))
 
     def distributions(self, X: pd.DataFrame) -> list[SplicedSeverity]:
         """The fitted severity distribution of each row's cohort and year."""
@@ -130,8 +209,14 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
                 for s in self.scale(X)]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Mean annual eligible cost per claimant, CNY."""
+        """Mean annual eligible cost per claimant (money units of the data)."""
         return self.scale(X) * self.base_.mean()
+
+    @property
+    def trend_(self) -> float:
+        """Yearly log growth of the cost scale (the last design column)."""
+        check_is_fitted(self, "coef_")
+        return float(self.coef_[-1])
 
 
 @dataclass(frozen=True)

@@ -92,23 +92,55 @@ class SplicedSeverity:
         return np.where(x0 <= self.threshold, body, tail) - math.log(self.scale)
 
 
-def fit_spliced(costs: np.ndarray, threshold: float, truncated_at: float | np.ndarray = 0.0,
-                weights: np.ndarray | None = None) -> SplicedSeverity:
-    """Maximum likelihood fit of the spliced model with u = `threshold` fixed (CNY).
+MIN_TAIL = 30  # claimants (weighted) on each side of a candidate splice point
+SPLICE_QUANTILES = (0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.965, 0.975, 0.985, 0.99)
 
-    When costs are only reported above `truncated_at` (left truncation; a number or one per
-    cost), each density is divided by P(X > truncated_at): what was not seen is modelled,
-    never counted as zero.
-    """
-    x = np.asarray(costs, dtype="float64")
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype="float64")
-    trunc = np.broadcast_to(np.asarray(truncated_at, dtype="float64"), x.shape)
-    if (x <= trunc).any():
-        raise ValueError("every cost must exceed truncated_at")
-    logs = np.log(x[x <= threshold])
-    start = np.array([np.mean(logs) if logs.size else math.log(threshold) - 1,
-                      math.log(np.std(logs) if logs.size > 1 else 1.0),
-                      logit(min(max((x > threshold).mean(), 1e-4), 0.5)), math.log(2.0)])
+
+def _body_fit(logs: np.ndarray, w: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(mu, sigma) of a lognormal truncated above at `threshold` by maximum likelihood,
+    from the weighted sufficient statistics of the log costs below it (O(1) per step)."""
+    n = w.sum()
+    if n <= 0:
+        return math.log(threshold) - 1.0, 1.0
+    s1, s2 = w @ logs, w @ (logs * logs)
+    top = math.log(threshold)
+    mean = s1 / n
+    sd = math.sqrt(max(s2 / n - mean * mean, 1e-6))
+
+    def nll(theta: np.ndarray) -> float:
+        mu, log_sd = theta
+        sd_ = math.exp(log_sd)
+        quad = (s2 - 2 * mu * s1 + n * mu * mu) / (2 * sd_ * sd_)
+        cut = max(float(ndtr((top - mu) / sd_)), 1e-300)
+        return (n * log_sd + quad + n * math.log(cut)) / n
+
+    res = minimize(nll, np.array([mean, math.log(sd)]), method="L-BFGS-B")
+    return float(res.x[0]), float(math.exp(res.x[1]))
+
+
+def _fit_untruncated(x: np.ndarray, w: np.ndarray, threshold: float) -> SplicedSeverity:
+    """The spliced model's likelihood separates when nothing is truncated: the tail share
+    and the Pareto index in closed form, the body from sufficient statistics."""
+    tail = x > threshold
+    n_tail, n = w[tail].sum(), w.sum()
+    pi = min(max(n_tail / n, 1e-9), 1 - 1e-9)
+    spread = w[tail] @ np.log(x[tail] / threshold)
+    alpha = n_tail / spread if n_tail > 0 and spread > 0 else 2.0
+    mu, sigma = _body_fit(np.log(x[~tail]), w[~tail], threshold)
+    return SplicedSeverity(mu, sigma, threshold, float(pi), float(alpha))
+
+
+def _fit_truncated(x: np.ndarray, w: np.ndarray, threshold: float,
+                   trunc: np.ndarray) -> SplicedSeverity:
+    """Maximum likelihood with each density divided by P(X > truncation point): the
+    truncation points take few values (one per cohort scale), so their CDF is computed
+    once per distinct value."""
+    points, where = np.unique(trunc, return_inverse=True)
+    weight_at = np.bincount(where, weights=w, minlength=len(points))
+    start_dist = _fit_untruncated(x, w, threshold)
+    start = np.array([start_dist.mu, math.log(start_dist.sigma),
+                      logit(min(max(start_dist.tail_prob, 1e-4), 0.5)),
+                      math.log(start_dist.alpha)])
 
     def build(theta: np.ndarray) -> SplicedSeverity:
         return SplicedSeverity(theta[0], math.exp(theta[1]), threshold, float(expit(theta[2])),
@@ -117,10 +149,73 @@ def fit_spliced(costs: np.ndarray, threshold: float, truncated_at: float | np.nd
     def nll(theta: np.ndarray) -> float:
         dist = build(theta)
         ll = w @ dist.logpdf(x)
-        if trunc.any():
-            ll -= w @ np.log(np.maximum(1 - dist.cdf(trunc), 1e-300))
+        ll -= weight_at @ np.log(np.maximum(1 - dist.cdf(points), 1e-300))
         return -ll / w.sum()
 
     res = minimize(nll, start, method="Nelder-Mead",
                    options={"xatol": 1e-7, "fatol": 1e-10, "maxiter": 20_000, "maxfev": 20_000})
     return build(res.x)
+
+
+def fit_spliced(costs: np.ndarray, threshold: float, truncated_at: float | np.ndarray = 0.0,
+                weights: np.ndarray | None = None) -> SplicedSeverity:
+    """Maximum likelihood fit of the spliced model with u = `threshold` fixed (money units).
+
+    When costs are only reported above `truncated_at` (left truncation; a number or one per
+    cost), each density is divided by P(X > truncated_at): what was not seen is modelled,
+    never counted as zero.
+    """
+    x = np.asarray(costs, dtype="float64")
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype="float64")
+    trunc = np.broadcast_to(np.asarray(truncated_at, dtype="float64"), x.shape)
+    if (x < trunc).any():
+        raise ValueError("every cost must reach truncated_at")
+    if not trunc.any():
+        return _fit_untruncated(x, w, threshold)
+    return _fit_truncated(x, w, threshold, trunc)
+
+
+def log_likelihood(dist: SplicedSeverity, x: np.ndarray, w: np.ndarray,
+                   trunc: np.ndarray) -> float:
+    """Weighted log-likelihood of costs x under `dist`, truncated at `trunc` (0: none)."""
+    ll = float(w @ dist.logpdf(x))
+    if trunc.any():
+        points, where = np.unique(trunc, return_inverse=True)
+        at = np.bincount(where, weights=w, minlength=len(points))
+        ll -= float(at @ np.log(np.maximum(1 - dist.cdf(points), 1e-300)))
+    return ll
+
+
+def splice_candidates(x: np.ndarray, w: np.ndarray,
+                      quantiles: tuple[float, ...] = SPLICE_QUANTILES) -> list[float]:
+    """Candidate splice points: quantiles of the costs leaving at least MIN_TAIL claimants
+    (weighted) on each side; the median when the data are too few for any."""
+    from forecasting.models.features import weighted_quantiles
+
+    found = []
+    for u in weighted_quantiles(x, w, np.asarray(quantiles)):
+        above = w[x > u].sum()
+        if above >= MIN_TAIL and w.sum() - above >= MIN_TAIL and u not in found:
+            found.append(float(u))
+    return found or [float(weighted_quantiles(x, w, np.array([0.5]))[0])]
+
+
+def choose_splice(costs: np.ndarray, truncated_at: float | np.ndarray = 0.0,
+                  weights: np.ndarray | None = None,
+                  quantiles: tuple[float, ...] = SPLICE_QUANTILES
+                  ) -> tuple[SplicedSeverity, list[dict]]:
+    """The splice point by profile likelihood: the spliced model fitted at each candidate
+    (splice_candidates), the one with the highest likelihood kept. Returns it and the
+    profile (one dict per candidate: threshold, share above it, log-likelihood)."""
+    x = np.asarray(costs, dtype="float64")
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype="float64")
+    trunc = np.broadcast_to(np.asarray(truncated_at, dtype="float64"), x.shape)
+    profile, best = [], None
+    for u in splice_candidates(x, w, quantiles):
+        dist = fit_spliced(x, u, trunc, w)
+        ll = log_likelihood(dist, x, w, trunc)
+        profile.append({"threshold": u, "share_above": float(w[x > u].sum() / w.sum()),
+                        "log_likelihood": ll})
+        if best is None or ll > best[0]:
+            best = (ll, dist)
+    return best[1], profile

@@ -12,8 +12,8 @@ from forecasting.data.cells import aggregate, annual_costs
 from forecasting.models.features import age_midpoint
 from forecasting.models.frequency import GBMFrequency, PoissonFrequencyGLM
 
-TRUE = {"intercept": np.log(0.05), "age_per_10y": 0.22, "male": 0.08, "rural": -0.08,
-        "special": 0.30, "trend": 0.03}
+TRUE = {"intercept": np.log(0.05), "age_per_10y": 0.22, "sex=M": 0.08, "residence=rural": -0.08,
+        "special_group": 0.30, "trend": 0.03}
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +24,9 @@ def known_cells(small_city) -> pd.DataFrame:
     cells["exposure"] *= 50  # a bigger city: tight estimates, same structure
     eta = (TRUE["intercept"]
            + TRUE["age_per_10y"] * (age_midpoint(cells["age_band"]) - 40) / 10
-           + TRUE["male"] * (cells["sex"].astype(str) == "M")
-           + TRUE["rural"] * (cells["residence"].astype(str) == "rural")
-           + TRUE["special"] * cells["special_group"]
+           + TRUE["sex=M"] * (cells["sex"].astype(str) == "M")
+           + TRUE["residence=rural"] * (cells["residence"].astype(str) == "rural")
+           + TRUE["special_group"] * cells["special_group"]
            + TRUE["trend"] * (cells["year"] - 2019))
     cells["true_rate"] = np.exp(eta.astype(float))
     rng = np.random.default_rng(42)
