@@ -260,21 +260,29 @@ def _solve_level(cdf, q: float, means: pd.Series) -> float:
     return float(np.sqrt(lo * hi))
 
 
-def reported_layer(sev: BlendedSeverity, a: float, b: float, threshold: float) -> float:
-    """Expected cost inside [a, b) per reported claimant: E[min(X,b) - min(X,a) | X > T].
-    With g(x) = E[min(X,x) 1{X>T}] = lev(max(x,T)) - lev(T) + min(x,T) S(T), it is
-    (g(b) - g(a)) / S(T)."""
-    survival = 1 - float(sev.parametric.cdf(threshold)) if sev.credibility == 0 else (
-        float(np.mean(sev.costs > threshold)) * sev.credibility
-        + (1 - sev.credibility) * (1 - float(sev.parametric.cdf(threshold))))
+def layer_above(lev, survival: float, a: float, b: float, threshold: float) -> float:
+    """Expected cost inside [a, b) per claimant above the threshold T,
+    E[min(X,b) - min(X,a) | X > T], from the limited expected values `lev` and
+    survival = P(X > T): with g(x) = E[min(X,x) 1{X>T}] = lev(max(x,T)) - lev(T) +
+    min(x,T) S(T), it is (g(b) - g(a)) / S(T)."""
     if survival <= 0:
         return float("nan")
-    lev_t = float(np.asarray(sev.lev(threshold)))
+    lev_t = float(np.asarray(lev(threshold)))
 
     def g(x: float) -> float:
-        return float(np.asarray(sev.lev(max(x, threshold)))) - lev_t + min(x, threshold) * survival
+        return float(np.asarray(lev(max(x, threshold)))) - lev_t + min(x, threshold) * survival
 
     return (g(b) - g(a)) / survival
+
+
+def reported_layer(sev: BlendedSeverity, a: float, b: float, threshold: float) -> float:
+    """Expected cost inside [a, b) per reported claimant (cost above `threshold`) of a
+    blended severity (its empirical and parametric parts mixed by credibility)."""
+    param = 1 - float(sev.parametric.cdf(threshold))
+    survival = param if sev.credibility == 0 or sev.costs.size == 0 else (
+        sev.credibility * float(np.mean(sev.costs > threshold))
+        + (1 - sev.credibility) * param)
+    return layer_above(sev.lev, survival, a, b, threshold)
 
 
 def _draw_cohort(rng, sev: BlendedSeverity, lam: np.ndarray, mult: np.ndarray,

@@ -27,25 +27,31 @@ AGE_LIMIT = 120  # oldest age the contract accepts (years)
 @dataclass(frozen=True)
 class CohortSpec:
     """How member-years are grouped: age bands of `band_width` years, the last open from
-    `age_max`, times every key in `keys` (names of categorical columns of the members)."""
+    `age_max`, times every key in `keys` (names of categorical columns of the members;
+    None: load_data takes L city's keys the data have, see default_keys)."""
 
     band_width: int = 5
     age_max: int = 85
-    keys: tuple[str, ...] = ("sex", "residence", "special_group")
+    keys: tuple[str, ...] | None = ("sex", "residence", "special_group")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "keys", tuple(self.keys))
+        if self.keys is not None:
+            object.__setattr__(self, "keys", tuple(self.keys))
+        self._check()
+
+    def _check(self) -> None:
         if self.band_width < 1 or self.age_max < self.band_width:
             raise ValueError("band_width must be >= 1 and age_max >= band_width")
         if self.age_max % self.band_width:
             raise ValueError(f"age_max must be a multiple of band_width; got {self.age_max} "
                              f"and {self.band_width}")
-        reserved = sorted(set(self.keys) & set(RESERVED))
+        keys = self.keys or ()
+        reserved = sorted(set(keys) & set(RESERVED))
         if reserved:
             raise ValueError(f"cohort keys cannot be {reserved}: these columns have their own "
                              "meaning in the data contract")
-        if len(set(self.keys)) != len(self.keys):
-            raise ValueError(f"cohort keys repeat: {list(self.keys)}")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"cohort keys repeat: {list(keys)}")
 
     @property
     def n_bands(self) -> int:

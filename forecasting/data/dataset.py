@@ -6,11 +6,12 @@ import difflib
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
+from forecasting.config import ProjectConfig
 from forecasting.data.cells import Cells
 from forecasting.data.cohorts import CohortSpec, default_keys
 from forecasting.data.engines import AUTO, NeedsDetail, Unsupported, engine_names, get_engine
@@ -30,6 +31,7 @@ class Dataset:
     cells: Cells
     scheme: Scheme
     fingerprint: str
+    config: ProjectConfig = field(default_factory=ProjectConfig)
 
     @property
     def years(self) -> list[int]:
@@ -55,8 +57,8 @@ def cohort_spec(members_path: Path, spec: CohortSpec | None) -> CohortSpec:
     """The cohorts to build: `spec`, or L city's keys the members table has; every key
     must be a column of the members table (a near miss is named)."""
     names = columns_of(members_path)
-    if spec is None:
-        return CohortSpec(keys=default_keys(names))
+    if spec is None or spec.keys is None:
+        return replace(spec or CohortSpec(), keys=default_keys(names))
     missing = [k for k in spec.keys if k not in names]
     if missing and names:
         close = difflib.get_close_matches(missing[0], names, n=1, cutoff=0.6)
@@ -66,10 +68,12 @@ def cohort_spec(members_path: Path, spec: CohortSpec | None) -> CohortSpec:
     return spec
 
 
-def load_data(directory: Path, options: DataOptions | None = None) -> Dataset:
+def load_data(directory: Path, options: DataOptions | None = None,
+              config: ProjectConfig | None = None) -> Dataset:
     """Read members, claims and (when present) scheme.toml from `directory`, check the
     contract, build cells with the engine the options name (see DataOptions). A scheme is
-    needed to price plans (history, backtest payouts, optimisation), not to forecast."""
+    needed to price plans (history, backtest payouts, optimisation), not to forecast.
+    `config` (the project configuration) travels with the Dataset to the models."""
     options = options or DataOptions()
     if options.engine not in engine_names():
         raise EngineError(f"engine must be one of {', '.join(engine_names())}; "
@@ -89,7 +93,7 @@ def load_data(directory: Path, options: DataOptions | None = None) -> Dataset:
     with ThreadPoolExecutor(max_workers=1) as pool:
         fp = pool.submit(fingerprint, inputs, options.fingerprint_text(spec))
         cells = build_cells(source, options).coarsened(spec)
-        return Dataset(directory, cells, scheme, fp.result())
+        return Dataset(directory, cells, scheme, fp.result(), config or ProjectConfig())
 
 
 def build_cells(source: Source, options: DataOptions) -> Cells:

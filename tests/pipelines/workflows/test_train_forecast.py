@@ -31,23 +31,37 @@ def test_train_logs_candidates_and_registers_champions(trained, small_dir, store
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.info.run_name == "train"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(parents) == 1 and len(children) == 4
+    kinds = [r.data.tags["kind"] for r in children]
+    assert len(parents) == 1 and kinds.count("frequency") == 5 and kinds.count("severity") == 2
     fingerprint = load_data(small_dir).fingerprint
     for run in [*parents, *children]:
         assert run.data.tags["data_fingerprint"] == fingerprint
     for run in children:
         assert "backtest_poisson_deviance" in run.data.metrics
         assert "backtest_payout_error" in run.data.metrics
-    # the champion of each kind has the lowest backtest score of its kind
-    freq = {r.data.tags["candidate"]: r.data.metrics["backtest_poisson_deviance"]
+    # the champion of each kind has the lowest robust backtest score of its kind, and the
+    # frequency champion is never worse than the one-hot band GLM, always a candidate
+    freq = {r.data.tags["candidate"]: r.data.metrics["score_poisson_deviance"]
             for r in children if r.data.tags["kind"] == "frequency"}
-    assert parents[0].data.tags["champion_frequency"] == min(freq, key=freq.get)
+    champion = parents[0].data.tags["champion_frequency"]
+    assert champion == min(freq, key=freq.get)
+    assert freq[champion] <= freq["poisson-bands"]
+    sev = {r.data.tags["candidate"]: r.data.metrics["score_layer_error"]
+           for r in children if r.data.tags["kind"] == "severity"}
+    assert parents[0].data.tags["champion_severity"] == min(sev, key=sev.get)
     for name in ("claim-frequency", "claim-severity"):
         version = client.get_model_version_by_alias(name, "champion")
         assert version.tags["data_fingerprint"] == fingerprint
-    artifacts = {a.path for a in client.list_artifacts(children[0].info.run_id)}
-    assert {"backtest.csv"} <= artifacts
-    assert artifacts & {"frequency_by_age.png", "severity_by_age.png"}
+    for run in children:
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"backtest.csv"} <= artifacts
+        if run.data.tags["kind"] == "frequency":
+            assert {"frequency_by_age.png", "lorenz.png"} <= artifacts
+        else:  # severity diagnostics: mean excess, QQ, layer fit, the splice profile
+            assert {"severity_by_age.png", "mean_excess.png", "qq.png", "layer_fit.csv",
+                    "splice_profile.csv"} <= artifacts
+            assert float(run.data.params["fitted.joint_rows"]) == float(
+                run.data.params["fitted.claimants"])
 
 
 def test_forecast_writes_table_and_records_versions(trained, small_dir, small_city, tmp_path):
