@@ -124,18 +124,20 @@ def write_data_dir(
     out: Path,
     members: pd.DataFrame,
     claims: pd.DataFrame,
-    scheme: Scheme,
+    scheme: Scheme | None,
     fmt: str = "parquet",
     extra: dict[str, dict] | None = None,
 ) -> Path:
-    """Write a data directory (members, claims, scheme.toml, extra JSON files) atomically."""
+    """Write a data directory (members, claims, scheme.toml unless `scheme` is None, extra
+    JSON files) atomically."""
     if fmt not in ("parquet", "csv"):
         raise InputError(f"format must be parquet or csv; got {fmt!r}")
     out = Path(out)
     with atomic_dir(out) as tmp:
         write_table(members, tmp / f"members.{fmt}")
         write_table(claims, tmp / f"claims.{fmt}")
-        (tmp / SCHEME_FILE).write_text(scheme_to_toml(scheme), encoding="utf-8")
+        if scheme is not None:
+            (tmp / SCHEME_FILE).write_text(scheme_to_toml(scheme), encoding="utf-8")
         for name, content in (extra or {}).items():
             (tmp / name).write_text(json.dumps(content, indent=2, default=float), encoding="utf-8")
     return out

@@ -37,6 +37,47 @@ def summary_sql(keys: list[str], per_decade: int = PER_DECADE) -> str:
 
 
 @dataclass(frozen=True)
+class ContinuanceTable:
+    """Claimants grouped by cost interval, as a continuance table (or a published table of
+    loss data) gives them: interval i is [edges[i], edges[i+1]) (the last open above),
+    holding counts[i] claimants whose costs total totals[i]. Layer prices are exact at the
+    edges; between edges E[min(X, b)] is interpolated linearly inside the interval, an
+    error bounded by the interval's width; inside the open top interval it is unknown
+    (an error)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    totals: np.ndarray
+
+    def lev(self, b: float) -> float:
+        """E[min(X, b)] per claimant (money units of the table)."""
+        n = np.asarray(self.counts, dtype="float64")
+        if n.sum() == 0:
+            return 0.0
+        total = np.asarray(self.totals, dtype="float64")
+        if math.isinf(b):
+            return float(total.sum() / n.sum())
+        lo = np.asarray(self.edges, dtype="float64")
+        hi = np.r_[lo[1:], np.inf]
+        # intervals wholly below b count in full, wholly above count b each; the interval
+        # that holds b is interpolated between its exact values at its two edges
+        below, above = hi <= b, lo >= b
+        inside = ~below & ~above & np.isfinite(hi)
+        value = total[below].sum() + b * n[above].sum()
+        if inside.any():
+            w = (b - lo[inside]) / (hi[inside] - lo[inside])
+            value += float(((1 - w) * lo[inside] * n[inside] + w * total[inside]).sum())
+        if (n[~below & ~above & ~np.isfinite(hi)] > 0).any():
+            raise ValueError(f"{b:g} lies inside the open top interval (from {lo[-1]:g}): "
+                             "the table does not determine E[min(X, b)] there")
+        return float(value / n.sum())
+
+    def layer(self, a: float, b: float) -> float:
+        """Expected cost per claimant inside [a, b)."""
+        return self.lev(b) - self.lev(a)
+
+
+@dataclass(frozen=True)
 class SeveritySummary:
     """Bucket counts and sums by cohort: `table` has the key columns, bucket, n, total."""
 
@@ -58,27 +99,17 @@ class SeveritySummary:
         return 10.0 ** (np.asarray(bucket, dtype="float64") / self.per_decade)
 
     def lev(self, b: float, rows: pd.Series | None = None) -> float:
-        """E[min(X, b)] over the claimants of the selected rows (all by default), CNY."""
+        """E[min(X, b)] over the claimants of the selected rows (all by default)."""
         t = self.table if rows is None else self.table[rows]
-        n = t["n"].to_numpy(float)
-        if n.sum() == 0:
-            return 0.0
-        if math.isinf(b):
-            return float(t["total"].sum() / n.sum())
-        lo = self.edge(t["bucket"].to_numpy())
-        hi = self.edge(t["bucket"].to_numpy() + 1)
-        total = t["total"].to_numpy(float)
-        # buckets wholly below b count in full, wholly above count b each; the bucket that
-        # holds b is interpolated between its exact values at its two edges
-        below, above = hi <= b, lo >= b
-        inside = ~below & ~above
-        value = total[below].sum() + b * n[above].sum()
-        if inside.any():
-            at_lo = lo[inside] * n[inside]               # every cost there is >= lo
-            at_hi = total[inside]                        # every cost there is < hi
-            w = (b - lo[inside]) / (hi[inside] - lo[inside])
-            value += float(((1 - w) * at_lo + w * at_hi).sum())
-        return float(value / n.sum())
+        order = np.argsort(t["bucket"].to_numpy())
+        buckets = t["bucket"].to_numpy()[order]
+        # buckets side by side: the gaps between occupied buckets are empty intervals
+        edges = np.unique(np.r_[self.edge(buckets), self.edge(buckets + 1)])
+        at = np.searchsorted(edges, self.edge(buckets))
+        counts, totals = np.zeros(len(edges)), np.zeros(len(edges))
+        np.add.at(counts, at, t["n"].to_numpy(float)[order])
+        np.add.at(totals, at, t["total"].to_numpy(float)[order])
+        return ContinuanceTable(edges, counts, totals).lev(b)
 
     def layer(self, a: float, b: float, rows: pd.Series | None = None) -> float:
         """Expected cost per claimant inside [a, b), CNY."""

@@ -242,7 +242,7 @@ class GBMFrequency(RegressorMixin, BaseEstimator):
             warnings.warn(ModelWarning(
                 f"the gradient-boosted frequency is a constant rate on these {len(Z)} cells "
                 f"(min_samples_leaf={self.min_samples_leaf_}); it cannot rank cohorts"),
-                stacklevel=2)
+                stacklevel=3)
         return self
 
     def _fit_trees(self, Z: np.ndarray, y: np.ndarray, w: np.ndarray, leaf: int,

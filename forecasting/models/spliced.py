@@ -92,6 +92,59 @@ class SplicedSeverity:
         return np.where(x0 <= self.threshold, body, tail) - math.log(self.scale)
 
 
+class GroupedCosts:
+    """Log costs grouped (rows of a group share a scale and a truncation point), sorted
+    within each group, with prefix sums: the spliced log-likelihood for any scales and
+    parameters costs O(groups x log rows), not O(rows), per evaluation.
+
+    log_costs: log of each cost; group: each row's group (0..K-1).
+    """
+
+    def __init__(self, log_costs: np.ndarray, group: np.ndarray):
+        group = np.asarray(group, dtype="int64")
+        order = np.lexsort((log_costs, group))
+        self.logs, g = np.asarray(log_costs, dtype="float64")[order], group[order]
+        k = np.arange(int(group.max()) + 1)
+        self.start, self.end = np.searchsorted(g, k), np.searchsorted(g, k, side="right")
+        self.n = self.end - self.start
+        self.c1 = np.r_[0.0, np.cumsum(self.logs)]
+        self.c2 = np.r_[0.0, np.cumsum(self.logs * self.logs)]
+        self.low, self.width = float(self.logs.min()), float(np.ptp(self.logs)) + 2.0
+        self.key = g * self.width + (self.logs - self.low)  # increasing across groups
+
+    def _split(self, log_cut: np.ndarray) -> np.ndarray:
+        """Per group, the first row whose log cost exceeds log_cut (the group's end when
+        none does)."""
+        inside = np.clip(log_cut - self.low, -0.5, self.width - 1.0)
+        at = np.searchsorted(self.key, np.arange(len(self.n)) * self.width + inside,
+                             side="right")
+        return np.clip(at, self.start, self.end)
+
+    def log_likelihood(self, dist: SplicedSeverity, log_scale: np.ndarray,
+                       truncated_at: np.ndarray | float = 0.0) -> float:
+        """Sum over rows of log f(cost) for cost = scale_g x X0, X0 ~ `dist` (scale 1),
+        each density divided by P(cost > truncated_at_g) when truncated_at > 0."""
+        mu, sd, u, pi, a = dist.mu, dist.sigma, dist.threshold, dist.tail_prob, dist.alpha
+        split = self._split(math.log(u) + log_scale)
+        nb, nt = split - self.start, self.end - split
+        sum_b = self.c1[split] - self.c1[self.start] - nb * log_scale
+        sq_b = (self.c2[split] - self.c2[self.start]
+                - 2 * log_scale * (self.c1[split] - self.c1[self.start])
+                + nb * log_scale**2)
+        sum_t = self.c1[self.end] - self.c1[split] - nt * log_scale
+        top = float(ndtr((math.log(u) - mu) / sd))
+        body = (nb * (math.log1p(-pi) - math.log(max(top, 1e-300)) - math.log(sd)
+                      - 0.5 * math.log(2 * math.pi))
+                - sum_b - (sq_b - 2 * mu * sum_b + nb * mu * mu) / (2 * sd * sd))
+        tail = nt * (math.log(pi) + math.log(a) + a * math.log(u)) - (a + 1) * sum_t
+        total = float(body.sum() + tail.sum() - (self.n * log_scale).sum())
+        cut = np.broadcast_to(np.asarray(truncated_at, dtype="float64"), self.n.shape)
+        if cut.any():
+            survival = 1 - dist.cdf(cut * np.exp(-log_scale))
+            total -= float(self.n @ np.log(np.maximum(survival, 1e-300)))
+        return total
+
+
 MIN_TAIL = 30  # claimants (weighted) on each side of a candidate splice point
 SPLICE_QUANTILES = (0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.965, 0.975, 0.985, 0.99)
 
@@ -130,14 +183,14 @@ def _fit_untruncated(x: np.ndarray, w: np.ndarray, threshold: float) -> SplicedS
     return SplicedSeverity(mu, sigma, threshold, float(pi), float(alpha))
 
 
-def _fit_truncated(x: np.ndarray, w: np.ndarray, threshold: float,
-                   trunc: np.ndarray) -> SplicedSeverity:
-    """Maximum likelihood with each density divided by P(X > truncation point): the
-    truncation points take few values (one per cohort scale), so their CDF is computed
-    once per distinct value."""
+def _fit_truncated(x: np.ndarray, threshold: float, trunc: np.ndarray) -> SplicedSeverity:
+    """Maximum likelihood with each density divided by P(X > truncation point); the
+    costs are grouped by truncation point (one per cohort scale), so that each evaluation
+    costs O(groups)."""
     points, where = np.unique(trunc, return_inverse=True)
-    weight_at = np.bincount(where, weights=w, minlength=len(points))
-    start_dist = _fit_untruncated(x, w, threshold)
+    grouped = GroupedCosts(np.log(x), where.ravel())
+    zero = np.zeros(len(points))
+    start_dist = _fit_untruncated(x, np.ones_like(x), threshold)
     start = np.array([start_dist.mu, math.log(start_dist.sigma),
                       logit(min(max(start_dist.tail_prob, 1e-4), 0.5)),
                       math.log(start_dist.alpha)])
@@ -147,10 +200,7 @@ def _fit_truncated(x: np.ndarray, w: np.ndarray, threshold: float,
                                math.exp(theta[3]))
 
     def nll(theta: np.ndarray) -> float:
-        dist = build(theta)
-        ll = w @ dist.logpdf(x)
-        ll -= weight_at @ np.log(np.maximum(1 - dist.cdf(points), 1e-300))
-        return -ll / w.sum()
+        return -grouped.log_likelihood(build(theta), zero, points) / len(x)
 
     res = minimize(nll, start, method="Nelder-Mead",
                    options={"xatol": 1e-7, "fatol": 1e-10, "maxiter": 20_000, "maxfev": 20_000})
@@ -172,7 +222,9 @@ def fit_spliced(costs: np.ndarray, threshold: float, truncated_at: float | np.nd
         raise ValueError("every cost must reach truncated_at")
     if not trunc.any():
         return _fit_untruncated(x, w, threshold)
-    return _fit_truncated(x, w, threshold, trunc)
+    if weights is not None:
+        raise ValueError("weights are not supported with truncation")
+    return _fit_truncated(x, threshold, trunc)
 
 
 def log_likelihood(dist: SplicedSeverity, x: np.ndarray, w: np.ndarray,
@@ -181,7 +233,7 @@ def log_likelihood(dist: SplicedSeverity, x: np.ndarray, w: np.ndarray,
     ll = float(w @ dist.logpdf(x))
     if trunc.any():
         points, where = np.unique(trunc, return_inverse=True)
-        at = np.bincount(where, weights=w, minlength=len(points))
+        at = np.bincount(where.ravel(), weights=w, minlength=len(points))
         ll -= float(at @ np.log(np.maximum(1 - dist.cdf(points), 1e-300)))
     return ll
 
@@ -212,7 +264,7 @@ def choose_splice(costs: np.ndarray, truncated_at: float | np.ndarray = 0.0,
     trunc = np.broadcast_to(np.asarray(truncated_at, dtype="float64"), x.shape)
     profile, best = [], None
     for u in splice_candidates(x, w, quantiles):
-        dist = fit_spliced(x, u, trunc, w)
+        dist = fit_spliced(x, u, trunc, None if weights is None else w)
         ll = log_likelihood(dist, x, w, trunc)
         profile.append({"threshold": u, "share_above": float(w[x > u].sum() / w.sum()),
                         "log_likelihood": ll})
