@@ -232,6 +232,24 @@ class Forecast:
         return ScenarioSet(n, floor, cost, scen, cohort, self._special(),
                            self.insured * insured_mult)
 
+    def payout_ranges(self, plan: Plan, n: int, seed: int = 0,
+                      coverage: float = COVERAGE) -> tuple[pd.DataFrame, dict]:
+        """Expected payout and its `coverage` range per cohort (a frame: expected, low,
+        high) and for the year (a dict, with the scenarios' mean), from n scenarios that
+        hold every cost the plan's payout depends on (floor = its lowest deductible). Each
+        range holds its own expected value (see `interval`)."""
+        floor = min(plan.deductible, plan.for_special_group().deductible)
+        sims = self.scenarios(n, seed, floor=floor).payouts_by_cohort(plan, len(self.cohorts))
+        expected = self.payout_by_cohort(plan)
+        ranges = np.array([interval(sims[:, i], e, coverage) for i, e in enumerate(expected)])
+        by_cohort = pd.DataFrame({"expected": expected, "low": ranges[:, 0],
+                                  "high": ranges[:, 1]})
+        totals = sims.sum(axis=1)
+        low, high = interval(totals, float(expected.sum()), coverage)
+        return by_cohort, {"expected": float(expected.sum()), "low": low, "high": high,
+                           "scenario_mean": float(totals.mean()),
+                           "scenario_se": float(totals.std() / np.sqrt(n))}
+
     def save(self, directory: Path) -> Path:
         """Write the forecast (joblib, for `ciplan optimize`) atomically into `directory`."""
         with atomic_dir(Path(directory)) as tmp:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from forecasting.data.cells import Cells
 from forecasting.forecast import Forecast
@@ -17,6 +18,18 @@ from forecasting.models.uncertainty import prediction_factor, year_sd
 
 FREQUENCY_MODELS = {"glm": PoissonFrequencyGLM, "gbm": GBMFrequency}
 FREQUENCY_ROWS = ("cells", "ages")
+
+
+def counts_like(freq, cells: Cells):
+    """A frequency estimator's twin for claim counts (same class and settings, fitted on
+    the cells' claims per member-year), or None when the data count no claims. What a
+    registered claimant-frequency champion needs to forecast claims too."""
+    rows = cells.table if getattr(freq, "band_width", None) != 1 or cells.by_age is None \
+        else cells.by_age.assign(age=cells.by_age["age_band"])
+    if "claims" not in rows or rows["claims"].sum() == 0:
+        return None
+    return clone(freq).fit(rows, rows["claims"] / rows["exposure"],
+                           sample_weight=rows["exposure"])
 
 
 @dataclass

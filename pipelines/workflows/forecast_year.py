@@ -8,14 +8,13 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from forecasting.data.dataset import Dataset
 from forecasting.data.io import atomic_dir
 from forecasting.errors import UserError
-from forecasting.forecast import Forecast, interval
-from forecasting.models.claims import ClaimsModel
+from forecasting.forecast import Forecast
+from forecasting.models.claims import ClaimsModel, counts_like
 from forecasting.models.warnings import collected
 from forecasting.scheme.accounts import history
 from forecasting.scheme.in_force import plan_to_dict
@@ -126,16 +125,12 @@ def forecast_table(fc: Forecast, plan: Plan | None, scenarios: int, seed: int
         summary["claims"] = float(fc.cohorts["claims"].sum())
     if plan is None:
         return table, summary
-    floor = min(plan.deductible, plan.for_special_group().deductible)
-    table["payout_expected"] = fc.payout_by_cohort(plan)
-    sims = fc.scenarios(scenarios, seed, floor=floor).payouts_by_cohort(plan, len(fc.cohorts))
-    ranges = [interval(sims[:, i], e) for i, e in enumerate(table["payout_expected"])]
-    table["payout_p05"], table["payout_p95"] = np.array(ranges).T
-    totals = sims.sum(axis=1)
-    expected = float(table["payout_expected"].sum())
-    low, high = interval(totals, expected)
-    summary |= {"payout_expected": expected, "payout_p05": low, "payout_p95": high,
-                "scenario_mean": float(totals.mean())}
+    by_cohort, total = fc.payout_ranges(plan, scenarios, seed)
+    table["payout_expected"] = by_cohort["expected"].to_numpy()
+    table["payout_p05"], table["payout_p95"] = by_cohort["low"].to_numpy(), by_cohort[
+        "high"].to_numpy()
+    summary |= {"payout_expected": total["expected"], "payout_p05": total["low"],
+                "payout_p95": total["high"], "scenario_mean": total["scenario_mean"]}
     return table, summary
 
 
@@ -161,7 +156,7 @@ def _run_forecast(ds: Dataset, year: int, out: Path, run_id: str | None, scenari
     tags = lineage(ds.fingerprint, {"year": year, "scenarios": scenarios, "seed": seed})
     tags |= {f"version_{n}": v for n, v in used.items()}
     with collected() as said, mlflow.start_run(run_name=f"forecast-{year}", tags=tags) as run:
-        fc = ClaimsModel().use(cells, freq, sev).forecast(
+        fc = ClaimsModel().use(cells, freq, sev, counts_like(freq, cells)).forecast(
             year, {"forecast_run": run.info.run_id, "data_fingerprint": ds.fingerprint,
                    "model_versions": used, "currency": ds.config.data.currency,
                    **_priced(ds, cells, plan), "backtest": backtest_of(used)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -107,3 +108,35 @@ def test_forecast_unknown_run_id(trained, small_dir, tmp_path):
     result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2023",
                                  "--out", str(tmp_path / "fc"), "--run-id", "nope"])
     assert result.exit_code == 2 and "no MLflow run 'nope'" in result.stderr
+
+
+def test_second_portfolio_trains_and_forecasts_without_a_plan(health_dir, tmp_path,
+                                                              monkeypatch):
+    """The health portfolio (policy periods, service dates, keys from its ciplan.toml, no
+    scheme.toml): train picks a frequency champion at least as good as the one-hot band
+    GLM on the backtest (here one with the age x sex interaction the data hold), and the
+    forecast prices layers in the portfolio's currency without any plan."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'health.db'}")
+    trained = runner.invoke(app, ["train", "--data", str(health_dir)])
+    assert trained.exit_code == 0, trained.output
+    client = _client()
+    exp = client.get_experiment_by_name(FORECAST_EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.info.run_name == "train")
+    scores = {r.data.tags["candidate"]: r.data.metrics["score_poisson_deviance"]
+              for r in runs if r.data.tags.get("kind") == "frequency"}
+    champion = parent.data.tags["champion_frequency"]
+    assert scores[champion] == min(scores.values()) <= scores["poisson-bands"]
+    assert "-x-sex" in champion
+    out = tmp_path / "fc"
+    result = runner.invoke(app, ["forecast", "--data", str(health_dir), "--year", "2024",
+                                 "--out", str(out), "--scenarios", "50"])
+    assert result.exit_code == 0, result.output
+    assert "no plan in force to price" in result.stdout
+    table = pd.read_csv(out / "forecast.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["currency"] == "EUR" and "payout_expected" not in summary
+    layers = [c for c in table.columns if c.startswith("layer_")]
+    assert len(layers) >= 4 and not any(c.startswith("payout") for c in table.columns)
+    np.testing.assert_allclose(table[layers].sum(axis=1), table["mean_severity"], rtol=1e-9)
+    assert summary["claims"] > summary["claimants"] > 0  # claim counts forecast too
