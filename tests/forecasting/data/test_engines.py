@@ -124,3 +124,15 @@ def test_engine_registry_lists_every_engine_once():
     assert engine_names() == ("auto", "pandas", "duckdb", "spark")
     for name in engine_names()[1:]:
         assert get_engine(name).name == name
+
+
+def test_sql_engines_read_l_city_layout_only_and_say_so(health, tmp_path):
+    """Policy periods and other keys are read by the pandas engine: with --engine duckdb
+    the error says so (never a silent switch); auto takes the pandas engine's cells."""
+    data = write_data_dir(tmp_path / "h", health.members, health.claims, None)
+    spec = CohortSpec(keys=("sex", "district"))
+    with pytest.raises(EngineError, match="use --engine pandas"):
+        load_data(data, DataOptions(engine="duckdb", spec=spec))
+    auto = load_data(data, DataOptions(spec=spec)).cells
+    ref = load_data(data, DataOptions(engine="pandas", spec=spec)).cells
+    pd.testing.assert_frame_equal(auto.table, ref.table)
