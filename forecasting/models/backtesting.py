@@ -109,14 +109,15 @@ def evaluate(model: ClaimsModel, forecast: Forecast, cells: Cells, scheme: Schem
 
 
 def backtest(cells: Cells, scheme: Scheme, make_model: Callable[[], ClaimsModel],
-             origins: list[int] | None = None) -> pd.DataFrame:
+             origins: list[int] | None = None, shared: dict | None = None) -> pd.DataFrame:
     """One row of metrics per forecast year t (trained on the years before t), with the
-    year's held-out claimants."""
+    year's held-out claimants; `shared` lets candidates reuse each other's fits (see
+    ClaimsModel.fit)."""
     years = cells.years
     origins = origins or years[1:]
     rows = []
     for year in origins:
-        model = make_model().fit(cells.until(year - 1))
+        model = make_model().fit(cells.until(year - 1), shared)
         forecast = model.forecast(year)
         rows.append({"year": year, "claimants": int(cells.year(year).table["claimants"].sum()),
                      **evaluate(model, forecast, cells, scheme)})

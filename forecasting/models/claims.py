@@ -32,6 +32,15 @@ def counts_like(freq, cells: Cells):
                            sample_weight=rows["exposure"])
 
 
+def _reuse(shared: dict | None, key: tuple, make):
+    """make(), or the fit `shared` already holds under `key` (kept there when new)."""
+    if shared is None:
+        return make()
+    if key not in shared:
+        shared[key] = make()
+    return shared[key]
+
+
 @dataclass
 class ClaimsModel:
     """Fit on the cells of past years; `forecast(year)` gives the Forecast of a later year.
@@ -69,18 +78,29 @@ class ClaimsModel:
         return cells.by_age.assign(age=cells.by_age["age_band"])
 
     @single_threaded
-    def fit(self, cells: Cells) -> ClaimsModel:
+    def fit(self, cells: Cells, shared: dict | None = None) -> ClaimsModel:
+        """Fit the three on `cells`. `shared`: a dict in which fits are kept and reused by
+        other ClaimsModels on the same cells with the same settings (candidates that
+        differ only in frequency share their severity fit, and vice versa)."""
         rows = self._frequency_rows(cells)
-        freq = self._frequency_estimator(cells, rows, "claimants")
-        counts = (self._frequency_estimator(cells, rows, "claims")
+        key = (tuple(cells.years), len(cells.claimants), self.frequency, self.frequency_rows,
+               repr(sorted(self.frequency_params.items())))
+        freq = _reuse(shared, ("claimants", *key),
+                      lambda: self._frequency_estimator(cells, rows, "claimants"))
+        counts = (_reuse(shared, ("claims", *key),
+                         lambda: self._frequency_estimator(cells, rows, "claims"))
                   if "claims" in rows and rows["claims"].sum() > 0 else None)
+        sev = _reuse(shared, ("severity", *key[:2], repr(sorted(self.severity_params.items()))),
+                     lambda: self._severity(cells))
+        return self.use(cells, freq, sev, counts)
+
+    def _severity(self, cells: Cells) -> SplicedSeverityModel:
         c = cells.claimants
         sev = SplicedSeverityModel(reported_above=cells.reported_above,
                                    base_year=int(cells.table["year"].min()),
                                    keys=cells.spec.keys, band_width=cells.spec.band_width,
                                    **self.severity_params)
-        sev.fit(c, c["cost"].to_numpy())
-        return self.use(cells, freq, sev, counts)
+        return sev.fit(c, c["cost"].to_numpy())
 
     def use(self, cells: Cells, freq, sev: SplicedSeverityModel, counts=None) -> ClaimsModel:
         """Adopt fitted frequency and severity estimators (e.g. champions from the registry)

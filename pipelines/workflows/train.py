@@ -127,7 +127,7 @@ def _train(ds: Dataset, progress) -> TrainResult:
     tags = lineage(ds.fingerprint, train_config(ds))
     todo = candidates(ds)
     task = progress.add_task("Training", total=len(todo) + 1) if progress else None
-    scores, uris, tables, left_out = {}, {}, {}, set()
+    scores, uris, tables, left_out, shared = {}, {}, {}, set(), {}
     with collected() as said, mlflow.start_run(run_name="train", tags=tags) as parent:
         mlflow.log_params({"years": ",".join(map(str, cells.years)), "n_cells": len(cells.table),
                            "reported_above": cells.reported_above, "data": str(ds.path)})
@@ -135,8 +135,8 @@ def _train(ds: Dataset, progress) -> TrainResult:
         for cand in todo:
             if progress:
                 progress.update(task, description=f"{cand.kind}: {cand.name}")
-            table = backtest(cells, ds.scheme, lambda c=cand: _copy(c.model))
-            final = _copy(cand.model).fit(cells)
+            table = backtest(cells, ds.scheme, lambda c=cand: _copy(c.model), shared=shared)
+            final = _copy(cand.model).fit(cells, shared)
             score, skipped = summarise(table, SELECT_BY[cand.kind],
                                        ds.config.models.min_backtest_claimants)
             left_out |= set(skipped)
