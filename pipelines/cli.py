@@ -206,7 +206,7 @@ def simulate(
 @reads_data
 def history(
     data: DataArgs,
-    by_age: Annotated[bool, typer.Option("--by-age", help="Payouts (CNY) by age band and "
+    by_age: Annotated[bool, typer.Option("--by-age", help="Payouts by age band and "
                                          "year instead of the accounts.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
@@ -226,7 +226,7 @@ def history(
     elif fmt == "csv":
         typer.echo(frame.to_csv(index=False), nl=False)
     else:
-        Console().print(_history_rich(frame))
+        Console().print(_history_rich(frame, ds.config.data.currency))
 
 
 @command
@@ -319,11 +319,12 @@ def optimize(
     with console.status(f"Optimising ({objective})…"):
         result = run_optimize(fc, space, objective, out, solver, frontier_points)
     k, before = result.optimum.kpis, result.document["status_quo"]["kpis"]
+    unit = fc.provenance.get("currency", "CNY")
     p = result.optimum.plan
     typer.echo(
-        f"{objective}: premium {p.premium_per_capita:.2f} CNY, deductible {p.deductible:,.0f}, "
+        f"{objective}: premium {p.premium_per_capita:.2f} {unit}, deductible {p.deductible:,.0f}, "
         f"ratios {' / '.join(f'{r:.0%}' for r in p.ratios)}, cap "
-        f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss CNY "
+        f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss {unit} "
         f"{k.expected_loss:,.0f} (today {before['expected_loss']:,.0f}); effective ratio "
         f"{k.effective_ratio:.1%}; written to {out}; MLflow run {result.run_id}")
 
@@ -398,15 +399,15 @@ def _frame_rich(frame: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def _history_rich(frame: pd.DataFrame) -> Table:
+def _history_rich(frame: pd.DataFrame, currency: str) -> Table:
     if "age_band" in frame.columns:  # payouts by age band: already one column per year
-        table = Table(title="Payouts by age band under the plan in force (CNY)")
+        table = Table(title=f"Payouts by age band under the plan in force ({currency})")
         for col in frame.columns:
             table.add_column(col, justify="right")
         for _, r in frame.iterrows():
             table.add_row(r["age_band"], *(f"{v:,.0f}" for v in r.iloc[1:]))
         return table
-    table = Table(title="Yearly result under the plan in force (CNY)")
+    table = Table(title=f"Yearly result under the plan in force ({currency})")
     table.add_column("")
     for year in frame["year"]:
         table.add_column(str(year), justify="right")
