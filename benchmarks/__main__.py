@@ -1,9 +1,10 @@
 """`make bench`: print every speed figure the issues ask for, measured in one run."""
 
-from benchmarks import forecasting, foundation, optimization, pipeline
+from benchmarks import forecasting, foundation, optimization, pipeline, portfolio
 
 if __name__ == "__main__":
     foundation.run()
     forecasting.run()
     optimization.run()
     pipeline.run()
+    portfolio.run()

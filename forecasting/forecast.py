@@ -11,6 +11,7 @@ each cohort's severity).
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,8 +27,6 @@ from forecasting.errors import InputError
 from forecasting.models.severity import BlendedSeverity
 from forecasting.scheme.plan import Plan, member_payouts
 
-STANDARD_BANDS = ((0.0, 15_000.0), (15_000.0, 50_000.0), (50_000.0, 100_000.0),
-                  (100_000.0, 200_000.0), (200_000.0, 300_000.0), (300_000.0, np.inf))
 # The forecast folder's format: forecast.json (parameters) beside Parquet tables; data only,
 # so opening a folder from the other side of the table runs no code.
 FORMAT, VERSION = "ciplan.forecast", 1
@@ -36,6 +35,55 @@ COHORTS_FILE, COSTS_FILE = "cohorts.parquet", "severity_costs.parquet"
 MATRIX_FILES = {"freq_design": "frequency_design.parquet",
                 "freq_covariance": "frequency_covariance.parquet"}
 LEGACY_FILE = "forecast.joblib"  # the old pickle format, refused unopened
+LAYER_QUANTILES = (0.5, 0.75, 0.9, 0.97, 0.99)  # layer edges without a plan: cost quantiles
+COVERAGE = 0.90  # the ranges printed beside expected values
+
+
+def money_label(x: float) -> str:
+    """A cost level for a column name, in the data's own unit: 150, 1.5k, 15k, 1.5M, inf."""
+    if np.isinf(x):
+        return "inf"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def round_level(x: float) -> float:
+    """A cost level rounded to two significant digits (what a layer table shows)."""
+    if x <= 0 or not np.isfinite(x):
+        return float(x)
+    digits = 1 - int(np.floor(np.log10(x)))
+    return float(round(x, digits))
+
+
+def plan_levels(plan: Plan) -> list[float]:
+    """The cost levels where a plan's payout changes slope, for ordinary and special
+    members: deductibles, band edges and the costs at which the caps bind."""
+    levels = []
+    for p in (plan, plan.for_special_group()):
+        levels += [p.deductible, *p.band_edges, p.capped_cost()]
+    return sorted({float(x) for x in levels if np.isfinite(x) and x > 0})
+
+
+def interval(samples: np.ndarray, expected: float, coverage: float = COVERAGE
+             ) -> tuple[float, float]:
+    """A `coverage` range of the simulated values that holds `expected`: the central one
+    (5th to 95th percentile for 90 %), shifted, keeping its coverage, towards the expected
+    value when it lies outside (a cohort with rare, heavy claims has most of its mass at 0
+    and its mean above the 95th percentile), and stretched to the expected value only when
+    no shift reaches it (too few scenarios to see the tail)."""
+    samples = np.sort(np.asarray(samples, dtype="float64"))
+    tail = (1 - coverage) / 2
+    low, high = np.quantile(samples, [tail, 1 - tail])
+    if expected > high:
+        start = min(float(np.mean(samples < expected)) - coverage, 1 - coverage)
+        low, high = np.quantile(samples, [max(start, 0.0), max(start, 0.0) + coverage])
+    elif expected < low:
+        start = max(float(np.mean(samples <= expected)), 0.0)
+        low, high = np.quantile(samples, [min(start, 1 - coverage),
+                                          min(start, 1 - coverage) + coverage])
+    return float(min(low, expected)), float(max(high, expected))
 
 
 def payout_per_claimant(plan: Plan, severity: BlendedSeverity) -> float:
@@ -50,7 +98,9 @@ def payout_per_claimant(plan: Plan, severity: BlendedSeverity) -> float:
 
 @dataclass(frozen=True)
 class ScenarioSet:
-    """Simulated annual costs above `floor` (CNY) in n scenarios of the forecast year."""
+    """Simulated annual costs above `floor` (money units of the data) in n scenarios of the
+    forecast year, and each scenario's insured head count (`insured`, length n: enrolment
+    is uncertain too)."""
 
     n: int
     floor: float
@@ -58,18 +108,25 @@ class ScenarioSet:
     scenario: np.ndarray
     cohort: np.ndarray
     special: np.ndarray  # per cohort
+    insured: np.ndarray | None = None  # per scenario
 
-    def payouts(self, plan: Plan) -> np.ndarray:
-        """Total payout (CNY) in each scenario; exact when every deductible is >= floor."""
+    def check_covers(self, plan: Plan) -> None:
+        """Scenarios price a plan only if they hold every cost its payout depends on: an
+        error, not a range, when a deductible lies below the floor."""
         low = min(plan.deductible, plan.for_special_group().deductible)
         if low < self.floor:
-            raise ValueError(f"scenarios hold costs above {self.floor:g} CNY only; the plan's "
-                             f"lowest deductible is {low:g}")
+            raise ValueError(f"scenarios hold costs above {self.floor:g} only; the plan's "
+                             f"lowest deductible is {low:g}: draw them with floor <= {low:g}")
+
+    def payouts(self, plan: Plan) -> np.ndarray:
+        """Total payout in each scenario; exact when every deductible is >= floor."""
+        self.check_covers(plan)
         paid = member_payouts(plan, self.cost, self.special[self.cohort])
         return np.bincount(self.scenario, weights=paid, minlength=self.n)
 
     def payouts_by_cohort(self, plan: Plan, n_cohorts: int) -> np.ndarray:
-        """Payout per scenario and cohort, shape (n, n_cohorts)."""
+        """Payout per scenario and cohort, shape (n, n_cohorts); as exact as `payouts`."""
+        self.check_covers(plan)
         paid = member_payouts(plan, self.cost, self.special[self.cohort])
         flat = np.bincount(self.scenario * n_cohorts + self.cohort, weights=paid,
                            minlength=self.n * n_cohorts)
@@ -78,7 +135,13 @@ class ScenarioSet:
 
 @dataclass(frozen=True)
 class Forecast:
-    """Claims of one future year by cohort (see module doc). Money in CNY."""
+    """Claims of one future year by cohort (see module doc). Money in the data's units.
+
+    insured_sd: standard deviation of log(insured total) around its projection (enrolment
+    uncertainty in the scenarios). reported_above: the data's reporting threshold (0: all
+    costs reported); claimants and layers are ground-up, and `layer_table(per="reported")`
+    prices per claimant above the threshold.
+    """
 
     year: int
     spec: CohortSpec
@@ -89,6 +152,8 @@ class Forecast:
     freq_year_sd: float
     sev_year_sd: float
     provenance: dict = field(default_factory=dict)
+    insured_sd: float = 0.0
+    reported_above: float = 0.0
 
     @property
     def insured(self) -> float:
@@ -118,17 +183,50 @@ class Forecast:
         return float(sum(n * sev.layer(di, np.inf) for n, sev, di in
                          zip(self.cohorts["claimants"], self.severities, d, strict=True)))
 
-    def layer_table(self, bands=STANDARD_BANDS) -> pd.DataFrame:
-        """Expected cost per claimant inside each band, by cohort (CNY)."""
-        cols = {f"layer_{_k(a)}_{_k(b)}": [sev.layer(a, b) for sev in self.severities]
-                for a, b in bands}
+    def layer_levels(self, plan: Plan | None = None) -> list[float]:
+        """Cost levels of the layer table: where `plan`'s payout changes slope, or, without
+        a plan, the LAYER_QUANTILES of the year's claimant costs (two significant digits)."""
+        if plan is not None:
+            return plan_levels(plan)
+        means = self.cohorts["mean_severity"]
+        levels = {round_level(_solve_level(self.pooled_cdf, q, means)) for q in LAYER_QUANTILES}
+        return sorted(x for x in levels if x > 0)
+
+    def pooled_cdf(self, x: float) -> float:
+        """P(X <= x) for a claimant of the year, cohorts weighted by expected claimants
+        (parametric severities)."""
+        w = self.cohorts["claimants"].to_numpy(float)
+        cdf = np.array([float(sev.parametric.cdf(x)) for sev in self.severities])
+        return float(w @ cdf / w.sum())
+
+    def layer_table(self, plan: Plan | None = None, per: str = "claimant") -> pd.DataFrame:
+        """Expected cost inside each layer between consecutive `layer_levels(plan)` (and
+        from the last to infinity), by cohort: per claimant (ground-up), or per reported
+        claimant (per="reported": given a cost above the reporting threshold)."""
+        if per not in ("claimant", "reported"):
+            raise ValueError(f"per must be 'claimant' or 'reported'; got {per!r}")
+        edges = [0.0, *self.layer_levels(plan), np.inf]
+        prefix = "layer" if per == "claimant" else "reported_layer"
+        cols = {}
+        for a, b in itertools.pairwise(edges):
+            name = f"{prefix}_{money_label(a)}_{money_label(b)}"
+            cols[name] = [self._layer(sev, a, b, per) for sev in self.severities]
         return pd.DataFrame(cols)
 
-    def scenarios(self, n: int, seed: int = 0, floor: float = 7_500.0) -> ScenarioSet:
-        """n joint draws of the year: parameters, year effects, claim counts and costs."""
+    def _layer(self, sev: BlendedSeverity, a: float, b: float, per: str) -> float:
+        if per == "claimant" or self.reported_above <= 0:
+            return sev.layer(a, b)
+        return reported_layer(sev, a, b, self.reported_above)
+
+    def scenarios(self, n: int, seed: int = 0, floor: float = 0.0) -> ScenarioSet:
+        """n joint draws of the year: enrolment, parameters, year effects (with the trend's
+        uncertainty), claim counts and costs above `floor` (0: every cost; any plan whose
+        deductibles are at or above the floor can then be priced)."""
         rng = np.random.default_rng(seed)
         k = len(self.cohorts)
-        freq_mult = np.exp(rng.normal(0, self.freq_year_sd, n))[:, None] * np.ones((1, k))
+        insured_mult = np.exp(rng.normal(0, self.insured_sd, n))
+        freq_mult = (np.exp(rng.normal(0, self.freq_year_sd, n)) * insured_mult)[:, None] \
+            * np.ones((1, k))
         if self.freq_covariance is not None:
             shift = rng.multivariate_normal(np.zeros(len(self.freq_covariance)),
                                             self.freq_covariance, size=n, method="eigh")
@@ -141,7 +239,26 @@ class Forecast:
         scen = np.concatenate([p[1] for p in parts])
         cohort = np.concatenate([np.full(len(p[0]), c, dtype=np.int32)
                                  for c, p in enumerate(parts)])
-        return ScenarioSet(n, floor, cost, scen, cohort, self._special())
+        return ScenarioSet(n, floor, cost, scen, cohort, self._special(),
+                           self.insured * insured_mult)
+
+    def payout_ranges(self, plan: Plan, n: int, seed: int = 0,
+                      coverage: float = COVERAGE) -> tuple[pd.DataFrame, dict]:
+        """Expected payout and its `coverage` range per cohort (a frame: expected, low,
+        high) and for the year (a dict, with the scenarios' mean), from n scenarios that
+        hold every cost the plan's payout depends on (floor = its lowest deductible). Each
+        range holds its own expected value (see `interval`)."""
+        floor = min(plan.deductible, plan.for_special_group().deductible)
+        sims = self.scenarios(n, seed, floor=floor).payouts_by_cohort(plan, len(self.cohorts))
+        expected = self.payout_by_cohort(plan)
+        ranges = np.array([interval(sims[:, i], e, coverage) for i, e in enumerate(expected)])
+        by_cohort = pd.DataFrame({"expected": expected, "low": ranges[:, 0],
+                                  "high": ranges[:, 1]})
+        totals = sims.sum(axis=1)
+        low, high = interval(totals, float(expected.sum()), coverage)
+        return by_cohort, {"expected": float(expected.sum()), "low": low, "high": high,
+                           "scenario_mean": float(totals.mean()),
+                           "scenario_se": float(totals.std() / np.sqrt(n))}
 
     # ------------------------------------------------------------ the exchange format
 
@@ -155,7 +272,9 @@ class Forecast:
                 "cohorts": _frame_to_dict(self.cohorts),
                 "severities": [sev.to_dict() for sev in self.severities], **matrix,
                 "freq_year_sd": float(self.freq_year_sd),
-                "sev_year_sd": float(self.sev_year_sd), "provenance": self.provenance}
+                "sev_year_sd": float(self.sev_year_sd), "provenance": self.provenance,
+                "insured_sd": float(self.insured_sd),
+                "reported_above": float(self.reported_above)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Forecast:
@@ -175,12 +294,14 @@ class Forecast:
                 design.shape[0] != len(cohorts) or cov.shape != (design.shape[1],) * 2)):
             raise ValueError("frequency design and covariance do not fit the cohorts")
         year_sd = [float(data[k]) for k in ("freq_year_sd", "sev_year_sd")]
-        if not all(np.isfinite(v) and v >= 0 for v in year_sd):
-            raise ValueError(f"year effects {year_sd}; expected finite spreads >= 0")
+        extra = [float(data.get(k, 0.0)) for k in ("insured_sd", "reported_above")]
+        if not all(np.isfinite(v) and v >= 0 for v in [*year_sd, *extra]):
+            raise ValueError(f"spreads {year_sd + extra[:1]} and threshold {extra[1]}; "
+                             "expected finite values >= 0")
         if not isinstance(data["provenance"], dict):
             raise TypeError("provenance must be a table")
         return cls(int(data["year"]), spec, cohorts, severities, design, cov, *year_sd,
-                   data["provenance"])
+                   data["provenance"], *extra)
 
     def write(self, folder: Path) -> None:
         """Write the forecast into `folder` (one being published): forecast.json with the
@@ -320,8 +441,41 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not plain data")
 
 
-def _k(x: float) -> str:
-    return "inf" if np.isinf(x) else f"{x / 1000:g}k"
+def _solve_level(cdf, q: float, means: pd.Series) -> float:
+    """The cost level x with cdf(x) = q, by bisection on log x between bounds found from
+    the mean severities (in the data's own units)."""
+    lo, hi = float(means.min()) / 1e3, float(means.max()) * 1e3
+    while cdf(hi) < q and hi < 1e300:
+        hi *= 10
+    for _ in range(80):
+        mid = np.sqrt(lo * hi)
+        lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
+    return float(np.sqrt(lo * hi))
+
+
+def layer_above(lev, survival: float, a: float, b: float, threshold: float) -> float:
+    """Expected cost inside [a, b) per claimant above the threshold T,
+    E[min(X,b) - min(X,a) | X > T], from the limited expected values `lev` and
+    survival = P(X > T): with g(x) = E[min(X,x) 1{X>T}] = lev(max(x,T)) - lev(T) +
+    min(x,T) S(T), it is (g(b) - g(a)) / S(T)."""
+    if survival <= 0:
+        return float("nan")
+    lev_t = float(np.asarray(lev(threshold)))
+
+    def g(x: float) -> float:
+        return float(np.asarray(lev(max(x, threshold)))) - lev_t + min(x, threshold) * survival
+
+    return (g(b) - g(a)) / survival
+
+
+def reported_layer(sev: BlendedSeverity, a: float, b: float, threshold: float) -> float:
+    """Expected cost inside [a, b) per reported claimant (cost above `threshold`) of a
+    blended severity (its empirical and parametric parts mixed by credibility)."""
+    param = 1 - float(sev.parametric.cdf(threshold))
+    survival = param if sev.credibility == 0 or sev.costs.size == 0 else (
+        sev.credibility * float(np.mean(sev.costs > threshold))
+        + (1 - sev.credibility) * param)
+    return layer_above(sev.lev, survival, a, b, threshold)
 
 
 def _draw_cohort(rng, sev: BlendedSeverity, lam: np.ndarray, mult: np.ndarray,

@@ -24,7 +24,14 @@ from optimization.milp import LP, premium_variable, ratio_variables, solver
 from optimization.objectives import Objective, add_to_lp
 from optimization.pricing import Combo, Pricer, Schedule, combos, schedules
 from optimization.rules import Rule, lp_rows
-from optimization.search import Candidate, Searched, _better, _candidate, best_of
+from optimization.search import (
+    Candidate,
+    Searched,
+    _better,
+    _candidate,
+    best_of,
+    for_objective,
+)
 
 MAX_NODES = 400  # per combo; past it the result says "not proved" with the gap
 
@@ -104,7 +111,7 @@ def node_lp(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], com
                 prob += (lhs <= cap) if sense == "<=" else (lhs >= cap), f"{name}_{g}"
     above = sum(gr.above(s.lower[0]) for gr, s in zip(pricer.groups, scheds, strict=True))
     lp = LP(ctx, combo, prob, r, p, pulp.lpSum(lo_terms), pulp.lpSum(hi_terms), above)
-    rows = lp_rows(ctx, lp, rules)
+    rows = lp_rows(ctx, lp, for_objective(obj, rules))
     if rows is None:
         return None
     for row in rows:

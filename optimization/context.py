@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from forecasting.scheme.plan import Plan
 from optimization.space import PlanSpace
 
@@ -17,6 +19,7 @@ class Context:
     status_quo: Plan
     insured: float
     effective_floor: float
+    scenario_insured: np.ndarray | None = None  # per scenario, when enrolment is drawn
 
     @property
     def opex_share(self) -> float:

@@ -41,14 +41,46 @@ def _break_even(ctx: Context, p: Prices) -> np.ndarray:
     return (p.payout + ctx.opex_fixed) / _net(ctx)
 
 
+def _lowest_on_grid(ctx: Context, p: Prices, holds) -> np.ndarray:
+    """The lowest premium of the negotiating grid at which `holds(losses, premiums)` is true
+    for each plan (inf: none), by bisection: every condition here gets easier as the
+    premium rises. losses: (plans, scenarios) at each plan's premium."""
+    step = ctx.space.premium.step
+    lo, hi = ctx.space.premium.grid()
+    grid = np.round(np.arange(lo, hi + step / 2, step), 9)
+    insured = ctx.scenario_insured
+    left = np.zeros(len(p.payout), dtype=int)
+    right = np.full(len(p.payout), len(grid))
+    while (left < right).any():
+        mid = np.minimum((left + right) // 2, len(grid) - 1)
+        prem = grid[mid]
+        income = prem[:, None] * insured[None, :]
+        loss = p.scenario_payout + ctx.opex_fixed + ctx.opex_share * income - income
+        ok = holds(loss, prem) & (left < right)
+        right = np.where(ok, mid, right)
+        left = np.where(~ok & (left < right), mid + 1, left)
+    return np.where(left < len(grid), grid[np.minimum(left, len(grid) - 1)], np.inf)
+
+
 def _cvar_budget(ctx: Context, p: Prices) -> np.ndarray:
-    tail = cvar_rows(p.scenario_payout, ctx.space.risk.cvar_level)
-    return (tail + ctx.opex_fixed - ctx.space.risk.cvar_budget) / _net(ctx)
+    risk = ctx.space.risk
+    if ctx.scenario_insured is not None:
+        return _lowest_on_grid(ctx, p, lambda loss, prem: cvar_rows(loss, risk.cvar_level)
+                               <= risk.cvar_budget)
+    tail = cvar_rows(p.scenario_payout, risk.cvar_level)
+    return (tail + ctx.opex_fixed - risk.cvar_budget) / _net(ctx)
 
 
 def _appetite(ctx: Context, p: Prices) -> np.ndarray:
     """The lowest premium meeting the insurer's risk appetite, per plan."""
     risk = ctx.space.risk
+    if ctx.scenario_insured is not None:
+        mean_n = float(np.mean(ctx.scenario_insured))
+        if risk.appetite == "cvar":
+            return _lowest_on_grid(ctx, p, lambda loss, prem: cvar_rows(loss, risk.cvar_level)
+                                   <= risk.cvar_share * prem * mean_n)
+        return _lowest_on_grid(ctx, p, lambda loss, prem: (loss > 0).mean(axis=1)
+                               <= risk.prob_loss_max + 1e-12)
     if risk.appetite == "cvar":  # CVaR(loss) <= share x income, CVaR moves 1:1 with p
         tail = cvar_rows(p.scenario_payout, risk.cvar_level)
         return (tail + ctx.opex_fixed) / ((1 - ctx.opex_share + risk.cvar_share)

@@ -122,7 +122,8 @@ def project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTer
         paid = member_payouts(p, sc.cost * mult[sc.scenario], sc.special[sc.cohort])
         pay_s = np.bincount(sc.scenario, weights=paid, minlength=n)
         insured = fc.insured
-        income_s = np.full(n, p.premium_per_capita * insured)
+        heads = np.full(n, insured) if sc.insured is None else np.asarray(sc.insured, float)
+        income_s = p.premium_per_capita * heads
         opex_s = costs.opex_fixed + costs.opex_share * income_s
         s = settle(pay_s, income_s, opex_s, terms)
         expected = a * fc.expected_payout(scaled(p, a))

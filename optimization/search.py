@@ -46,6 +46,16 @@ class Searched:
     gap: float = 0.0
 
 
+def for_objective(obj: Objective, rules: list[Rule]) -> list[Rule]:
+    """The rules a question is asked under. The premium questions (the lowest premium
+    that breaks even or meets the risk appetite) are not capped by the rule on the expected
+    surplus: the contract returns any surplus above it, scenario by scenario, and the
+    answer says when the premium they need lies above it (solve._notes)."""
+    if obj.premium == "low":
+        return [r for r in rules if r.name != "profit_cap"]
+    return rules
+
+
 def premium_choice(ctx: Context, obj: Objective, prices: Prices, rules: list[Rule]
                    ) -> np.ndarray:
     """The premium per capita each plan gets (NaN where none is allowed): the end of the
@@ -73,6 +83,7 @@ def _loss(ctx: Context, payout: np.ndarray, premium: np.ndarray) -> np.ndarray:
 def best_of(ctx: Context, obj: Objective, prices: Prices, rules: list[Rule],
             keep: bool = False) -> tuple[int, float, float, float] | None:
     """(row, score, payout, premium) of the best plan among `prices`, or None."""
+    rules = for_objective(obj, rules)
     ok = np.ones(len(prices.payout), dtype=bool) if keep else allowed(ctx, prices, rules)
     premium = premium_choice(ctx, obj, prices, rules)
     ok &= ~np.isnan(premium)

@@ -59,9 +59,13 @@ def scenario_set(forecast: Forecast, space: PlanSpace, status_quo: Plan,
 
 
 def context(forecast: Forecast, space: PlanSpace, status_quo: Plan,
-            floor: float | None = None) -> Context:
+            floor: float | None = None, scenarios: ScenarioSet | None = None) -> Context:
+    """What the rules and objectives read; with scenarios that draw enrolment, each
+    scenario's insured count (its premium income moves with it)."""
     floor = space.constraints.effective_ratio_floor if floor is None else floor
-    return Context(space, status_quo, forecast.insured, floor)
+    insured = None if scenarios is None else getattr(scenarios, "insured", None)
+    return Context(space, status_quo, forecast.insured, floor,
+                   None if insured is None else np.asarray(insured, dtype="float64"))
 
 
 def search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
@@ -97,7 +101,7 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
         space = space.model_copy(update={"solver": space.solver.model_copy(
             update={"name": solver_name})})
     t0 = time.perf_counter()
-    ctx = context(forecast, space, status_quo, floor)
+    ctx = context(forecast, space, status_quo, floor, scenarios if obj.scenarios else None)
     rules = active(space)
     pricer = Pricer(forecast, space, scenarios if obj.scenarios else None)
     found = search(ctx, obj, pricer, rules, keep)
@@ -121,6 +125,13 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
 def _notes(ctx: Context, obj: Objective, kpis: PlanKPIs) -> tuple[str, ...]:
     """What the negotiator must hear beside the plan."""
     out = []
+    share = ctx.space.contract.profit_cap_share
+    if obj.premium == "low" and ctx.space.constraints.profit_cap and (
+            -kpis.expected_loss > share * kpis.premium_income + 1.0):
+        out.append(f"at {kpis.premium_per_capita:g} per capita the expected surplus is "
+                   f"{-kpis.expected_loss / kpis.premium_income:.1%} of premium income, above "
+                   f"the {share:.0%} the contract lets the insurer keep: the excess goes back "
+                   "to the fund")
     if obj.premium == "high" and kpis.expected_loss > 0:
         out.append(f"no plan of the space stops the loss at {kpis.premium_per_capita:g} per "
                    f"capita: the best still loses {kpis.expected_loss:,.0f} a year "

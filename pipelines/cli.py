@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from forecasting.config import ProjectConfig, load_project
 from forecasting.data.dataset import Dataset, load_data
 from forecasting.data.engines import AUTO, engine_names
 from forecasting.data.options import MAX_COST, DataOptions
@@ -43,17 +44,38 @@ ScaleOpt = Annotated[float, typer.Option(help="Share of L city's population to s
 
 @dataclass(frozen=True)
 class DataArgs:
-    """The data a command reads: --data (or the built-in L city at --scale) and how."""
+    """The data a command reads: --data (or the built-in L city at --scale), the project
+    configuration (--project, or ciplan.toml in the data directory) with the command
+    line's overrides, and how to read the data."""
 
     data: Path | None
     scale: float
-    options: DataOptions
+    project: Path | None
+    overrides: dict
+    engine: str
+    spark_master: str
+    severity_summary: bool
+    encoding: str
+    max_cost: float
+
+    def config(self, path: Path) -> ProjectConfig:
+        """The project configuration of the data at `path`, overridden by the options."""
+        return load_project(self.project, path).overridden(**self.overrides)
+
+    def options(self, config: ProjectConfig) -> DataOptions:
+        return DataOptions(reported_above=config.data.reported_above,
+                           threshold_rule=config.data.threshold_rule, engine=self.engine,
+                           spark_master=self.spark_master,
+                           severity_summary=self.severity_summary,
+                           spec=config.cohorts.spec(), encoding=self.encoding,
+                           max_cost=self.max_cost)
 
     def open(self) -> Dataset:
         """Load --data, or the built-in L-city data (generated once) at `scale`."""
         with console.status("Reading and validating data…"):
             path = self.data if self.data is not None else builtin_data(scale=self.scale)
-            return load_data(path, self.options)
+            config = self.config(path)
+            return load_data(path, self.options(config), config)
 
 
 # The data options, declared once and added to every command that reads data.
@@ -63,9 +85,29 @@ DATA_PARAMETERS = {
         "built-in L-city data.")),
     "scale": (float, 1.0, typer.Option(help="Share of L city's population to simulate "
                                        "(built-in data).")),
-    "reported_above": (float, 0.0, typer.Option(
-        "--reported-above", help="Claims are reported only for annual costs above this "
-        "(money units of the data); 0 = all reported.")),
+    "project": (Path | None, None, typer.Option(
+        "--project", help="Project configuration TOML (cohorts, data, models); default: "
+        "ciplan.toml in the data directory, else the defaults.")),
+    "reported_above": (float | None, None, typer.Option(
+        "--reported-above", help="Claims are reported only from this annual cost on "
+        "(money units of the data); 0 = all reported. Overrides [data] reported_above.")),
+    "threshold_rule": (str | None, None, typer.Option(
+        "--threshold-rule", help="above or at-or-above: whether a cost equal to "
+        "--reported-above is reported. Overrides [data] threshold_rule.")),
+    "currency": (str | None, None, typer.Option(
+        "--currency", help="The money unit printed beside amounts. Overrides [data] "
+        "currency.")),
+    "band_width": (int | None, None, typer.Option(
+        "--band-width", help="Years per age band. Overrides [cohorts] band_width.")),
+    "age_max": (int | None, None, typer.Option(
+        "--age-max", help="Age where the last, open band starts. Overrides [cohorts] "
+        "age_max.")),
+    "keys": (str | None, None, typer.Option(
+        "--keys", help="Cohort keys, comma-separated member columns (e.g. sex,district). "
+        "Overrides [cohorts] keys.")),
+    "frequency_rows": (str | None, None, typer.Option(
+        "--frequency-rows", help="cells or ages (fit frequency on single ages: the member "
+        "rows). Overrides [models] frequency_rows.")),
     "engine": (str, AUTO, typer.Option(
         help=f"{', '.join(engine_names())}: auto takes DuckDB for Parquet, pandas for CSV.")),
     "spark_master": (str, "local[2]", typer.Option(
@@ -94,11 +136,20 @@ def reads_data(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         given = {name: kwargs.pop(name) for name in DATA_PARAMETERS}
-        options = DataOptions(reported_above=given["reported_above"],
-                              engine=given["engine"], spark_master=given["spark_master"],
-                              severity_summary=given["severity_summary"],
-                              encoding=given["encoding"], max_cost=given["max_cost"])
-        return fn(*args, data=DataArgs(given["data"], given["scale"], options), **kwargs)
+        keys = given["keys"]
+        overrides = {
+            "data__reported_above": given["reported_above"],
+            "data__threshold_rule": given["threshold_rule"],
+            "data__currency": given["currency"],
+            "cohorts__band_width": given["band_width"], "cohorts__age_max": given["age_max"],
+            "cohorts__keys": None if keys is None else [k.strip() for k in keys.split(",")
+                                                        if k.strip()],
+            "models__frequency_rows": given["frequency_rows"],
+        }
+        args_ = DataArgs(given["data"], given["scale"], given["project"], overrides,
+                         given["engine"], given["spark_master"], given["severity_summary"],
+                         given["encoding"], given["max_cost"])
+        return fn(*args, data=args_, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[
         *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own], *extra])
@@ -165,7 +216,7 @@ def simulate(
 @reads_data
 def history(
     data: DataArgs,
-    by_age: Annotated[bool, typer.Option("--by-age", help="Payouts (CNY) by age band and "
+    by_age: Annotated[bool, typer.Option("--by-age", help="Payouts by age band and "
                                          "year instead of the accounts.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
@@ -185,7 +236,7 @@ def history(
     elif fmt == "csv":
         typer.echo(frame.to_csv(index=False), nl=False)
     else:
-        Console().print(_history_rich(frame))
+        Console().print(_history_rich(frame, ds.config.data.currency))
 
 
 @command
@@ -199,7 +250,13 @@ def train(data: DataArgs) -> None:
     ds = data.open()
     with _progress() as progress:
         result = run_train(ds, progress)
-    Console().print(_frame_rich(mean_scores(result).T, "Backtest, mean over origin years"))
+    Console().print(_frame_rich(mean_scores(result).T, "Backtest, mean over origin years; "
+                                "score: the median the champion is chosen on"))
+    for said in result.warnings:
+        typer.echo(f"Warning: {said}", err=True)
+    if result.left_out:
+        typer.echo(f"Backtest years left out of the scores (too few claimants): "
+                   f"{', '.join(map(str, result.left_out))}", err=True)
     typer.echo(f"Champions: frequency {result.champions['frequency']}, severity "
                f"{result.champions['severity']} (versions {result.versions}); "
                f"MLflow run {result.run_id}")
@@ -228,9 +285,13 @@ def forecast(
     with console.status(f"Forecasting {year}…"):
         result = run_forecast(ds, year, out, run_id, scenarios, seed)
     s = result.summary
+    for said in s["warnings"]:
+        typer.echo(f"Warning: {said}", err=True)
+    payout = (f"payout {s['currency']} {s['payout_expected']:,.0f} (90 % range "
+              f"{s['payout_p05']:,.0f} to {s['payout_p95']:,.0f})" if "payout_expected" in s
+              else "no plan in force to price (scheme.toml)")
     typer.echo(f"{year}: {s['insured']:,.0f} insured, {s['claimants']:,.0f} claimants, "
-               f"payout CNY {s['payout_expected']:,.0f} (90 % range {s['payout_p05']:,.0f} to "
-               f"{s['payout_p95']:,.0f}); written to {out}; MLflow run {result.run_id}")
+               f"{payout}; written to {out}; MLflow run {result.run_id}")
 
 
 @command
@@ -274,9 +335,10 @@ def optimize(
         result = run_optimize(fc, space, objective, out, solver, frontier_points)
     o, before = result.optimum, result.document["status_quo"]["kpis"]
     k, p = o.kpis, o.plan
+    unit = fc.provenance.get("currency", "CNY")
     typer.echo(
         f"{objective}: {o.status} ({o.method}, {o.plans_priced:,} plans priced); premium "
-        f"{p.premium_per_capita:.2f} per capita, deductible {p.deductible:,.0f}, ratios "
+        f"{p.premium_per_capita:.2f} {unit} per capita, deductible {p.deductible:,.0f}, ratios "
         f"{' / '.join(f'{r:.0%}' for r in p.ratios)}, cap "
         f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss "
         f"{k.expected_loss:,.0f} (today {before['expected_loss']:,.0f}); effective ratio "
@@ -406,15 +468,15 @@ def _frame_rich(frame: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def _history_rich(frame: pd.DataFrame) -> Table:
+def _history_rich(frame: pd.DataFrame, currency: str) -> Table:
     if "age_band" in frame.columns:  # payouts by age band: already one column per year
-        table = Table(title="Payouts by age band under the plan in force (CNY)")
+        table = Table(title=f"Payouts by age band under the plan in force ({currency})")
         for col in frame.columns:
             table.add_column(col, justify="right")
         for _, r in frame.iterrows():
             table.add_row(r["age_band"], *(f"{v:,.0f}" for v in r.iloc[1:]))
         return table
-    table = Table(title="Yearly result under the plan in force (CNY)")
+    table = Table(title=f"Yearly result under the plan in force ({currency})")
     table.add_column("")
     for year in frame["year"]:
         table.add_column(str(year), justify="right")

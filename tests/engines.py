@@ -11,9 +11,8 @@ from forecasting.data.options import DataOptions, Source
 
 
 def engine_cells(engine: str, members: Path, claims: Path, spec: CohortSpec,
-                 reported_above: float, years: list[int], **options) -> Cells:
+                 reported_above: float, **options) -> Cells:
     """Cells of `engine` on these files; NeedsDetail and Unsupported propagate."""
-    source = Source(Path(members), Path(claims), Path(members).parent / "scheme.toml", spec,
-                    tuple(years))
+    source = Source(Path(members), Path(claims), spec)
     return get_engine(engine).cells(
         source, DataOptions(reported_above=reported_above, spec=spec, **options))

@@ -7,18 +7,28 @@ the distribution, so every claimant's annual eligible cost is kept beside the ce
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from forecasting.data.cohorts import RESIDENCES, SEXES, CohortSpec
+from forecasting.data.cohorts import FIXED_LEVELS, CohortSpec
 from forecasting.data.io import where
 from forecasting.errors import InputError
 
 CELL_STATS = ("exposure", "insured", "claimants", "cost")
 ID_COLUMNS = "columns 'member_id','year'"
+THRESHOLD_RULES = ("above", "at-or-above")
+
+
+def is_reported(cost: np.ndarray, threshold: float, rule: str = "above") -> np.ndarray:
+    """Which annual costs make a claimant: > 0 without a threshold; with one, > threshold
+    (rule "above") or >= threshold (rule "at-or-above", how many insurers report)."""
+    cost = np.asarray(cost)
+    if threshold <= 0:
+        return cost > 0
+    return cost >= threshold if rule == "at-or-above" else cost > threshold
 
 
 @dataclass(frozen=True)
@@ -26,34 +36,55 @@ class Cells:
     """Cells of several years and the claimants behind them.
 
     table: one row per non-empty (year, cohort): exposure (member-years), insured (head
-    count), claimants (member-years with annual eligible cost > reported_above), cost (CNY).
-    claimants: one row per claimant: year, cohort columns, age, special_group, cost (CNY).
-    reported_above: costs at or below this were not reported (left truncation), CNY.
+    count), claimants (member-years whose annual eligible cost is reported, see
+    `is_reported`), cost (money units of the data) and, when the engine counted them,
+    claims (claim rows with a cost > 0 of those claimants).
+    claimants: one row per claimant: year, cohort columns, age, special_group, cost.
+    reported_above: the reporting threshold (0: every cost > 0 is reported); costs below it
+    (or at it, with rule "above") were not reported: left truncation.
+    rule: "above" or "at-or-above" (how the threshold reads).
+    by_age: the same cells at single years of age (age_band = age), when the loader made
+    them: for any model of age, keys and year they hold what the member rows hold.
     """
 
     table: pd.DataFrame
     claimants: pd.DataFrame
     spec: CohortSpec
     reported_above: float = 0.0
+    rule: str = "above"
+    by_age: pd.DataFrame | None = None
 
     @property
     def years(self) -> list[int]:
         return sorted(int(y) for y in self.table["year"].unique())
 
+    def _select(self, keep) -> Cells:
+        """The cells of the years for which keep(years) holds."""
+        def part(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            if frame is None:
+                return None
+            return frame[keep(frame["year"])].reset_index(drop=True)
+        return replace(self, table=part(self.table), claimants=part(self.claimants),
+                       by_age=part(self.by_age))
+
     def until(self, year: int) -> Cells:
         """The cells of the years up to and including `year` (a training window)."""
-        t, c = self.table["year"] <= year, self.claimants["year"] <= year
-        return Cells(self.table[t].reset_index(drop=True),
-                     self.claimants[c].reset_index(drop=True), self.spec, self.reported_above)
+        return self._select(lambda y: y <= year)
 
     def year(self, year: int) -> Cells:
         """The cells of one year."""
-        return Cells(
-            self.table[self.table["year"] == year].reset_index(drop=True),
-            self.claimants[self.claimants["year"] == year].reset_index(drop=True),
-            self.spec,
-            self.reported_above,
-        )
+        return self._select(lambda y: y == year)
+
+    def coarsened(self, spec: CohortSpec) -> Cells:
+        """These cells (made at single years of age) in the bands of `spec`, keeping the
+        single-age table as `by_age`."""
+        fine = self.table
+        keys = ["year", *spec.columns]
+        coarse = fine.assign(age_band=spec.band(fine["age_band"].to_numpy()))
+        stats = [c for c in (*CELL_STATS, "claims") if c in fine]
+        table = coarse.groupby(keys, observed=True, sort=True, as_index=False)[stats].sum()
+        claimants = self.claimants.assign(age_band=spec.band(self.claimants["age"].to_numpy()))
+        return replace(self, table=table, claimants=claimants, spec=spec, by_age=fine)
 
 
 def claimant_columns(spec: CohortSpec) -> list[str]:
@@ -82,8 +113,10 @@ def annual_costs(
     members_path: Path | str = "members",
     claims_path: Path | str = "claims",
     max_cost: float = np.inf,
-) -> np.ndarray:
-    """Sum claims to each member-year's annual eligible cost (CNY), aligned with `members`.
+    counts: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Sum claims to each member-year's annual eligible cost, aligned with `members`; with
+    counts=True also the number of its claim rows with a cost > 0.
 
     Raises if a member-year appears twice in members, a claim has no member-year, or a
     member-year's annual cost exceeds `max_cost`.
@@ -108,10 +141,12 @@ def annual_costs(
             f"member-year listed in {members_path}; got member {first['member_id']} in "
             f"{first['year']}"
         )
-    annual = np.bincount(order[pos], weights=claims["eligible_cost"].to_numpy(),
-                         minlength=len(members))
+    cost = claims["eligible_cost"].to_numpy()
+    annual = np.bincount(order[pos], weights=cost, minlength=len(members))
     _check_ceiling(annual, order[pos], claims, claims_path, max_cost)
-    return annual
+    if not counts:
+        return annual
+    return annual, np.bincount(order[pos[cost > 0]], minlength=len(members))
 
 
 def _check_ceiling(annual: np.ndarray, member_of_claim: np.ndarray, claims: pd.DataFrame,
@@ -127,44 +162,55 @@ def _check_ceiling(annual: np.ndarray, member_of_claim: np.ndarray, claims: pd.D
             f"for member {first['member_id']} in {first['year']}")
 
 
+def _codes(key: str, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of one key's values and the levels they index (sorted text, or the
+    fixed vocabulary of sex and residence, or False/True)."""
+    if key == "special_group":
+        return values.to_numpy(dtype=bool).astype("int64"), np.array([False, True])
+    if key in FIXED_LEVELS:
+        return values.cat.codes.to_numpy().astype("int64"), np.array(FIXED_LEVELS[key])
+    levels, codes = np.unique(values.to_numpy(dtype=str), return_inverse=True)
+    return codes.astype("int64"), levels
+
+
 def _key_codes(spec: CohortSpec, members: pd.DataFrame
-               ) -> tuple[np.ndarray, list[int], np.ndarray]:
+               ) -> tuple[np.ndarray, list[int], list[np.ndarray]]:
     """A single integer code per member row for (year, cohort), the radix of each part, and
-    the region names (sorted) when region is a key."""
+    the levels of each key."""
     years = members["year"].to_numpy()
     parts = [(years - years.min(), int(years.max() - years.min() + 1)),
              (spec.band(members["age"].to_numpy()) // spec.band_width, spec.n_bands)]
-    regions = np.array([], dtype=object)
+    levels = []
     for key in spec.keys:
-        values = members[key]
-        if key == "region":
-            regions, codes = np.unique(values.to_numpy(dtype=str), return_inverse=True)
-            parts.append((codes.astype("int64"), len(regions)))
-            continue
-        codes = values.cat.codes.to_numpy() if key != "special_group" else values.to_numpy()
-        parts.append((codes.astype("int64"), 2))
+        codes, found = _codes(key, members[key])
+        parts.append((codes, max(len(found), 1)))
+        levels.append(found)
     code = np.zeros(len(members), dtype="int64")
     for values, radix in parts:
         code = code * radix + values
-    return code, [r for _, r in parts], regions
+    return code, [r for _, r in parts], levels
+
+
+def key_column(key: str, values: np.ndarray) -> object:
+    """A key's column as every engine gives it: sex and residence categorical with their
+    fixed vocabulary, special_group boolean, any other key text."""
+    if key == "special_group":
+        return np.asarray(values, dtype=bool)
+    if key in FIXED_LEVELS:
+        return pd.Categorical(values, categories=FIXED_LEVELS[key])
+    return pd.array(np.asarray(values, dtype=str), dtype="str")
 
 
 def _decode(spec: CohortSpec, code: np.ndarray, radices: list[int], year0: int,
-            regions: np.ndarray) -> pd.DataFrame:
+            levels: list[np.ndarray]) -> pd.DataFrame:
     digits = []
     for radix in reversed(radices):
         digits.append(code % radix)
         code = code // radix
     digits.reverse()
     out = {"year": digits[0] + year0, "age_band": digits[1] * spec.band_width}
-    labels = {"sex": SEXES, "residence": RESIDENCES}
-    for key, values in zip(spec.keys, digits[2:], strict=True):
-        if key == "special_group":
-            out[key] = values.astype(bool)
-        elif key == "region":
-            out[key] = pd.array(regions[values], dtype="str")
-        else:
-            out[key] = pd.Categorical.from_codes(values, labels[key])
+    for key, values, found in zip(spec.keys, digits[2:], levels, strict=True):
+        out[key] = key_column(key, found[values])
     return pd.DataFrame(out)
 
 
@@ -173,27 +219,33 @@ def aggregate(
     annual: np.ndarray,
     spec: CohortSpec | None = None,
     reported_above: float = 0.0,
+    rule: str = "above",
+    counts: np.ndarray | None = None,
 ) -> Cells:
-    """Cells from validated members and their annual eligible costs (see `annual_costs`)."""
+    """Cells from validated members and their annual eligible costs (see `annual_costs`);
+    `counts`, the claim rows of each member-year, add a `claims` column."""
     spec = spec or CohortSpec()
-    code, radices, regions = _key_codes(spec, members)
+    code, radices, levels = _key_codes(spec, members)
     year0 = int(members["year"].min())
     size = int(np.prod(radices))
-    is_claimant = annual > reported_above
+    claimant = is_reported(annual, reported_above, rule)
     stats = {
         "exposure": np.bincount(code, weights=members["exposure"].to_numpy(), minlength=size),
         "insured": np.bincount(code, minlength=size),
-        "claimants": np.bincount(code[is_claimant], minlength=size),
+        "claimants": np.bincount(code[claimant], minlength=size),
         "cost": np.bincount(code, weights=annual, minlength=size),
     }
+    if counts is not None:
+        stats["claims"] = np.bincount(code[claimant], weights=counts[claimant],
+                                      minlength=size).astype("int64")
     present = np.flatnonzero(stats["insured"])
-    table = _decode(spec, present, radices, year0, regions)
-    for name in CELL_STATS:
-        table[name] = stats[name][present]
-    rows = np.flatnonzero(is_claimant)
+    table = _decode(spec, present, radices, year0, levels)
+    for name, values in stats.items():
+        table[name] = values[present]
+    rows = np.flatnonzero(claimant)
     picked = members.iloc[rows]
-    claimants = _decode(spec, code[rows], radices, year0, regions)
+    claimants = _decode(spec, code[rows], radices, year0, levels)
     claimants["age"] = picked["age"].to_numpy()
     claimants["special_group"] = picked["special_group"].to_numpy()
     claimants["cost"] = annual[rows]
-    return Cells(table, claimants[claimant_columns(spec)], spec, float(reported_above))
+    return Cells(table, claimants[claimant_columns(spec)], spec, float(reported_above), rule)

@@ -15,12 +15,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from forecasting.data.cohorts import RESIDENCES, SEXES
+from forecasting.data.cohorts import AGE_LIMIT, FIXED_LEVELS
 from forecasting.data.io import where
 from forecasting.data.options import MAX_COST
 from forecasting.errors import InputError
 
-MEMBER_COLUMNS = ("member_id", "year", "sex", "residence", "special_group", "exposure")
+MEMBER_COLUMNS = ("member_id", "year", "exposure")
 CLAIM_COLUMNS = ("member_id", "year", "eligible_cost")
 TRUE_TEXT = {"true", "1", "yes", "t", "y"}
 FALSE_TEXT = {"false", "0", "no", "f", "n"}
@@ -96,6 +96,28 @@ class Column:
             return 1 if text in TRUE_TEXT else 0 if text in FALSE_TEXT else -1
         return self._lookup(code_of, "true or false") == 1
 
+    def text(self) -> np.ndarray:
+        """A categorical key as text (numbers written as they are); no missing values."""
+        arr = self.values
+        self._first_bad(arr.is_null().to_numpy(zero_copy_only=False), "a value")
+        text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+        self._first_bad(pc.equal(text, "").fill_null(True).to_numpy(zero_copy_only=False),
+                        "a value (not blank)")
+        return text.to_numpy(zero_copy_only=False).astype(str)
+
+    def dates(self) -> np.ndarray:
+        """Calendar dates (datetime64[D]) from a date or timestamp column or ISO text
+        (2021-07-01); blanks and unreadable text are errors."""
+        arr = self.values
+        if pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
+            self._first_bad(arr.is_null().to_numpy(zero_copy_only=False), "a date")
+            return np.asarray(arr.cast(pa.timestamp("s")).to_numpy(zero_copy_only=False),
+                              dtype="datetime64[D]")
+        text = pd.Series(self.values.cast(pa.string()).to_numpy(zero_copy_only=False))
+        parsed = pd.to_datetime(text.str.strip(), errors="coerce", format="ISO8601")
+        self._first_bad(parsed.isna().to_numpy(), "a date like 2021-07-01")
+        return parsed.to_numpy().astype("datetime64[D]")
+
     def identifier(self) -> np.ndarray:
         """Member ids: whole numbers or non-empty text, kept as they are."""
         arr = self.values
@@ -137,44 +159,98 @@ def in_range(col: Column, values: np.ndarray, low: float, high: float, expected:
         col.fail(rows, expected, f"{values[rows[0]]:g}")
 
 
-def validate_members(path: Path, table: pa.Table) -> pd.DataFrame:
-    """Members as a typed frame: member_id, year, age, sex, residence, special_group, exposure."""
-    age_col = age_column(table.column_names)
-    require_columns(path, table, (*MEMBER_COLUMNS, age_col))
+def _keys_frame(path: Path, table: pa.Table, keys: tuple[str, ...]) -> dict[str, object]:
+    """The cohort keys as typed columns: sex and residence from their fixed vocabulary, any
+    other key as text (a missing value is an error)."""
     col = columns(path, table)
+    out: dict[str, object] = {}
+    for key in keys:
+        if key == "special_group":
+            continue  # always read below: the scheme's rules need it
+        if key in FIXED_LEVELS:
+            allowed = FIXED_LEVELS[key]
+            out[key] = pd.Categorical.from_codes(col(key).category(allowed), allowed)
+        else:
+            out[key] = col(key).text()
+    return out
 
-    year = col("year").numeric(integer=True)
-    in_range(col("year"), year, 1900, 2200, "a calendar year")
+
+def _member_years(path: Path, table: pa.Table) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Year and exposure of each row, and what `split_periods` needs when the rows hold
+    policy periods (`period_start`, `period_end`, the last day covered) instead."""
+    col = columns(path, table)
+    if "year" in table.column_names or not {"period_start", "period_end"} <= set(
+            table.column_names):
+        require_columns(path, table, MEMBER_COLUMNS)
+        year = col("year").numeric(integer=True)
+        in_range(col("year"), year, 1900, 2200, "a calendar year")
+        exposure = col("exposure").numeric()
+        in_range(col("exposure"), exposure, 0.0, 1.0, "exposure in (0, 1] years",
+                 low_open=True)
+        return year, exposure, ()
+    start, end = col("period_start").dates(), col("period_end").dates()
+    rows = np.flatnonzero(end < start)
+    if rows.size:
+        col("period_end").fail(rows, "a period end on or after its start",
+                               f"{end[rows[0]]} before {start[rows[0]]}")
+    year = start.astype("datetime64[Y]").astype("int64") + 1970
+    in_range(col("period_start"), year, 1900, 2200, "a date in a calendar year 1900-2200")
+    return year, np.ones(len(year)), (start, end)
+
+
+def validate_members(path: Path, table: pa.Table,
+                     keys: tuple[str, ...] = ("sex", "residence", "special_group")
+                     ) -> pd.DataFrame:
+    """Members as a typed frame: member_id, year, age, the cohort `keys`, special_group
+    (False when the data have no such column) and exposure. Rows holding a policy period
+    (`period_start`, `period_end` instead of `year` and `exposure`) are split into calendar
+    years (forecasting.data.periods); an `age` is then the age at the period's start."""
+    age_col = age_column(table.column_names)
+    require_columns(path, table, ("member_id", age_col, *keys))
+    col = columns(path, table)
+    year, exposure, periods = _member_years(path, table)
     raw_age = col(age_col).numeric(integer=True)
     age = raw_age if age_col == "age" else year - raw_age
-    in_range(col(age_col), age, 0, 120, "an age from 0 to 120 in the member-year")
-    exposure = col("exposure").numeric()
-    in_range(col("exposure"), exposure, 0.0, 1.0, "exposure in (0, 1] years", low_open=True)
+    in_range(col(age_col), age, 0, AGE_LIMIT, f"an age from 0 to {AGE_LIMIT} in the member-year")
+    special = (col("special_group").boolean() if "special_group" in table.column_names
+               else np.zeros(len(year), dtype=bool))
     frame = pd.DataFrame({
         "member_id": col("member_id").identifier(),
         "year": year,
         "age": age,
-        "sex": pd.Categorical.from_codes(col("sex").category(SEXES), SEXES),
-        "residence": pd.Categorical.from_codes(col("residence").category(RESIDENCES), RESIDENCES),
-        "special_group": col("special_group").boolean(),
+        **_keys_frame(path, table, keys),
+        "special_group": special,
         "exposure": exposure,
     })
-    if "region" in table.column_names:  # several cities in one data set
-        frame["region"] = col("region").identifier().astype(str)
-    return frame
+    if not periods:
+        return frame
+    from forecasting.data.periods import split_periods
+
+    return split_periods(frame, *periods, where_rows=lambda rows, what, got: col(
+        "period_end").fail(rows, what, got))
+
+
+def _claim_years(path: Path, table: pa.Table) -> np.ndarray:
+    """Claims name their calendar year (`year`), or a `service_date` it is read from."""
+    col = columns(path, table)
+    if "year" in table.column_names or "service_date" not in table.column_names:
+        require_columns(path, table, CLAIM_COLUMNS)
+        return col("year").numeric(integer=True)
+    return col("service_date").dates().astype("datetime64[Y]").astype("int64") + 1970
 
 
 def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST) -> pd.DataFrame:
-    """Claims as a typed frame: member_id, year, eligible_cost (CNY, from 0 to `max_cost`),
-    optional paid (the same range)."""
-    require_columns(path, table, CLAIM_COLUMNS)
+    """Claims as a typed frame: member_id, year, eligible_cost (from 0 to `max_cost`,
+    money units of the data), optional paid (the same range)."""
+    year = _claim_years(path, table)
+    require_columns(path, table, tuple(c for c in CLAIM_COLUMNS if c != "year"))
     col = columns(path, table)
 
     cost = col("eligible_cost").numeric()
     in_range(col("eligible_cost"), cost, 0.0, max_cost,
-             f"an eligible cost from 0 to {max_cost:g} CNY (--max-cost)")
-    year = col("year").numeric(integer=True)
-    in_range(col("year"), year, 1900, 2200, "a calendar year")
+             f"an eligible cost from 0 to {max_cost:g} (--max-cost)")
+    in_range(col("year" if "year" in table.column_names else "service_date"), year, 1900, 2200,
+             "a calendar year")
     frame = pd.DataFrame({
         "member_id": col("member_id").identifier(),
         "year": year,
@@ -183,6 +259,6 @@ def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST) -> 
     if "paid" in table.column_names:
         paid = col("paid").numeric()
         in_range(col("paid"), paid, 0.0, max_cost,
-                 f"a paid amount from 0 to {max_cost:g} CNY (--max-cost)")
+                 f"a paid amount from 0 to {max_cost:g} (--max-cost)")
         frame["paid"] = paid
     return frame

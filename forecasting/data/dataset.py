@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
+from forecasting.config import ProjectConfig
 from forecasting.data.cells import Cells
-from forecasting.data.cohorts import CohortSpec
+from forecasting.data.cohorts import CohortSpec, default_keys
 from forecasting.data.engines import AUTO, NeedsDetail, Unsupported, engine_names, get_engine
 from forecasting.data.io import check_encoding, columns_of, find_table, write_table
 from forecasting.data.options import MAX_COST_LIMIT, DataOptions, Source
@@ -30,6 +32,7 @@ class Dataset:
     cells: Cells
     scheme: Scheme
     fingerprint: str
+    config: ProjectConfig = field(default_factory=ProjectConfig)
 
     @property
     def years(self) -> list[int]:
@@ -51,9 +54,28 @@ def fingerprint(paths: list[Path], extra: str = "") -> str:
     return digest.hexdigest()
 
 
-def load_data(directory: Path, options: DataOptions | None = None) -> Dataset:
-    """Read members, claims and scheme from `directory`, check the contract, build cells
-    with the engine the options name (see DataOptions)."""
+def cohort_spec(members_path: Path, spec: CohortSpec | None, encoding: str = "utf-8"
+                ) -> CohortSpec:
+    """The cohorts to build: `spec`, or L city's keys the members table has; every key
+    must be a column of the members table (a near miss is named)."""
+    names = columns_of(members_path, encoding)
+    if spec is None or spec.keys is None:
+        return replace(spec or CohortSpec(), keys=default_keys(names))
+    missing = [k for k in spec.keys if k not in names]
+    if missing and names:
+        close = difflib.get_close_matches(missing[0], names, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InputError(f"{members_path}: cohort key {missing[0]!r} is not a column{hint} "
+                         f"(columns: {', '.join(names)})")
+    return spec
+
+
+def load_data(directory: Path, options: DataOptions | None = None,
+              config: ProjectConfig | None = None) -> Dataset:
+    """Read members, claims and (when present) scheme.toml from `directory`, check the
+    contract, build cells with the engine the options name (see DataOptions). A scheme is
+    needed to price plans (history, backtest payouts, optimisation), not to forecast.
+    `config` (the project configuration) travels with the Dataset to the models."""
     options = options or DataOptions()
     if options.engine not in engine_names():
         raise EngineError(f"engine must be one of {', '.join(engine_names())}; "
@@ -62,25 +84,22 @@ def load_data(directory: Path, options: DataOptions | None = None) -> Dataset:
     if not 0 < options.max_cost <= MAX_COST_LIMIT:
         raise UserError(f"--max-cost expected a cost in (0, {MAX_COST_LIMIT:g}]; got "
                         f"{options.max_cost:g}")
-    spec = options.spec
-    if options.severity_summary and spec is not None and "special_group" not in spec.keys:
-        raise InputError("a severity summary needs special_group among the cohort keys")
     directory = Path(directory)
     scheme_path = directory / SCHEME_FILE
     members_path = find_table(directory, "members")
-    if spec is None:  # several cities in one data set: each region is a cohort key
-        spec = CohortSpec(keys=("sex", "residence", "special_group", "region")
-                          if "region" in columns_of(members_path, options.encoding) else
-                          ("sex", "residence", "special_group"))
+    spec = cohort_spec(members_path, options.spec, options.encoding)
+    if options.severity_summary and "special_group" not in spec.keys:
+        raise InputError("a severity summary needs special_group among the cohort keys")
     claims_path = find_table(directory, "claims")
-    scheme = load_scheme(scheme_path)
-    source = Source(members_path, claims_path, scheme_path, spec, tuple(sorted(scheme.plans)))
+    scheme = load_scheme(scheme_path) if scheme_path.exists() else Scheme({}, {})
+    inputs = [members_path, claims_path, *([scheme_path] if scheme_path.exists() else [])]
+    # the engines aggregate at single years of age; the bands are summed from those cells
+    source = Source(members_path, claims_path, spec.fine())
     # Hashing the files runs in a thread while the data are checked and aggregated.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        fp = pool.submit(fingerprint, [members_path, claims_path, scheme_path],
-                         options.fingerprint_text(spec))
-        cells = build_cells(source, options)
-        return Dataset(directory, cells, scheme, fp.result())
+        fp = pool.submit(fingerprint, inputs, options.fingerprint_text(spec))
+        cells = build_cells(source, options).coarsened(spec)
+        return Dataset(directory, cells, scheme, fp.result(), config or ProjectConfig())
 
 
 def build_cells(source: Source, options: DataOptions) -> Cells:
@@ -111,20 +130,22 @@ def write_data_dir(
     out: Path,
     members: pd.DataFrame,
     claims: pd.DataFrame,
-    scheme: Scheme,
+    scheme: Scheme | None,
     fmt: str = "parquet",
     extra: dict[str, dict] | None = None,
     inputs: dict | None = None,
 ) -> Path:
-    """Write a data directory (members, claims, scheme.toml, extra JSON files), published
-    whole with a manifest naming `inputs` (e.g. the simulation's seed and scale)."""
+    """Write a data directory (members, claims, scheme.toml unless `scheme` is None, extra
+    JSON files), published whole with a manifest naming `inputs` (e.g. the simulation's
+    seed and scale)."""
     if fmt not in ("parquet", "csv"):
         raise InputError(f"format must be parquet or csv; got {fmt!r}")
     out = Path(out)
     with publish(out, "data", inputs or {}) as tmp:
         write_table(members, tmp / f"members.{fmt}")
         write_table(claims, tmp / f"claims.{fmt}")
-        (tmp / SCHEME_FILE).write_text(scheme_to_toml(scheme), encoding="utf-8")
+        if scheme is not None:
+            (tmp / SCHEME_FILE).write_text(scheme_to_toml(scheme), encoding="utf-8")
         for name, content in (extra or {}).items():
             (tmp / name).write_text(json.dumps(content, indent=2, default=float), encoding="utf-8")
     return out

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from forecasting.data.cells import THRESHOLD_RULES
 from forecasting.data.cohorts import CohortSpec
+from forecasting.errors import InputError
 
 # The largest believable cost of one claim or one member-year, in money units of the data:
 # a billion (CNY) is far above any real annual medical cost, and any count of costs under
@@ -20,16 +22,18 @@ MAX_COST_LIMIT = 1e15
 class DataOptions:
     """Options for reading members and claims.
 
-    reported_above: claims hold only member-years whose annual eligible cost exceeds this
-        (money units of the data, e.g. CNY); claimants are left-truncated there.
+    reported_above: claims hold only member-years whose annual eligible cost reaches this
+        threshold (money units of the data); claimants are left-truncated there.
+    threshold_rule: "above" (costs > reported_above are reported) or "at-or-above"
+        (costs >= reported_above are, as "reported at or above T" data come).
     engine: a name of `forecasting.data.engines.ENGINES` or "auto" (DuckDB for Parquet,
         pandas for CSV).
     severity_summary: claimants' costs come as log-bucket counts and sums per cohort
         instead of one row each (exact sums, costs within 1.2 %).
     spark_master: the Spark master URL, for the spark engine.
     memory_limit: DuckDB's memory limit (e.g. "4GB"), for the duckdb engine.
-    spec: the cohorts; None = sex x residence x special group (x region when the data
-        have a region column).
+    spec: the cohorts; None = age band x those of sex, residence, special group and region
+        the members table has (forecasting.data.cohorts.default_keys).
     encoding: the text encoding of CSV files (Excel's "CSV UTF-8" byte-order mark is
         accepted; e.g. "gbk" for files saved by Chinese Windows).
     max_cost: a claim's cost or a member-year's annual cost above this (money units of
@@ -37,6 +41,7 @@ class DataOptions:
     """
 
     reported_above: float = 0.0
+    threshold_rule: str = "above"
     engine: str = "auto"
     severity_summary: bool = False
     spark_master: str = "local[2]"
@@ -45,21 +50,26 @@ class DataOptions:
     encoding: str = "utf-8"
     max_cost: float = MAX_COST
 
+    def __post_init__(self) -> None:
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise InputError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}; "
+                             f"got {self.threshold_rule!r}")
+        if not self.reported_above >= 0:
+            raise InputError(f"reported_above must be >= 0; got {self.reported_above:g}")
+
     def fingerprint_text(self, spec: CohortSpec) -> str:
         """The settings that change the cells, for the data fingerprint."""
-        return f"{spec}|{self.reported_above}" + ("|summary" if self.severity_summary else "")
+        return (f"{spec}|{self.reported_above}|{self.threshold_rule}"
+                + ("|summary" if self.severity_summary else ""))
 
 
 @dataclass(frozen=True)
 class Source:
-    """The files of one data directory an engine aggregates, and what they are checked
-    against: the cohorts and the years that have a plan."""
+    """The files of one data directory an engine aggregates, and the cohorts it groups by."""
 
     members: Path
     claims: Path
-    scheme: Path
     spec: CohortSpec
-    years_with_plan: tuple[int, ...]
 
     @property
     def parquet(self) -> bool:

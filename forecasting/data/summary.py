@@ -14,14 +14,19 @@ import pandas as pd
 PER_DECADE = 200  # buckets per factor of ten: edges 1.16 % apart
 
 
+TINY = float(np.finfo("float64").tiny)  # only claimants (cost > 0) are bucketed
+
+
 def bucket_of(cost: np.ndarray, per_decade: int = PER_DECADE) -> np.ndarray:
-    """Bucket index of each cost: floor(log10(cost) * per_decade), costs >= 1 CNY."""
-    return np.floor(np.log10(np.maximum(cost, 1.0)) * per_decade).astype("int64")
+    """Bucket index of each cost > 0: floor(log10(cost) * per_decade), in any money unit
+    (costs below 1 have negative buckets)."""
+    return np.floor(np.log10(np.maximum(cost, TINY)) * per_decade).astype("int64")
 
 
 def bucket_sql(column: str, per_decade: int = PER_DECADE) -> str:
     """The same bucket in SQL (DuckDB and Spark both have LN and FLOOR)."""
-    return (f"CAST(FLOOR(LN(GREATEST({column}, 1.0)) / LN(10) * {per_decade}) AS BIGINT)")
+    return (f"CAST(FLOOR(LN(GREATEST({column}, {TINY!r})) / LN(10) * {per_decade}) "
+            f"AS BIGINT)")
 
 
 def summary_sql(keys: list[str], per_decade: int = PER_DECADE) -> str:
@@ -29,6 +34,47 @@ def summary_sql(keys: list[str], per_decade: int = PER_DECADE) -> str:
     cols = ", ".join(keys)
     return (f"SELECT {cols}, {bucket_sql('cost', per_decade)} AS bucket, COUNT(*) AS n, "
             f"SUM(cost) AS total FROM cl GROUP BY {cols}, bucket")
+
+
+@dataclass(frozen=True)
+class ContinuanceTable:
+    """Claimants grouped by cost interval, as a continuance table (or a published table of
+    loss data) gives them: interval i is [edges[i], edges[i+1]) (the last open above),
+    holding counts[i] claimants whose costs total totals[i]. Layer prices are exact at the
+    edges; between edges E[min(X, b)] is interpolated linearly inside the interval, an
+    error bounded by the interval's width; inside the open top interval it is unknown
+    (an error)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    totals: np.ndarray
+
+    def lev(self, b: float) -> float:
+        """E[min(X, b)] per claimant (money units of the table)."""
+        n = np.asarray(self.counts, dtype="float64")
+        if n.sum() == 0:
+            return 0.0
+        total = np.asarray(self.totals, dtype="float64")
+        if math.isinf(b):
+            return float(total.sum() / n.sum())
+        lo = np.asarray(self.edges, dtype="float64")
+        hi = np.r_[lo[1:], np.inf]
+        # intervals wholly below b count in full, wholly above count b each; the interval
+        # that holds b is interpolated between its exact values at its two edges
+        below, above = hi <= b, lo >= b
+        inside = ~below & ~above & np.isfinite(hi)
+        value = total[below].sum() + b * n[above].sum()
+        if inside.any():
+            w = (b - lo[inside]) / (hi[inside] - lo[inside])
+            value += float(((1 - w) * lo[inside] * n[inside] + w * total[inside]).sum())
+        if (n[~below & ~above & ~np.isfinite(hi)] > 0).any():
+            raise ValueError(f"{b:g} lies inside the open top interval (from {lo[-1]:g}): "
+                             "the table does not determine E[min(X, b)] there")
+        return float(value / n.sum())
+
+    def layer(self, a: float, b: float) -> float:
+        """Expected cost per claimant inside [a, b)."""
+        return self.lev(b) - self.lev(a)
 
 
 @dataclass(frozen=True)
@@ -53,27 +99,17 @@ class SeveritySummary:
         return 10.0 ** (np.asarray(bucket, dtype="float64") / self.per_decade)
 
     def lev(self, b: float, rows: pd.Series | None = None) -> float:
-        """E[min(X, b)] over the claimants of the selected rows (all by default), CNY."""
+        """E[min(X, b)] over the claimants of the selected rows (all by default)."""
         t = self.table if rows is None else self.table[rows]
-        n = t["n"].to_numpy(float)
-        if n.sum() == 0:
-            return 0.0
-        if math.isinf(b):
-            return float(t["total"].sum() / n.sum())
-        lo = self.edge(t["bucket"].to_numpy())
-        hi = self.edge(t["bucket"].to_numpy() + 1)
-        total = t["total"].to_numpy(float)
-        # buckets wholly below b count in full, wholly above count b each; the bucket that
-        # holds b is interpolated between its exact values at its two edges
-        below, above = hi <= b, lo >= b
-        inside = ~below & ~above
-        value = total[below].sum() + b * n[above].sum()
-        if inside.any():
-            at_lo = lo[inside] * n[inside]               # every cost there is >= lo
-            at_hi = total[inside]                        # every cost there is < hi
-            w = (b - lo[inside]) / (hi[inside] - lo[inside])
-            value += float(((1 - w) * at_lo + w * at_hi).sum())
-        return float(value / n.sum())
+        order = np.argsort(t["bucket"].to_numpy())
+        buckets = t["bucket"].to_numpy()[order]
+        # buckets side by side: the gaps between occupied buckets are empty intervals
+        edges = np.unique(np.r_[self.edge(buckets), self.edge(buckets + 1)])
+        at = np.searchsorted(edges, self.edge(buckets))
+        counts, totals = np.zeros(len(edges)), np.zeros(len(edges))
+        np.add.at(counts, at, t["n"].to_numpy(float)[order])
+        np.add.at(totals, at, t["total"].to_numpy(float)[order])
+        return ContinuanceTable(edges, counts, totals).lev(b)
 
     def layer(self, a: float, b: float, rows: pd.Series | None = None) -> float:
         """Expected cost per claimant inside [a, b), CNY."""

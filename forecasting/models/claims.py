@@ -6,21 +6,39 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from forecasting.data.cells import Cells
 from forecasting.forecast import Forecast
-from forecasting.models.enrollment import project_enrollment
+from forecasting.models.enrollment import insured_sd, project_enrollment
 from forecasting.models.frequency import GBMFrequency, PoissonFrequencyGLM
 from forecasting.models.severity import BlendedSeverity, SplicedSeverityModel
+from forecasting.models.threads import single_threaded
+from forecasting.models.uncertainty import prediction_factor, year_sd
 
 FREQUENCY_MODELS = {"glm": PoissonFrequencyGLM, "gbm": GBMFrequency}
+FREQUENCY_ROWS = ("cells", "ages")
 
 
-def _year_sd(actual: pd.Series, expected: pd.Series, n_params: int) -> float:
-    """Spread of log(actual / expected) by year: the systemic year-to-year effect."""
-    log_ae = np.log(actual / expected)
-    dof = max(len(log_ae) - n_params, 1)
-    return float(max(np.sqrt((log_ae**2).sum() / dof), 0.01))
+def counts_like(freq, cells: Cells):
+    """A frequency estimator's twin for claim counts (same class and settings, fitted on
+    the cells' claims per member-year), or None when the data count no claims. What a
+    registered claimant-frequency champion needs to forecast claims too."""
+    rows = cells.table if getattr(freq, "band_width", None) != 1 or cells.by_age is None \
+        else cells.by_age.assign(age=cells.by_age["age_band"])
+    if "claims" not in rows or rows["claims"].sum() == 0:
+        return None
+    return clone(freq).fit(rows, rows["claims"] / rows["exposure"],
+                           sample_weight=rows["exposure"])
+
+
+def _reuse(shared: dict | None, key: tuple, make):
+    """make(), or the fit `shared` already holds under `key` (kept there when new)."""
+    if shared is None:
+        return make()
+    if key not in shared:
+        shared[key] = make()
+    return shared[key]
 
 
 @dataclass
@@ -28,59 +46,151 @@ class ClaimsModel:
     """Fit on the cells of past years; `forecast(year)` gives the Forecast of a later year.
 
     frequency: "glm" (Poisson GLM, parameter covariance used in scenarios) or "gbm".
+    frequency_rows: "cells" (the cohort cells) or "ages" (cells at single years of age,
+    which hold everything the member rows hold: the fit on member rows).
     credibility_k: claimants at which a cohort's own past costs get half the weight.
+    frequency_params, severity_params: passed to the estimators (keys, band width and
+    base year come from the cells).
     """
 
     frequency: str = "glm"
     credibility_k: float = 200.0
     frequency_params: dict = field(default_factory=dict)
     severity_params: dict = field(default_factory=dict)
+    frequency_rows: str = "cells"
 
-    def fit(self, cells: Cells) -> ClaimsModel:
+    def _frequency_estimator(self, cells: Cells, rows: pd.DataFrame, target: str):
         if self.frequency not in FREQUENCY_MODELS:
             raise ValueError(f"frequency must be one of {sorted(FREQUENCY_MODELS)}")
-        t, c = cells.table, cells.claimants
-        base_year = int(t["year"].min())
-        freq = FREQUENCY_MODELS[self.frequency](base_year=base_year, **self.frequency_params)
-        freq.fit(t, t["claimants"] / t["exposure"], sample_weight=t["exposure"])
-        sev = SplicedSeverityModel(reported_above=cells.reported_above, base_year=base_year,
-                                   **self.severity_params)
-        sev.fit(c, c["cost"].to_numpy())
-        return self.use(cells, freq, sev)
+        width = 1 if self.frequency_rows == "ages" else cells.spec.band_width
+        est = FREQUENCY_MODELS[self.frequency](
+            base_year=int(cells.table["year"].min()), keys=cells.spec.keys, band_width=width,
+            **self.frequency_params)
+        return est.fit(rows, rows[target] / rows["exposure"], sample_weight=rows["exposure"])
 
-    def use(self, cells: Cells, freq, sev: SplicedSeverityModel) -> ClaimsModel:
+    def _frequency_rows(self, cells: Cells) -> pd.DataFrame:
+        if self.frequency_rows not in FREQUENCY_ROWS:
+            raise ValueError(f"frequency_rows must be one of {', '.join(FREQUENCY_ROWS)}")
+        if self.frequency_rows == "cells":
+            return cells.table
+        if cells.by_age is None:
+            raise ValueError("frequency_rows='ages' needs cells made by load_data (by_age)")
+        return cells.by_age.assign(age=cells.by_age["age_band"])
+
+    @single_threaded
+    def fit(self, cells: Cells, shared: dict | None = None) -> ClaimsModel:
+        """Fit the three on `cells`. `shared`: a dict in which fits are kept and reused by
+        other ClaimsModels on the same cells with the same settings (candidates that
+        differ only in frequency share their severity fit, and vice versa)."""
+        rows = self._frequency_rows(cells)
+        key = (tuple(cells.years), len(cells.claimants), self.frequency, self.frequency_rows,
+               repr(sorted(self.frequency_params.items())))
+        freq = _reuse(shared, ("claimants", *key),
+                      lambda: self._frequency_estimator(cells, rows, "claimants"))
+        counts = (_reuse(shared, ("claims", *key),
+                         lambda: self._frequency_estimator(cells, rows, "claims"))
+                  if "claims" in rows and rows["claims"].sum() > 0 else None)
+        sev = _reuse(shared, ("severity", *key[:2], repr(sorted(self.severity_params.items()))),
+                     lambda: self._severity(cells))
+        return self.use(cells, freq, sev, counts)
+
+    def _severity(self, cells: Cells) -> SplicedSeverityModel:
+        c = cells.claimants
+        sev = SplicedSeverityModel(reported_above=cells.reported_above,
+                                   base_year=int(cells.table["year"].min()),
+                                   keys=cells.spec.keys, band_width=cells.spec.band_width,
+                                   **self.severity_params)
+        return sev.fit(c, c["cost"].to_numpy())
+
+    def use(self, cells: Cells, freq, sev: SplicedSeverityModel, counts=None) -> ClaimsModel:
         """Adopt fitted frequency and severity estimators (e.g. champions from the registry)
-        with the cells of the years before the forecast year."""
-        self.cells_, self.freq_, self.sev_ = cells, freq, sev
+        with the cells of the years before the forecast year; `counts` optionally models
+        claims (not claimants) per member-year."""
+        self.cells_, self.freq_, self.sev_, self.counts_ = cells, freq, sev, counts
         t, c = cells.table, cells.claimants
         # year effects: how far each past year sat from the model, for the scenarios
-        expected = t.assign(e=self.freq_.predict(t) * t["exposure"]).groupby("year")["e"].sum()
-        self.freq_year_sd_ = _year_sd(t.groupby("year")["claimants"].sum(), expected, 2)
+        expected = t.assign(e=self.predict_frequency(t) * t["exposure"]).groupby("year")[
+            "e"].sum()
+        self.freq_year_sd_ = year_sd(t.groupby("year")["claimants"].sum(), expected, 2)
         mean = c.assign(m=self.sev_.predict(c)).groupby("year")["m"].sum()
-        self.sev_year_sd_ = _year_sd(c.groupby("year")["cost"].sum(), mean, 2)
+        self.sev_year_sd_ = year_sd(c.groupby("year")["cost"].sum(), mean, 2)
         return self
 
+    def predict_frequency(self, cohorts: pd.DataFrame, model=None) -> np.ndarray:
+        """Expected count per member-year of each cohort row. A model fitted on single ages
+        is averaged over the single ages inside each band, weighted by the exposure of the
+        last year (aged one year); a band without such exposure takes its middle age."""
+        model = model or self.freq_
+        if getattr(model, "band_width", None) != 1:
+            return model.predict(cohorts)
+        middle = cohorts["age_band"] + (self.cells_.spec.band_width - 1) / 2
+        mid = model.predict(cohorts.assign(age=middle))
+        fine = self._single_ages(cohorts)
+        if fine is None:
+            return mid
+        fine["rate"] = model.predict(fine)
+        keys = self.cells_.spec.columns
+        avg = fine.assign(r=fine["rate"] * fine["exposure"]).groupby(keys, observed=True)[
+            ["r", "exposure"]].sum()
+        avg = (avg["r"] / avg["exposure"]).rename("rate").reset_index()
+        found = cohorts[keys].merge(avg, on=keys, how="left")["rate"].to_numpy()
+        return np.where(np.isnan(found), mid, found)
+
+    def _single_ages(self, cohorts: pd.DataFrame) -> pd.DataFrame | None:
+        """The last year's cells at single ages, aged one year, in the cohorts' year(s)."""
+        fine = self.cells_.by_age
+        if fine is None:
+            return None
+        spec = self.cells_.spec
+        last = fine[fine["year"] == fine["year"].max()]
+        age = np.minimum(last["age_band"].to_numpy() + 1, spec.fine().age_max)
+        out = pd.concat([last.assign(year=y, age=age, age_band=spec.band(age))
+                         for y in cohorts["year"].unique()], ignore_index=True)
+        return out[["year", "age", "age_band", *spec.keys, "exposure"]]
+
+    @single_threaded
     def forecast(self, year: int, provenance: dict | None = None) -> Forecast:
         """The Forecast of `year` (after the fitted years)."""
         cells = self.cells_
         cohorts = project_enrollment(cells.table, cells.spec, year)
-        freq = self.freq_.predict(cohorts)
+        freq = self.predict_frequency(cohorts)
         # under left truncation the models see claimants above the threshold; the full
         # count follows from the fitted severity: N_all = N_above / P(X > threshold)
         dists = self.sev_.distributions(cohorts)
+        share = np.ones(len(cohorts))
         if cells.reported_above > 0:
-            freq = freq / np.array([1 - float(d.cdf(cells.reported_above)) for d in dists])
-        cohorts["frequency"] = freq
-        cohorts["claimants"] = freq * cohorts["exposure"]
+            share = np.array([1 - float(d.cdf(cells.reported_above)) for d in dists])
+        cohorts["frequency"] = freq / share
+        cohorts["claimants"] = cohorts["frequency"] * cohorts["exposure"]
+        cohorts["reported_share"] = share
+        if self.counts_ is not None:
+            cohorts["claims"] = self.predict_frequency(cohorts, self.counts_) * cohorts[
+                "exposure"]
         severities = tuple(self._blend(cohorts, dists))
         cohorts["mean_severity"] = [s.mean() for s in severities]
         design = cov = None
         if isinstance(self.freq_, PoissonFrequencyGLM):
-            z = self.freq_.design_.transform(cohorts)
-            design = np.hstack([np.ones((len(z), 1)), z])
-            cov = self.freq_.covariance_
+            design, cov = self.freq_.design_rows(self._design_frame(cohorts)), \
+                self.freq_.covariance_
+        widen = prediction_factor(cells.table["year"].to_numpy(), year)
         return Forecast(year, cells.spec, cohorts, severities, design, cov,
-                        self.freq_year_sd_, self.sev_year_sd_, dict(provenance or {}))
+                        self.freq_year_sd_ * widen, self.sev_year_sd_ * widen,
+                        dict(provenance or {}), insured_sd(cells.table, year),
+                        cells.reported_above)
+
+    def _design_frame(self, cohorts: pd.DataFrame) -> pd.DataFrame:
+        """Rows whose design stands for each cohort in coefficient draws: the cohort's mean
+        single age when the model was fitted on single ages."""
+        if getattr(self.freq_, "band_width", None) != 1:
+            return cohorts
+        fine = self._single_ages(cohorts)
+        keys = self.cells_.spec.columns
+        mean_age = fine.assign(a=fine["age"] * fine["exposure"]).groupby(
+            keys, observed=True)[["a", "exposure"]].sum()
+        mean_age = (mean_age["a"] / mean_age["exposure"]).rename("age").reset_index()
+        out = cohorts.merge(mean_age, on=keys, how="left")
+        middle = out["age_band"] + (self.cells_.spec.band_width - 1) / 2
+        return out.assign(age=out["age"].fillna(middle))
 
     def _blend(self, cohorts: pd.DataFrame, dists) -> list[BlendedSeverity]:
         """Each cohort's past costs, trended to the forecast year, blended by credibility."""

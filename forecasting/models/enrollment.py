@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.data.cohorts import CohortSpec
+from forecasting.models.uncertainty import prediction_factor
 
 
 def insured_trend(table: pd.DataFrame) -> float:
@@ -21,6 +22,24 @@ def insured_trend(table: pd.DataFrame) -> float:
         return 0.0
     years = totals.index.to_numpy(dtype="float64")
     return float(np.polyfit(years, np.log(totals.to_numpy(dtype="float64")), 1)[0])
+
+
+def insured_sd(table: pd.DataFrame, year: int) -> float:
+    """Standard deviation of log(insured total) of `year` around its projection: the
+    residual spread of the log-linear trend, widened as a trend's prediction interval
+    (forecasting.models.claims.prediction_factor); with two years the one observed change
+    stands for its own uncertainty; with one year nothing is known (0)."""
+    totals = table.groupby("year")["insured"].sum().sort_index()
+    years = totals.index.to_numpy(dtype="float64")
+    logs = np.log(totals.to_numpy(dtype="float64"))
+    if len(totals) < 2:
+        return 0.0
+    if len(totals) == 2:
+        return float(abs(logs[1] - logs[0]))
+    slope, level = np.polyfit(years, logs, 1)
+    resid = logs - (level + slope * years)
+    sd = float(np.sqrt((resid**2).sum() / (len(logs) - 2)))
+    return sd * prediction_factor(years, year)
 
 
 def age_one_year(cur: pd.DataFrame, spec: CohortSpec) -> pd.DataFrame:

@@ -112,9 +112,124 @@ class SplicedSeverity:
         return np.where(x0 <= self.threshold, body, tail) - math.log(self.scale)
 
 
+class GroupedCosts:
+    """Log costs grouped (rows of a group share a scale and a truncation point), sorted
+    within each group, with prefix sums: the spliced log-likelihood for any scales and
+    parameters costs O(groups x log rows), not O(rows), per evaluation.
+
+    log_costs: log of each cost; group: each row's group (0..K-1).
+    """
+
+    def __init__(self, log_costs: np.ndarray, group: np.ndarray):
+        group = np.asarray(group, dtype="int64")
+        order = np.lexsort((log_costs, group))
+        self.logs, g = np.asarray(log_costs, dtype="float64")[order], group[order]
+        k = np.arange(int(group.max()) + 1)
+        self.start, self.end = np.searchsorted(g, k), np.searchsorted(g, k, side="right")
+        self.n = self.end - self.start
+        self.c1 = np.r_[0.0, np.cumsum(self.logs)]
+        self.c2 = np.r_[0.0, np.cumsum(self.logs * self.logs)]
+        self.low, self.width = float(self.logs.min()), float(np.ptp(self.logs)) + 2.0
+        self.key = g * self.width + (self.logs - self.low)  # increasing across groups
+
+    def _split(self, log_cut: np.ndarray) -> np.ndarray:
+        """Per group, the first row whose log cost exceeds log_cut (the group's end when
+        none does)."""
+        inside = np.clip(log_cut - self.low, -0.5, self.width - 1.0)
+        at = np.searchsorted(self.key, np.arange(len(self.n)) * self.width + inside,
+                             side="right")
+        return np.clip(at, self.start, self.end)
+
+    def log_likelihood(self, dist: SplicedSeverity, log_scale: np.ndarray,
+                       truncated_at: np.ndarray | float = 0.0) -> float:
+        """Sum over rows of log f(cost) for cost = scale_g x X0, X0 ~ `dist` (scale 1),
+        each density divided by P(cost > truncated_at_g) when truncated_at > 0."""
+        mu, sd, u, pi, a = dist.mu, dist.sigma, dist.threshold, dist.tail_prob, dist.alpha
+        split = self._split(math.log(u) + log_scale)
+        nb, nt = split - self.start, self.end - split
+        sum_b = self.c1[split] - self.c1[self.start] - nb * log_scale
+        sq_b = (self.c2[split] - self.c2[self.start]
+                - 2 * log_scale * (self.c1[split] - self.c1[self.start])
+                + nb * log_scale**2)
+        sum_t = self.c1[self.end] - self.c1[split] - nt * log_scale
+        top = float(ndtr((math.log(u) - mu) / sd))
+        body = (nb * (math.log1p(-pi) - math.log(max(top, 1e-300)) - math.log(sd)
+                      - 0.5 * math.log(2 * math.pi))
+                - sum_b - (sq_b - 2 * mu * sum_b + nb * mu * mu) / (2 * sd * sd))
+        tail = nt * (math.log(pi) + math.log(a) + a * math.log(u)) - (a + 1) * sum_t
+        total = float(body.sum() + tail.sum() - (self.n * log_scale).sum())
+        cut = np.broadcast_to(np.asarray(truncated_at, dtype="float64"), self.n.shape)
+        if cut.any():
+            survival = 1 - dist.cdf(cut * np.exp(-log_scale))
+            total -= float(self.n @ np.log(np.maximum(survival, 1e-300)))
+        return total
+
+
+MIN_TAIL = 30  # claimants (weighted) on each side of a candidate splice point
+SPLICE_QUANTILES = (0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.965, 0.975, 0.985, 0.99)
+
+
+def _body_fit(logs: np.ndarray, w: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(mu, sigma) of a lognormal truncated above at `threshold` by maximum likelihood,
+    from the weighted sufficient statistics of the log costs below it (O(1) per step)."""
+    n = w.sum()
+    if n <= 0:
+        return math.log(threshold) - 1.0, 1.0
+    s1, s2 = w @ logs, w @ (logs * logs)
+    top = math.log(threshold)
+    mean = s1 / n
+    sd = math.sqrt(max(s2 / n - mean * mean, 1e-6))
+
+    def nll(theta: np.ndarray) -> float:
+        mu, log_sd = theta
+        sd_ = math.exp(log_sd)
+        quad = (s2 - 2 * mu * s1 + n * mu * mu) / (2 * sd_ * sd_)
+        cut = max(float(ndtr((top - mu) / sd_)), 1e-300)
+        return (n * log_sd + quad + n * math.log(cut)) / n
+
+    res = minimize(nll, np.array([mean, math.log(sd)]), method="L-BFGS-B")
+    return float(res.x[0]), float(math.exp(res.x[1]))
+
+
+def _fit_untruncated(x: np.ndarray, w: np.ndarray, threshold: float) -> SplicedSeverity:
+    """The spliced model's likelihood separates when nothing is truncated: the tail share
+    and the Pareto index in closed form, the body from sufficient statistics."""
+    tail = x > threshold
+    n_tail, n = w[tail].sum(), w.sum()
+    pi = min(max(n_tail / n, 1e-9), 1 - 1e-9)
+    spread = w[tail] @ np.log(x[tail] / threshold)
+    alpha = n_tail / spread if n_tail > 0 and spread > 0 else 2.0
+    mu, sigma = _body_fit(np.log(x[~tail]), w[~tail], threshold)
+    return SplicedSeverity(mu, sigma, threshold, float(pi), float(alpha))
+
+
+def _fit_truncated(x: np.ndarray, threshold: float, trunc: np.ndarray) -> SplicedSeverity:
+    """Maximum likelihood with each density divided by P(X > truncation point); the
+    costs are grouped by truncation point (one per cohort scale), so that each evaluation
+    costs O(groups)."""
+    points, where = np.unique(trunc, return_inverse=True)
+    grouped = GroupedCosts(np.log(x), where.ravel())
+    zero = np.zeros(len(points))
+    start_dist = _fit_untruncated(x, np.ones_like(x), threshold)
+    start = np.array([start_dist.mu, math.log(start_dist.sigma),
+                      logit(min(max(start_dist.tail_prob, 1e-4), 0.5)),
+                      math.log(start_dist.alpha)])
+
+    def build(theta: np.ndarray) -> SplicedSeverity:
+        return SplicedSeverity(theta[0], math.exp(theta[1]), threshold, float(expit(theta[2])),
+                               math.exp(theta[3]))
+
+    def nll(theta: np.ndarray) -> float:
+        return -grouped.log_likelihood(build(theta), zero, points) / len(x)
+
+    res = minimize(nll, start, method="Nelder-Mead",
+                   options={"xatol": 1e-7, "fatol": 1e-10, "maxiter": 20_000, "maxfev": 20_000})
+    return build(res.x)
+
+
 def fit_spliced(costs: np.ndarray, threshold: float, truncated_at: float | np.ndarray = 0.0,
                 weights: np.ndarray | None = None) -> SplicedSeverity:
-    """Maximum likelihood fit of the spliced model with u = `threshold` fixed (CNY).
+    """Maximum likelihood fit of the spliced model with u = `threshold` fixed (money units).
 
     When costs are only reported above `truncated_at` (left truncation; a number or one per
     cost), each density is divided by P(X > truncated_at): what was not seen is modelled,
@@ -123,24 +238,56 @@ def fit_spliced(costs: np.ndarray, threshold: float, truncated_at: float | np.nd
     x = np.asarray(costs, dtype="float64")
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype="float64")
     trunc = np.broadcast_to(np.asarray(truncated_at, dtype="float64"), x.shape)
-    if (x <= trunc).any():
-        raise ValueError("every cost must exceed truncated_at")
-    logs = np.log(x[x <= threshold])
-    start = np.array([np.mean(logs) if logs.size else math.log(threshold) - 1,
-                      math.log(np.std(logs) if logs.size > 1 else 1.0),
-                      logit(min(max((x > threshold).mean(), 1e-4), 0.5)), math.log(2.0)])
+    if (x < trunc).any():
+        raise ValueError("every cost must reach truncated_at")
+    if not trunc.any():
+        return _fit_untruncated(x, w, threshold)
+    if weights is not None:
+        raise ValueError("weights are not supported with truncation")
+    return _fit_truncated(x, threshold, trunc)
 
-    def build(theta: np.ndarray) -> SplicedSeverity:
-        return SplicedSeverity(theta[0], math.exp(theta[1]), threshold, float(expit(theta[2])),
-                               math.exp(theta[3]))
 
-    def nll(theta: np.ndarray) -> float:
-        dist = build(theta)
-        ll = w @ dist.logpdf(x)
-        if trunc.any():
-            ll -= w @ np.log(np.maximum(1 - dist.cdf(trunc), 1e-300))
-        return -ll / w.sum()
+def log_likelihood(dist: SplicedSeverity, x: np.ndarray, w: np.ndarray,
+                   trunc: np.ndarray) -> float:
+    """Weighted log-likelihood of costs x under `dist`, truncated at `trunc` (0: none)."""
+    ll = float(w @ dist.logpdf(x))
+    if trunc.any():
+        points, where = np.unique(trunc, return_inverse=True)
+        at = np.bincount(where.ravel(), weights=w, minlength=len(points))
+        ll -= float(at @ np.log(np.maximum(1 - dist.cdf(points), 1e-300)))
+    return ll
 
-    res = minimize(nll, start, method="Nelder-Mead",
-                   options={"xatol": 1e-7, "fatol": 1e-10, "maxiter": 20_000, "maxfev": 20_000})
-    return build(res.x)
+
+def splice_candidates(x: np.ndarray, w: np.ndarray,
+                      quantiles: tuple[float, ...] = SPLICE_QUANTILES) -> list[float]:
+    """Candidate splice points: quantiles of the costs leaving at least MIN_TAIL claimants
+    (weighted) on each side; the median when the data are too few for any."""
+    from forecasting.models.features import weighted_quantiles
+
+    found = []
+    for u in weighted_quantiles(x, w, np.asarray(quantiles)):
+        above = w[x > u].sum()
+        if above >= MIN_TAIL and w.sum() - above >= MIN_TAIL and u not in found:
+            found.append(float(u))
+    return found or [float(weighted_quantiles(x, w, np.array([0.5]))[0])]
+
+
+def choose_splice(costs: np.ndarray, truncated_at: float | np.ndarray = 0.0,
+                  weights: np.ndarray | None = None,
+                  quantiles: tuple[float, ...] = SPLICE_QUANTILES
+                  ) -> tuple[SplicedSeverity, list[dict]]:
+    """The splice point by profile likelihood: the spliced model fitted at each candidate
+    (splice_candidates), the one with the highest likelihood kept. Returns it and the
+    profile (one dict per candidate: threshold, share above it, log-likelihood)."""
+    x = np.asarray(costs, dtype="float64")
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype="float64")
+    trunc = np.broadcast_to(np.asarray(truncated_at, dtype="float64"), x.shape)
+    profile, best = [], None
+    for u in splice_candidates(x, w, quantiles):
+        dist = fit_spliced(x, u, trunc, None if weights is None else w)
+        ll = log_likelihood(dist, x, w, trunc)
+        profile.append({"threshold": u, "share_above": float(w[x > u].sum() / w.sum()),
+                        "log_likelihood": ll})
+        if best is None or ll > best[0]:
+            best = (ll, dist)
+    return best[1], profile

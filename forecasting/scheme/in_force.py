@@ -22,7 +22,7 @@ opex_share = 0.04              # operating cost as share of premium income
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import tomli_w
@@ -52,16 +52,29 @@ class Scheme:
 
     plans: dict[int, Plan]
     markets: dict[int, Market]
+    source: str = field(default="scheme.toml", compare=False)  # where read, for messages
 
     def plan(self, year: int) -> Plan:
+        """The plan in force in `year`; pricing a year needs it (forecasting does not)."""
         if year not in self.plans:
-            raise InputError(f"scheme: no plan for {year}; plans exist for {sorted(self.plans)}")
+            raise InputError(f"{self.source}: no [plan.{year}]; pricing {year} needs the plan "
+                             f"in force then (plans for {_years(self.plans)})")
         return self.plans[year]
 
     def market(self, year: int) -> Market:
         if year not in self.markets:
-            raise InputError(f"scheme: no market for {year}; markets for {sorted(self.markets)}")
+            raise InputError(f"{self.source}: no [market.{year}] (markets for "
+                             f"{_years(self.markets)})")
         return self.markets[year]
+
+    def latest_plan(self, year: int) -> tuple[int, Plan] | None:
+        """The plan in force in `year`, else the latest before it; None without one."""
+        known = [y for y in self.plans if y <= year]
+        return (max(known), self.plans[max(known)]) if known else None
+
+
+def _years(table: dict) -> str:
+    return ", ".join(map(str, sorted(table))) or "no year"
 
 
 def _number(where: str, table: dict, key: str, default=None, none_ok: bool = False):
@@ -139,7 +152,7 @@ def load_scheme(path: Path) -> Scheme:
     if set(plans) != set(markets):
         odd = sorted(set(plans) ^ set(markets))
         raise InputError(f"{path}: years {odd} need both a [plan.YEAR] and a [market.YEAR]")
-    return Scheme(plans, markets)
+    return Scheme(plans, markets, str(path))
 
 
 def _year(path: Path, section: str, key: str) -> int:

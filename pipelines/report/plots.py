@@ -49,3 +49,42 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (7
     """(figure, axes) without pyplot: no backend, no global figure registry."""
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols)
+
+
+def mean_excess(costs: np.ndarray, fitted, title: str, unit: str) -> Figure:
+    """Empirical mean excess e(u) = E[X - u | X > u] of costs against the fitted
+    distribution's (`fitted` has lev, cdf and mean), over the costs' 1st-99th percentiles;
+    a rising straight line is a Pareto tail."""
+    x = np.sort(np.asarray(costs, dtype="float64"))
+    levels = np.quantile(x, np.linspace(0.01, 0.99, 60))
+    above = np.array([x[x > u].mean() - u if (x > u).any() else np.nan for u in levels])
+    model = np.array([(fitted.mean() - float(fitted.lev(u))) / max(1 - float(fitted.cdf(u)),
+                                                                    1e-300) for u in levels])
+    fig, ax = new_figure(figsize=(6, 4))
+    ax.plot(levels, above, ".", color="#9ab", label="observed")
+    ax.plot(levels, model, color="#c33", label="fitted")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"threshold u ({unit})")
+    ax.set_ylabel(f"mean excess over u ({unit})")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def qq(costs: np.ndarray, fitted, title: str, unit: str, truncated_at: float = 0.0) -> Figure:
+    """Quantiles of the costs against the fitted distribution's (log scales); under
+    truncation at T both are of costs above T."""
+    x = np.sort(np.asarray(costs, dtype="float64"))
+    p = (np.arange(1, len(x) + 1) - 0.5) / len(x)
+    low = float(fitted.cdf(truncated_at)) if truncated_at > 0 else 0.0
+    q = fitted.ppf(low + p * (1 - low))
+    fig, ax = new_figure(figsize=(5, 5))
+    ax.loglog(q, x, ".", color="#9ab", markersize=3)
+    lo, hi = min(q.min(), x.min()), max(q.max(), x.max())
+    ax.plot([lo, hi], [lo, hi], color="#c33", linestyle="--")
+    ax.set_xlabel(f"fitted quantile ({unit})")
+    ax.set_ylabel(f"observed cost ({unit})")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -9,7 +9,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from forecasting.data.dataset import Dataset
@@ -17,9 +16,11 @@ from forecasting.data.publish import publish
 from forecasting.errors import UserError
 from forecasting.failpoints import stop_here
 from forecasting.forecast import Forecast
-from forecasting.models.claims import ClaimsModel
+from forecasting.models.claims import ClaimsModel, counts_like
+from forecasting.models.warnings import collected
 from forecasting.scheme.accounts import history
 from forecasting.scheme.in_force import plan_to_dict
+from forecasting.scheme.plan import Plan
 from pipelines.model_files import load_estimator
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
@@ -64,6 +65,19 @@ def _models(run_id: str | None):
     return freq, sev, used
 
 
+def _priced(ds: Dataset, cells, plan: Plan | None) -> dict:
+    """What the forecast records of the scheme: the plan in force (the latest up to the
+    year), the latest market and the past accounts, as far as the scheme has them."""
+    out = {}
+    if plan is not None:
+        out["plan_in_force"] = plan_to_dict(plan)
+    if ds.scheme.markets:
+        out["market"] = asdict(ds.scheme.market(max(ds.scheme.markets)))
+    if all(y in ds.scheme.plans and y in ds.scheme.markets for y in cells.years):
+        out["history"] = history(cells, ds.scheme).to_dict(orient="records")
+    return out
+
+
 def backtest_of(versions: dict[str, str]) -> dict[str, dict[str, float]]:
     """Mean backtest metrics of the model versions used, read from their training runs."""
     import mlflow
@@ -95,21 +109,30 @@ def by_age(cells, fc: Forecast) -> pd.DataFrame:
     return pd.concat([past[cols], fut[cols]], ignore_index=True)
 
 
-def forecast_table(fc: Forecast, plan, scenarios: int, seed: int) -> tuple[pd.DataFrame, dict]:
-    """Per cohort: insured, claimants, mean severity, layers, expected payout with 5-95 %."""
-    table = pd.concat([fc.cohorts.reset_index(drop=True), fc.layer_table()], axis=1)
-    table["payout_expected"] = fc.payout_by_cohort(plan)
-    sims = fc.scenarios(scenarios, seed).payouts_by_cohort(plan, len(fc.cohorts))
-    table["payout_p05"], table["payout_p95"] = np.percentile(sims, [5, 95], axis=0)
-    totals = sims.sum(axis=1)
-    summary = {
-        "year": fc.year, "insured": fc.insured,
-        "claimants": float(fc.cohorts["claimants"].sum()),
-        "payout_expected": float(table["payout_expected"].sum()),
-        "payout_p05": float(np.percentile(totals, 5)),
-        "payout_p95": float(np.percentile(totals, 95)),
-        "scenarios": scenarios,
-    }
+def forecast_table(fc: Forecast, plan: Plan | None, scenarios: int, seed: int
+                   ) -> tuple[pd.DataFrame, dict]:
+    """Per cohort: insured, claimants, mean severity, layers (at the plan's cost levels,
+    or at the data's quantiles without a plan; per reported claimant too under a
+    reporting threshold) and, with a plan, the expected payout with its 90 % range. The
+    scenarios cover every cost the plan's payout depends on, and each range holds its own
+    expected value (forecasting.forecast.interval)."""
+    parts = [fc.cohorts.reset_index(drop=True), fc.layer_table(plan)]
+    if fc.reported_above > 0:
+        parts.append(fc.layer_table(plan, per="reported"))
+    table = pd.concat(parts, axis=1)
+    summary = {"year": fc.year, "insured": fc.insured,
+               "claimants": float(fc.cohorts["claimants"].sum()), "scenarios": scenarios,
+               "reported_above": fc.reported_above}
+    if "claims" in fc.cohorts:
+        summary["claims"] = float(fc.cohorts["claims"].sum())
+    if plan is None:
+        return table, summary
+    by_cohort, total = fc.payout_ranges(plan, scenarios, seed)
+    table["payout_expected"] = by_cohort["expected"].to_numpy()
+    table["payout_p05"], table["payout_p95"] = by_cohort["low"].to_numpy(), by_cohort[
+        "high"].to_numpy()
+    summary |= {"payout_expected": total["expected"], "payout_p05": total["low"],
+                "payout_p95": total["high"], "scenario_mean": total["scenario_mean"]}
     return table, summary
 
 
@@ -131,21 +154,20 @@ def _run_forecast(ds: Dataset, year: int, out: Path, models, scenarios: int,
     use_experiment(FORECAST_EXPERIMENT)
     freq, sev, used = models
     cells = ds.cells.until(year - 1)
-    plan = ds.scheme.plans.get(year) or ds.scheme.plan(max(y for y in ds.scheme.plans
-                                                          if y < year))
+    latest = ds.scheme.latest_plan(year)
+    plan = latest[1] if latest else None
     tags = lineage(ds.fingerprint, {"year": year, "scenarios": scenarios, "seed": seed})
     tags |= {f"version_{n}": v for n, v in used.items()}
-    with mlflow.start_run(run_name=f"forecast-{year}", tags=tags) as run:
-        fc = ClaimsModel().use(cells, freq, sev).forecast(
+    with collected() as said, mlflow.start_run(run_name=f"forecast-{year}", tags=tags) as run:
+        fc = ClaimsModel().use(cells, freq, sev, counts_like(freq, cells)).forecast(
             year, {"forecast_run": run.info.run_id, "data_fingerprint": ds.fingerprint,
-                   "model_versions": used, "plan_in_force": plan_to_dict(plan),
-                   "market": asdict(ds.scheme.market(max(ds.scheme.markets))),
-                   "history": history(cells, ds.scheme).to_dict(orient="records"),
-                   "backtest": backtest_of(used)})
+                   "model_versions": used, "currency": ds.config.data.currency,
+                   **_priced(ds, cells, plan), "backtest": backtest_of(used)})
         fc.provenance["by_age"] = by_age(cells, fc).to_dict(orient="records")
         table, summary = forecast_table(fc, plan, scenarios, seed)
         summary |= {"forecast_run": run.info.run_id, "model_versions": used,
-                    "data_fingerprint": ds.fingerprint}
+                    "data_fingerprint": ds.fingerprint, "currency": ds.config.data.currency,
+                    "warnings": said}
         inputs = fc.inputs() | {"scenarios": scenarios, "seed": seed}
         with publish(Path(out), "forecast", inputs) as tmp:
             table.to_csv(tmp / "forecast.csv", index=False)
@@ -157,6 +179,6 @@ def _run_forecast(ds: Dataset, year: int, out: Path, models, scenarios: int,
         mlflow.log_params({"year": year, "scenarios": scenarios, "seed": seed})
         mlflow.log_metrics({k: float(summary[k]) for k in
                             ("insured", "claimants", "payout_expected", "payout_p05",
-                             "payout_p95")})
+                             "payout_p95") if k in summary})
     return ForecastResult(run.info.run_id, fc, table, summary)
 

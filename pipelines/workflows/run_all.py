@@ -58,7 +58,7 @@ def find_train_run(ds: Dataset) -> str | None:
 
     with store_lock():
         exp_id = use_experiment(FORECAST_EXPERIMENT)
-        h = config_hash(train_config(ds.cells))
+        h = config_hash(train_config(ds))
         runs = mlflow.search_runs(
             [exp_id], output_format="list", order_by=["attributes.start_time DESC"],
             filter_string=(f"tags.data_fingerprint = '{ds.fingerprint}' and "

@@ -6,16 +6,20 @@ its train run, so a forecast can refuse a pair that a kill left half moved."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from forecasting.config import Models
+from forecasting.data.cohorts import CohortSpec
 from forecasting.data.dataset import Dataset
 from forecasting.errors import UserError
 from forecasting.failpoints import stop_here
-from forecasting.models.backtesting import METRICS, backtest
+from forecasting.models.backtesting import METRICS, backtest, summarise
 from forecasting.models.claims import ClaimsModel
+from forecasting.models.diagnostics import layer_fit, scale_free
+from forecasting.models.warnings import collected
 from pipelines.model_files import HASH_TAG, MODEL_FORMAT, log_estimator
 from pipelines.report import plots
 from pipelines.tracking import (
@@ -29,11 +33,10 @@ from pipelines.tracking import (
     use_experiment,
 )
 
-FREQUENCY_CANDIDATES = {"poisson-glm": {"frequency": "glm"}, "poisson-gbm": {"frequency": "gbm"}}
-SEVERITY_CANDIDATES = {"spliced-q95": {"tail_quantile": 0.95},
-                       "spliced-q98": {"tail_quantile": 0.98}}
-# how each kind's champion is chosen: lowest mean of this backtest metric (absolute value)
-SELECT_BY = {"frequency": "poisson_deviance", "severity": "above_deductible_error"}
+BASELINE = "poisson-bands"  # the one-hot band GLM: always a candidate, never beaten by worse
+# how each kind's champion is chosen: lowest robust backtest score of this metric (median of
+# the absolute value over the years with enough held-out claimants)
+SELECT_BY = {"frequency": "poisson_deviance", "severity": "layer_error"}
 REQUIREMENTS = ["scikit-learn", "numpy", "pandas", "scipy", "ciplan"]
 
 
@@ -52,29 +55,66 @@ class TrainResult:
     champions: dict[str, str]      # kind -> candidate name
     versions: dict[str, str]       # registered model name -> version
     backtests: dict[str, pd.DataFrame]
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> name -> score
+    left_out: list[int] = field(default_factory=list)  # backtest years with too few claimants
+    warnings: list[str] = field(default_factory=list)   # what the models said while fitting
 
 
-def train_config(cells) -> dict:
-    """What a training depends on besides the data: equal configs may reuse a run. The
-    model format is part of it: runs whose models cannot be loaded now are not reused."""
-    return {"candidates": sorted(FREQUENCY_CANDIDATES) + sorted(SEVERITY_CANDIDATES),
-            "spec": str(cells.spec), "reported_above": cells.reported_above,
-            "model_format": MODEL_FORMAT}
-
-
-def candidates() -> list[Candidate]:
-    """Frequency candidates share the default severity and vice versa."""
-    out = [Candidate("frequency", n, ClaimsModel(**p)) for n, p in FREQUENCY_CANDIDATES.items()]
-    out += [Candidate("severity", n, ClaimsModel(severity_params=p))
-            for n, p in SEVERITY_CANDIDATES.items()]
+def frequency_candidates(spec: CohortSpec, models: Models) -> dict[str, dict]:
+    """Frequency candidates: the one-hot band GLM (the data's bands: the baseline), the
+    same with age x key interactions and band widths by cross-validation, the spline GLM
+    (knots by cross-validation) with and without interactions, and the GBM."""
+    keys = tuple(k for k in models.interactions if k in spec.keys)
+    tag = "-x-" + "-".join(keys) if keys else ""
+    out = {BASELINE: {"frequency": "glm", "frequency_params": {
+        "age": "bands", "age_band_width": spec.band_width}}}
+    if keys:
+        out[f"poisson-bands{tag}"] = {"frequency": "glm", "frequency_params": {
+            "age": "bands", "interactions": keys}}
+    out["poisson-spline"] = {"frequency": "glm", "frequency_params": {"age": "spline"}}
+    if keys:
+        out[f"poisson-spline{tag}"] = {"frequency": "glm", "frequency_params": {
+            "age": "spline", "interactions": keys}}
+    out["poisson-gbm"] = {"frequency": "gbm"}
     return out
 
 
-def _model_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def severity_candidates(models: Models) -> dict[str, dict]:
+    """Severity candidates: the splice point by profile likelihood (or the configured
+    quantile) and, for comparison, fixed at the 95th percentile."""
+    chosen = ("spliced-profile", {"tail_quantile": None}) if models.splice_quantile is None \
+        else (f"spliced-q{models.splice_quantile:g}", {"tail_quantile": models.splice_quantile})
+    return dict([chosen, ("spliced-q0.95", {"tail_quantile": 0.95})])
+
+
+def train_config(ds: Dataset) -> dict:
+    """What a training depends on besides the data: equal configs may reuse a run. The
+    model format is part of it: runs whose models cannot be loaded now are not reused."""
+    models = ds.config.models
+    return {"candidates": sorted(frequency_candidates(ds.cells.spec, models))
+            + sorted(severity_candidates(models)),
+            "spec": str(ds.cells.spec), "reported_above": ds.cells.reported_above,
+            "rule": ds.cells.rule, "models": models.model_dump(mode="json"),
+            "model_format": MODEL_FORMAT}
+
+
+def candidates(ds: Dataset) -> list[Candidate]:
+    """Frequency candidates share the default severity and vice versa."""
+    models = ds.config.models
+    common = {"frequency_rows": models.frequency_rows, "credibility_k": models.credibility_k}
+    default_sev = next(iter(severity_candidates(models).values()))
+    out = [Candidate("frequency", n, ClaimsModel(**p, **common, severity_params=default_sev))
+           for n, p in frequency_candidates(ds.cells.spec, models).items()]
+    out += [Candidate("severity", n, ClaimsModel(
+        **frequency_candidates(ds.cells.spec, models)[BASELINE], **common, severity_params=p))
+            for n, p in severity_candidates(models).items()]
+    return out
+
+
+def _model_frame(frame: pd.DataFrame, spec: CohortSpec) -> pd.DataFrame:
     """Cell keys as plain columns (MLflow signatures have no categorical type)."""
-    keys = [c for c in ("year", "age_band", "sex", "residence", "special_group", "region")
-            if c in frame]
-    return frame[keys].astype({k: str for k in ("sex", "residence") if k in frame})
+    keys = [c for c in ("year", "age_band", *spec.keys) if c in frame]
+    return frame[keys].astype({k: str for k in spec.keys if k != "special_group"})
 
 
 def train(ds: Dataset, progress=None) -> TrainResult:
@@ -92,53 +132,71 @@ def _train(ds: Dataset, progress) -> TrainResult:
         raise UserError(f"{ds.path}: training needs at least two years for the backtest; "
                           f"got {cells.years}")
     use_experiment(FORECAST_EXPERIMENT)
-    tags = lineage(ds.fingerprint, train_config(cells))
-    todo = candidates()
+    tags = lineage(ds.fingerprint, train_config(ds))
+    todo = candidates(ds)
     task = progress.add_task("Training", total=len(todo) + 1) if progress else None
-    scores, logged, tables = {}, {}, {}
-    with mlflow.start_run(run_name="train", tags=tags) as parent:
+    scores, logged, tables, left_out, shared = {}, {}, {}, set(), {}
+    with collected() as said, mlflow.start_run(run_name="train", tags=tags) as parent:
         mlflow.log_params({"years": ",".join(map(str, cells.years)), "n_cells": len(cells.table),
                            "reported_above": cells.reported_above, "data": str(ds.path)})
         mlflow.log_text(cells.table.to_csv(index=False), "cells.csv")
         for cand in todo:
             if progress:
                 progress.update(task, description=f"{cand.kind}: {cand.name}")
-            table = backtest(cells, ds.scheme, lambda c=cand: _copy(c.model))
-            final = _copy(cand.model).fit(cells)
+            table = backtest(cells, ds.scheme, lambda c=cand: _copy(c.model), shared=shared)
+            final = _copy(cand.model).fit(cells, shared)
+            score, skipped = summarise(table, SELECT_BY[cand.kind],
+                                       ds.config.models.min_backtest_claimants)
+            left_out |= set(skipped)
             with mlflow.start_run(run_name=f"{cand.kind}-{cand.name}", nested=True,
                                   tags={**tags, "kind": cand.kind, "candidate": cand.name}):
-                logged[cand.name] = _log_candidate(cand, final, table, cells, infer_signature)
+                logged[cand.name] = _log_candidate(cand, final, table, ds, infer_signature)
+                mlflow.log_metric(f"score_{SELECT_BY[cand.kind]}", score)
             stop_here("train:candidate")
             tables[cand.name] = table
-            scores.setdefault(cand.kind, {})[cand.name] = float(
-                table[SELECT_BY[cand.kind]].abs().mean())
+            scores.setdefault(cand.kind, {})[cand.name] = score
             if progress:
                 progress.advance(task)
-        champions = {kind: min(s, key=s.get) for kind, s in scores.items()}
+        champions = {kind: _champion(s, kind) for kind, s in scores.items()}
         tags |= {TRAIN_RUN_TAG: parent.info.run_id}
         versions = {
             FREQUENCY_MODEL: _register(logged[champions["frequency"]], FREQUENCY_MODEL, tags),
             SEVERITY_MODEL: _register(logged[champions["severity"]], SEVERITY_MODEL, tags),
         }
         mlflow.set_tags({f"champion_{k}": v for k, v in champions.items()}
-                        | {f"version_{k}": v for k, v in versions.items()})
+                        | {f"version_{k}": v for k, v in versions.items()}
+                        | {"backtest_years_left_out": ",".join(map(str, sorted(left_out)))})
         if progress:
             progress.advance(task)
+    if said:
+        with store_lock():
+            mlflow.MlflowClient().log_text(parent.info.run_id, "\n".join(said), "warnings.txt")
     move_champions(versions)  # only now that the run has FINISHED
-    return TrainResult(parent.info.run_id, champions, versions, tables)
+    return TrainResult(parent.info.run_id, champions, versions, tables, scores,
+                       sorted(left_out), said)
+
+
+def _champion(scores: dict[str, float], kind: str) -> str:
+    """The candidate with the lowest robust score (NaN scores never win); for frequency
+    the one-hot band baseline unless another beats it."""
+    finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+    if kind == "frequency" and (not finite or BASELINE not in finite):
+        return BASELINE
+    return min(finite or scores, key=(finite or scores).get)
 
 
 def _copy(model: ClaimsModel) -> ClaimsModel:
     return ClaimsModel(model.frequency, model.credibility_k, dict(model.frequency_params),
-                       dict(model.severity_params))
+                       dict(model.severity_params), model.frequency_rows)
 
 
-def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, cells,
+def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds: Dataset,
                    infer_signature) -> tuple[str, str]:
-    """Params, backtest metrics (mean and per year), plots and the model; its URI and the
-    SHA-256 of its file."""
+    """Params, backtest metrics (mean and per year), plots, diagnostics and the model; its
+    URI and the SHA-256 of its file."""
     import mlflow
 
+    cells = ds.cells
     est = final.freq_ if cand.kind == "frequency" else final.sev_
     mlflow.log_params({f"{cand.kind}.{k}": v for k, v in est.get_params().items()})
     for metric in METRICS:
@@ -147,18 +205,61 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, cel
             mlflow.log_metric(f"backtest_{metric}_by_year", float(row[metric]),
                               step=int(row["year"]))
     mlflow.log_text(table.to_csv(index=False), "backtest.csv")
-    frame = cells.table if cand.kind == "frequency" else cells.claimants
-    X = _model_frame(frame)
-    for fig_name, fig in _figures(cand.kind, est, cells):
+    if cand.kind == "frequency":
+        frame = final._frequency_rows(cells)
+        _log_fitted_settings(est)
+    else:
+        frame = cells.claimants
+        _log_severity_diagnostics(final, ds)
+    for fig_name, fig in _figures(cand.kind, final, ds):
         mlflow.log_figure(fig, fig_name)
         plots.close(fig)
-    return log_estimator(est, infer_signature(X, est.predict(frame)), REQUIREMENTS)
+    return log_estimator(est, infer_signature(_model_frame(frame, cells.spec),
+                                              est.predict(frame)), REQUIREMENTS)
 
 
-def _figures(kind: str, est, cells):
+def _log_fitted_settings(est) -> None:
+    """What cross-validation and scaling chose (knots, band width, GBM leaves)."""
+    import mlflow
+
+    chosen = {k: getattr(est, k) for k in ("n_knots_", "age_band_width_",
+                                          "min_samples_leaf_", "max_leaf_nodes_", "constant_")
+              if getattr(est, k, None) is not None}
+    if chosen:
+        mlflow.log_params({f"fitted.{k}": v for k, v in chosen.items()})
+    if getattr(est, "cv_scores_", None):
+        mlflow.log_dict({str(k): v for k, v in est.cv_scores_.items()}, "cv_scores.json")
+
+
+def _log_severity_diagnostics(final: ClaimsModel, ds: Dataset) -> None:
+    """The splice profile, the layer fit table, and which rows the fit used."""
+    import mlflow
+
+    sev, cells = final.sev_, ds.cells
+    mlflow.log_text(pd.DataFrame(sev.splice_profile_).to_csv(index=False),
+                    "splice_profile.csv")
+    mlflow.log_params({"fitted.splice_point": sev.base_.threshold,
+                       "fitted.joint_rows": sev.joint_rows_,
+                       "fitted.claimants": len(cells.claimants),
+                       "fitted.reported_share": sev.reported_share_})
+    levels = _layer_levels(final, ds)
+    fit = layer_fit(sev, cells.claimants, levels, cells.reported_above)
+    mlflow.log_text(fit.to_csv(index=False), "layer_fit.csv")
+
+
+def _layer_levels(final: ClaimsModel, ds: Dataset) -> list[float]:
+    """The layer levels of the diagnostics: the latest plan's, else the data's quantiles."""
+    latest = ds.scheme.latest_plan(max(ds.cells.years))
+    fc = final.forecast(max(ds.cells.years) + 1)
+    return fc.layer_levels(latest[1] if latest else None)
+
+
+
+def _figures(kind: str, final: ClaimsModel, ds: Dataset):
+    cells, currency = ds.cells, ds.config.data.currency
     t = cells.table
     if kind == "frequency":
-        pred = est.predict(t)
+        pred = final.predict_frequency(t)
         by = t.assign(pred=pred * t["exposure"]).groupby("age_band")[
             ["claimants", "exposure", "pred"]].sum()
         by["observed"], by["predicted"] = by["claimants"] / by["exposure"], by["pred"] / by[
@@ -168,11 +269,17 @@ def _figures(kind: str, est, cells):
             "frequency")
         yield "lorenz.png", plots.lorenz(pred, t["exposure"].to_numpy(),
                                          t["claimants"].to_numpy(float), "Lorenz curve")
-    else:
-        c = cells.claimants
-        by = c.assign(pred=est.predict(c)).groupby("age_band")[["cost", "pred"]].mean()
-        yield "severity_by_age.png", plots.observed_vs_predicted(
-            by, "cost", "pred", "Mean annual cost per claimant by age band", "CNY")
+        return
+    sev, c = final.sev_, cells.claimants
+    by = c.assign(pred=sev.predict(c)).groupby("age_band")[["cost", "pred"]].mean()
+    yield "severity_by_age.png", plots.observed_vs_predicted(
+        by, "cost", "pred", "Mean annual cost per claimant by age band", currency)
+    x0 = scale_free(sev, c)
+    trunc = cells.reported_above / float(np.median(sev.scale(c)))
+    yield "mean_excess.png", plots.mean_excess(
+        x0, sev.base_, "Mean excess of scale-free costs", f"{currency}, scale-free")
+    yield "qq.png", plots.qq(x0, sev.base_, "QQ plot of scale-free costs",
+                             f"{currency}, scale-free", trunc)
 
 
 def _register(logged: tuple[str, str], name: str, tags: dict) -> str:
@@ -186,6 +293,10 @@ def _register(logged: tuple[str, str], name: str, tags: dict) -> str:
 
 
 def mean_scores(result: TrainResult) -> pd.DataFrame:
-    """Backtest means of every candidate, for printing."""
+    """Backtest means of every candidate and its robust score (the median the champion
+    is chosen on), for printing."""
     rows = {name: t[list(METRICS)].mean() for name, t in result.backtests.items()}
-    return pd.DataFrame(rows).T.astype(float).replace([np.inf, -np.inf], np.nan)
+    frame = pd.DataFrame(rows).T.astype(float).replace([np.inf, -np.inf], np.nan)
+    frame["score"] = [next(s[name] for s in result.scores.values() if name in s)
+                      for name in frame.index]
+    return frame

@@ -10,9 +10,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy.integrate import quad
 
 from forecasting.data.cells import Cells, aggregate, annual_costs
+from forecasting.data.cohorts import CohortSpec
 from forecasting.data.dataset import load_data
 from forecasting.errors import InputError
 from forecasting.forecast import Forecast, payout_per_claimant
@@ -20,6 +23,7 @@ from forecasting.models.claims import ClaimsModel
 from forecasting.models.severity import BlendedSeverity
 from forecasting.models.spliced import SplicedSeverity
 from forecasting.scheme.accounts import year_result
+from forecasting.scheme.plan import Plan
 from forecasting.simulate import lcity_plan, simulate_city
 from pipelines.workflows.builtin import builtin_data
 from tests.payload import payload_bytes
@@ -158,3 +162,96 @@ def test_90_percent_interval_covers_16_to_20_of_20_cities():
         realised = year_result(cells, 2022, plan, city.scheme.market(2022)).payouts
         hits += low <= realised <= high
     assert 16 <= hits <= 20
+
+
+def _portfolio(claimants: list[float], cost_scale: float, sd: float = 0.05) -> Forecast:
+    """A Forecast of cohorts with these expected claimants, L city's severity shape with
+    costs times `cost_scale` (no past costs to blend)."""
+    sev = replace(PARAM, scale=PARAM.scale * cost_scale)
+    cohorts = pd.DataFrame({"year": 2022, "age_band": 5 * np.arange(len(claimants)),
+                            "insured": 100 * np.asarray(claimants) + 1.0,
+                            "claimants": claimants})
+    cohorts["exposure"] = cohorts["insured"]
+    severities = tuple(BlendedSeverity(sev, np.array([]), 0.0) for _ in claimants)
+    cohorts["mean_severity"] = [s.mean() for s in severities]
+    return Forecast(2022, CohortSpec(keys=()), cohorts, severities, None, None, sd, sd,
+                    insured_sd=sd)
+
+
+def _scaled_plan(cost_scale: float) -> Plan:
+    return PLAN.with_(deductible=PLAN.deductible * cost_scale,
+                      band_edges=tuple(e * cost_scale for e in PLAN.band_edges),
+                      cap=PLAN.cap * cost_scale)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(log_scale=st.floats(-3, 3), claimants=st.lists(
+    st.floats(0.01, 300), min_size=1, max_size=4))
+def test_expected_value_inside_its_own_range_at_any_cost_scale(log_scale, claimants):
+    """Random portfolios with costs from 1/1000 to 1000 times L city's: the scenarios hold
+    every cost the plan prices (their mean matches the exact expected payout), and the
+    year's and every cohort's 90 % range holds its expected value."""
+    scale = 10.0**log_scale
+    fc, plan = _portfolio(claimants, scale), _scaled_plan(scale)
+    by_cohort, total = fc.payout_ranges(plan, 400, seed=1)
+    assert total["low"] <= total["expected"] <= total["high"]
+    assert ((by_cohort["low"] <= by_cohort["expected"])
+            & (by_cohort["expected"] <= by_cohort["high"])).all()
+    # the scenarios are the same distribution: their mean is the exact price
+    assert abs(total["scenario_mean"] - total["expected"]) < 5 * total["scenario_se"] + 1e-9 * (
+        total["expected"])
+
+
+def test_central_range_kept_when_it_holds_the_mean():
+    """With many claimants the 5th-95th percentiles hold the mean and are what is shown;
+    a cohort of rare claims shifts its range (keeping 90 %) to hold its mean."""
+    fc, plan = _portfolio([400.0, 0.02], 1.0), _scaled_plan(1.0)
+    by_cohort, _ = fc.payout_ranges(plan, 2_000, seed=2)
+    sims = fc.scenarios(2_000, 2, floor=7_500.0).payouts_by_cohort(plan, 2)
+    np.testing.assert_allclose([by_cohort.loc[0, "low"], by_cohort.loc[0, "high"]],
+                               np.percentile(sims[:, 0], [5, 95]))
+    assert np.percentile(sims[:, 1], 95) < by_cohort.loc[1, "expected"] <= by_cohort.loc[
+        1, "high"]
+    assert np.mean(sims[:, 1] <= by_cohort.loc[1, "high"]) >= 0.9
+
+
+def test_by_cohort_scenarios_refuse_a_deductible_below_their_floor(small_forecast):
+    sc = small_forecast.scenarios(10, seed=0, floor=20_000)
+    with pytest.raises(ValueError, match="above 20000"):
+        sc.payouts_by_cohort(PLAN, len(small_forecast.cohorts))
+
+
+def test_scenarios_carry_enrolment_uncertainty():
+    fc = _portfolio([50.0, 80.0], 1.0, sd=0.1)
+    sc = fc.scenarios(4_000, seed=5, floor=7_500.0)
+    assert sc.insured.shape == (4_000,)
+    assert np.log(sc.insured / fc.insured).std() == pytest.approx(0.1, rel=0.05)
+    assert np.exp(np.log(sc.insured / fc.insured).mean()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_per_reported_claim_layers_match_monte_carlo():
+    """E[layer | X > T] from limited expected values against 2 million draws."""
+    fc = replace(_portfolio([10.0], 1.0), reported_above=20_000.0)
+    x = PARAM.sample(np.random.default_rng(4), 2_000_000)
+    seen = x[x > 20_000.0]
+    per = fc.layer_table(PLAN, per="reported").iloc[0]
+    edges = [0.0, *fc.layer_levels(PLAN), np.inf]
+    for (a, b), value in zip(itertools.pairwise(edges), per, strict=True):
+        part = np.minimum(seen, b) - np.minimum(seen, a)
+        assert abs(value - part.mean()) < 4 * part.std() / np.sqrt(part.size) + 1e-9
+
+
+def test_layer_levels_come_from_the_plan_or_the_data():
+    """Layer columns at the plan's kinks (in the portfolio's units) or, without a plan, at
+    quantiles of the year's costs: nothing is a CNY constant."""
+    fc = _portfolio([10.0], 0.01)
+    levels = fc.layer_levels(_scaled_plan(0.01))
+    assert levels[:5] == pytest.approx([75.0, 150.0, 500.0, 1_000.0, 2_000.0])
+    assert levels[5] == pytest.approx(PLAN.capped_cost() * 0.01)  # where the cap binds
+    sev = replace(PARAM, scale=PARAM.scale * 0.01)
+    quantiles = fc.layer_levels(None)
+    for q, target in zip(quantiles, (0.5, 0.75, 0.9, 0.97, 0.99), strict=True):
+        assert float(sev.cdf(q)) == pytest.approx(target, abs=0.02)  # two digits kept
+    names = fc.layer_table(None).columns
+    assert len(names) == 6 and names[0].startswith("layer_0_") and names[-1].endswith("_inf")

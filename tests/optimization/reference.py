@@ -77,19 +77,25 @@ def best(forecast, space, today: Plan, objective: str, scenarios=None, floor=Non
             continue
         kpis = evaluate_plan(plan, forecast, space.costs)
         scen = None if scenarios is None else scenarios.payouts(plan)
+        drawn = None if scenarios is None else getattr(scenarios, "insured", None)
+        heads = forecast.insured if drawn is None else np.asarray(drawn, dtype="float64")
         for p in premiums(space, objective):
             income = p * forecast.insured
             opex = space.costs.opex_fixed + space.costs.opex_share * income
             loss = kpis.expected_payout + opex - income
-            if space.constraints.profit_cap and -loss > (
+            income_s = p * heads  # each scenario's premium income (enrolment drawn)
+            opex_s = space.costs.opex_fixed + space.costs.opex_share * income_s
+            # the premium questions are asked without the cap on the expected surplus
+            if space.constraints.profit_cap and objective in ("min-loss", "cvar") and -loss > (
                     space.contract.profit_cap_share * income + 1e-6):
                 continue
             if objective == "break-even" and loss > 1e-6:
                 continue
-            if objective == "cvar" and cvar(scen + opex - income, space.risk.cvar_level) > (
+            if objective == "cvar" and cvar(scen + opex_s - income_s, space.risk.cvar_level) > (
                     space.risk.cvar_budget + 1e-6):
                 continue
-            if objective == "risk" and not _appetite(scen + opex - income, income, space):
+            if objective == "risk" and not _appetite(scen + opex_s - income_s,
+                                                     float(np.mean(income_s)), space):
                 continue
             score = p if objective in ("break-even", "risk") else loss
             key = (round(score, 6), -kpis.expected_payout)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from forecasting.data.cells import Cells
+from forecasting.data.cells import Cells, is_reported
 from forecasting.data.cohorts import RESIDENCES, SEXES, CohortSpec
 from forecasting.data.engines import NeedsDetail, Unsupported
 from forecasting.data.engines.sql import (
@@ -150,6 +150,7 @@ class Query:
     reported_above: float
     max_cost: float  # the ceiling of a claim's and a member-year's cost
     summary: bool  # claimants leave as bucket counts: no claimant rows to collect
+    rule: str = "above"
 
     @property
     def params(self) -> dict[str, float]:
@@ -160,13 +161,17 @@ class Query:
         return cells_select(source, self.spec, self.has_region, self.reported_above,
                             self.summary, DUCKDB, ids_checked=True,
                             values_checked=values_checked, cost="m.cost", detail=False,
-                            fixed=fixed)
+                            fixed=fixed, rule=self.rule, count="m.n")
+
+    def reported(self, cost: np.ndarray) -> np.ndarray:
+        """Which annual costs make claimants (forecasting.data.cells.is_reported)."""
+        return is_reported(cost, self.reported_above, self.rule)
 
 
-def _annual_costs(folder: Path, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
-    """Member ids (sorted, unique) and annual eligible costs (CNY) of one partition's
-    claims; NaN where a claim's cost or the sum is missing, negative or above `max_cost`
-    (as the SQL's annual_cost)."""
+def _annual_costs(folder: Path, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Member ids (sorted, unique), annual eligible costs and claim counts (rows with a
+    cost > 0) of one partition's claims; NaN cost where a claim's cost or the sum is
+    missing, negative or above `max_cost` (as the SQL's annual_cost)."""
     table = pa.concat_tables(pq.read_table(f, columns=["member_id", "eligible_cost"])
                              for f in sorted(folder.glob("*.parquet")))
     if table.column("member_id").null_count:
@@ -174,13 +179,16 @@ def _annual_costs(folder: Path, max_cost: float) -> tuple[np.ndarray, np.ndarray
     cost = pc.fill_null(table.column("eligible_cost").cast(pa.float64()), np.nan).to_numpy()
     cost = np.where((cost < 0) | (cost > max_cost), np.nan, cost)
     ids = table.column("member_id").to_numpy()
+    positive = (cost > 0).astype("int64")
     if len(ids) > 1 and (ids[1:] >= ids[:-1]).all():  # claims in member order: no sort
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-        ids, total = ids[starts], np.add.reduceat(cost, starts)
+        ids, total, n = (ids[starts], np.add.reduceat(cost, starts),
+                         np.add.reduceat(positive, starts))
     else:
         ids, member = np.unique(ids, return_inverse=True)
         total = np.bincount(member, weights=cost, minlength=len(ids))
-    return ids, np.where(total > max_cost, np.nan, total)
+        n = np.bincount(member, weights=positive, minlength=len(ids)).astype("int64")
+    return ids, np.where(total > max_cost, np.nan, total), n
 
 
 def values_in_range(file: Path, age_col: str, year: int) -> bool:
@@ -246,7 +254,7 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
     goes beside each row, the database groups the rows and the claimants are taken by
     position (no hash join, no list aggregate)."""
     cur = con.cursor()
-    claim_ids, claim_cost = _annual_costs(q.claims / leaf, q.max_cost)
+    claim_ids, claim_cost, claim_n = _annual_costs(q.claims / leaf, q.max_cost)
     keys = _partition_keys(leaf)
     year, region = int(keys["year"]), keys.get("region") if q.has_region else None
     matched = np.zeros(len(claim_ids), dtype=bool)
@@ -266,9 +274,10 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
         rows = pos[hit] if order is None else order[pos[hit]]
         has = np.zeros(len(ids), dtype=bool)
         has[rows] = True
-        cost = np.zeros(len(ids))
-        cost[rows] = claim_cost[hit]
-        cur.register("part", members.append_column("cost", pa.array(cost, mask=~has)))
+        cost, n = np.zeros(len(ids)), np.zeros(len(ids), dtype="int64")
+        cost[rows], n[rows] = claim_cost[hit], claim_n[hit]
+        cur.register("part", members.append_column("cost", pa.array(cost, mask=~has))
+                     .append_column("n", pa.array(n)))
         fixed = ("year", "region") if region is not None else ("year",)
         checked = values_in_range(file, q.age_col, year)
         sql = q.select("part m", values_checked=checked, fixed=fixed)
@@ -279,7 +288,7 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
         results.append(found)
         if not q.summary:
             claimants.append(_claimant_rows(
-                q, members, rows[claim_cost[hit] > q.reported_above], cost, year, region))
+                q, members, rows[q.reported(claim_cost[hit])], cost, year, region))
     if not matched.all():
         raise NeedsDetail("a claim without its member-year in the same partition")
     return results, claimants, ranges
@@ -326,7 +335,7 @@ def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
         raise Unsupported("the duckdb engine reads Parquet; got CSV files")
     spec, reported_above, summary = source.spec, options.reported_above, options.severity_summary
     members_path, claims_path = source.members, source.claims
-    age_col, has_region = check_schemas(members_path, claims_path)
+    age_col, has_region = check_schemas(members_path, claims_path, spec)
     con = duckdb.connect(config={"memory_limit": options.memory_limit} if options.memory_limit
                          else {})
     con.execute("SET enable_progress_bar = false")
@@ -337,17 +346,17 @@ def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
     con.execute(f"CREATE VIEW m AS {members}")
 
     def cells(parts: list[pa.Table], claimants: pa.Table | None = None) -> Cells:
-        return cells_from_results(parts, spec, reported_above, list(source.years_with_plan),
-                                  has_region, summary, claimants)
+        return cells_from_results(parts, spec, reported_above, has_region, summary, claimants,
+                                  options.threshold_rule)
 
     leaves = year_partitions(members_path, claims_path)
     if leaves:
         q = Query(Path(members_path), Path(claims_path), age_col, has_region, spec,
-                  reported_above, options.max_cost, summary)
+                  reported_above, options.max_cost, summary, options.threshold_rule)
         with contextlib.suppress(NeedsDetail):  # e.g. a claim filed under another partition
             return cells(*_run_parts(con, q, leaves))
     sql = cells_sql(members, claims_view("c_src"), spec, has_region, reported_above, summary,
-                    DUCKDB)
+                    DUCKDB, options.threshold_rule)
     # the duplicate check reads ids outside the database: run it beside the query
     with ThreadPoolExecutor(max_workers=1) as pool:
         duplicates = pool.submit(_no_duplicates, con.cursor(), members_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forecasting.data.cells import Cells, aggregate, annual_costs, claimant_columns
+from forecasting.data.cells import Cells, aggregate, annual_costs, claimant_columns, is_reported
 from forecasting.data.contract import validate_claims, validate_members
 from forecasting.data.io import read_table, where
 from forecasting.data.options import DataOptions, Source
@@ -24,23 +24,37 @@ def cells_from_files(source: Source, options: DataOptions) -> Cells:
     file, column and rows at the first offence)."""
     members_path, claims_path = source.members, source.claims
     encoding, max_cost = options.encoding, options.max_cost
-    members = validate_members(members_path, read_table(members_path, encoding=encoding))
+    members = validate_members(members_path, read_table(members_path, encoding=encoding),
+                               source.spec.keys)
     claims = validate_claims(claims_path, read_table(
-        claims_path, ["member_id", "year", "eligible_cost", "paid"], encoding), max_cost)
-    _check_years(source, members_path, members["year"].to_numpy())
-    _check_years(source, claims_path, claims["year"].to_numpy())
-    annual = annual_costs(members, claims, members_path, claims_path, max_cost)
-    reported_above = options.reported_above
-    if reported_above > 0:
-        low = np.flatnonzero((annual > 0) & (annual <= reported_above))
-        if low.size:
-            raise InputError(
-                f"{claims_path}: column 'eligible_cost': expected annual totals > "
-                f"reported_above {reported_above:g}; got {annual[low[0]]:g} for the "
-                f"member-years at {where(members_path, low)}"
-            )
-    cells = aggregate(members, annual, source.spec, reported_above)
+        claims_path, ["member_id", "year", "service_date", "eligible_cost", "paid"], encoding),
+        max_cost)
+    annual, counts = annual_costs(members, claims, members_path, claims_path, max_cost,
+                                  counts=True)
+    _check_threshold(options, claims_path, members_path, annual)
+    cells = aggregate(members, annual, source.spec, options.reported_above,
+                      options.threshold_rule, counts)
     return summarised(cells) if options.severity_summary else cells
+
+
+def _check_threshold(options: DataOptions, claims_path: Path, members_path: Path,
+                     annual: np.ndarray) -> None:
+    """Data reported only from a threshold on hold no annual total below it (nor at it,
+    when the rule is "above")."""
+    threshold = options.reported_above
+    if threshold <= 0:
+        return
+    low = np.flatnonzero((annual > 0) & ~is_reported(annual, threshold, options.threshold_rule))
+    if low.size:
+        sign = ">=" if options.threshold_rule == "at-or-above" else ">"
+        hint = ("" if options.threshold_rule == "at-or-above" else
+                "; if the data hold costs at or above the threshold, use the rule "
+                "at-or-above")
+        raise InputError(
+            f"{claims_path}: column 'eligible_cost': expected annual totals {sign} "
+            f"reported_above {threshold:g}; got {annual[low[0]]:g} for the "
+            f"member-years at {where(members_path, low)}{hint}"
+        )
 
 
 def summarised(cells: Cells) -> Cells:
@@ -50,17 +64,6 @@ def summarised(cells: Cells) -> Cells:
     found = SeveritySummary.from_claimants(cells.claimants, keys)
     claimants = found.claimants(cells.spec.band_width)[claimant_columns(cells.spec)]
     return replace(cells, claimants=claimants)
-
-
-def _check_years(source: Source, path: Path, years: np.ndarray) -> None:
-    unknown = sorted(set(np.unique(years).tolist()) - set(source.years_with_plan))
-    if unknown:
-        rows = np.flatnonzero(np.isin(years, unknown))
-        raise InputError(
-            f"{where(path, rows, 'column ' + repr('year'))}: expected a year with a plan in "
-            f"{source.scheme} ({', '.join(map(str, sorted(source.years_with_plan)))}); "
-            f"got {unknown[0]}"
-        )
 
 
 class PandasEngine:

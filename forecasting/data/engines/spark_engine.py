@@ -45,7 +45,7 @@ def cells_from_spark(source: Source, options: DataOptions) -> Cells:
     if not source.parquet:
         raise Unsupported("the spark engine reads Parquet; got CSV files")
     spec, reported_above = source.spec, options.reported_above
-    age_col, has_region = check_schemas(source.members, source.claims)
+    age_col, has_region = check_schemas(source.members, source.claims, spec)
     spark = spark_session(options.spark_master)
     # paths go to the reader as values (glob characters escaped), never into SQL text
     spark.read.parquet(hadoop_literal(source.members)).createOrReplaceTempView("m_src")
@@ -55,11 +55,10 @@ def cells_from_spark(source: Source, options: DataOptions) -> Cells:
     if dup["d"]:
         raise NeedsDetail("duplicate member-years")
     sql = cells_sql("SELECT * FROM m", claims_view("c_src"), spec, has_region,
-                    reported_above, options.severity_summary, SPARK)
+                    reported_above, options.severity_summary, SPARK, options.threshold_rule)
     found = spark.sql(sql, args=SPARK.bind(sql, parameters(options))).toArrow()
-    return cells_from_results([found], spec, reported_above,
-                              list(source.years_with_plan), has_region,
-                              options.severity_summary)
+    return cells_from_results([found], spec, reported_above, has_region,
+                              options.severity_summary, rule=options.threshold_rule)
 
 
 def hadoop_literal(path) -> str:

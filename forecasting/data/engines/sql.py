@@ -44,15 +44,27 @@ def types_ok(schema: pa.Schema, expected: dict[str, tuple[str, ...]]) -> None:
                               f"engines read {' or '.join(kinds)} there")
 
 
-def check_schemas(members_path: Path, claims_path: Path) -> tuple[str, bool]:
-    """(age column, has region) after checking both sources' column types."""
+LAYOUT = ("year", "exposure", "sex", "residence", "special_group")
+
+
+def check_schemas(members_path: Path, claims_path: Path, spec: CohortSpec) -> tuple[str, bool]:
+    """(age column, has region) after checking both sources' column types. The SQL engines
+    read L city's layout; other keys, policy periods or claims dated by service date are
+    read by the pandas engine (Unsupported)."""
     schema = dataset(members_path).schema
+    claims = dataset(claims_path).schema
+    other = [k for k in spec.keys if k not in LAYOUT and k != "region"]
+    absent = [c for c in (*LAYOUT, *spec.keys) if c not in schema.names]
+    if other or (absent and "period_start" in schema.names) or (
+            "year" not in claims.names and "service_date" in claims.names):
+        raise Unsupported(f"the SQL engines read L city's layout ({', '.join(LAYOUT)}, region) "
+                          f"with a year on each claim; these data have "
+                          f"{other or absent or ['claims dated by service_date']}")
     age_col = age_column(schema.names)
     types_ok(schema, {"member_id": ("int",), "year": ("int",), age_col: ("int",),
                       "sex": ("string",), "residence": ("string",),
                       "special_group": ("bool",), "exposure": NUMERIC})
-    types_ok(dataset(claims_path).schema,
-             {"member_id": ("int",), "year": ("int",), "eligible_cost": NUMERIC})
+    types_ok(claims, {"member_id": ("int",), "year": ("int",), "eligible_cost": NUMERIC})
     return age_col, "region" in schema.names
 
 
@@ -100,6 +112,14 @@ def claims_view(source: str) -> str:
             f"CAST(eligible_cost AS DOUBLE) AS eligible_cost FROM {source}")
 
 
+def reported_sql(cost: str, threshold: float, rule: str, marker: str) -> str:
+    """SQL of forecasting.data.cells.is_reported: which annual costs make a claimant; the
+    threshold enters as the query parameter `marker`, never as text."""
+    if threshold <= 0:
+        return f"{cost} > 0"
+    return f"{cost} {'>=' if rule == 'at-or-above' else '>'} {marker}"
+
+
 def group_keys(has_region: bool) -> list[str]:
     """Every cohort key the data hold: the checks need them all, cells use the spec's."""
     return ["year", "age_band", "sex", "residence", "special_group",
@@ -121,7 +141,8 @@ def annual_cost(dialect: Dialect) -> str:
 def cells_select(source: str, spec: CohortSpec, has_region: bool, reported_above: float,
                  summary: bool, dialect: Dialect, ids_checked: bool = False,
                  values_checked: bool = False, cost: str = "a.cost",
-                 detail: bool = True, fixed: tuple[str, ...] = ()) -> str:
+                 detail: bool = True, fixed: tuple[str, ...] = (), rule: str = "above",
+                 count: str = "a.n") -> str:
     """The grouped SELECT over `source`, which yields member rows `m` beside their annual
     cost `a.cost` (NULL for a member-year without claims).
 
@@ -139,11 +160,10 @@ def cells_select(source: str, spec: CohortSpec, has_region: bool, reported_above
             f"{spec.n_bands - 1}) * {spec.band_width}")
     keys = [f"{band} AS age_band" if k == "age_band" else f"m.{k}"
             for k in group_keys(has_region) if k not in fixed]
-    threshold = dialect.p("reported_above")
-    claimant = f"{cost} > {threshold}"
-    extra = ""
-    if reported_above > 0:  # left truncation: nothing may be reported at or below it
-        extra += f", COUNT(*) FILTER (WHERE {cost} > 0 AND {cost} <= {threshold}) AS low"
+    claimant = reported_sql(cost, reported_above, rule, dialect.p("reported_above"))
+    extra = f", SUM({count}) FILTER (WHERE {claimant}) AS claims"
+    if reported_above > 0:  # left truncation: nothing may be reported below it
+        extra += f", COUNT(*) FILTER (WHERE {cost} > 0 AND NOT ({claimant})) AS low"
     if summary:  # claimants' costs leave the engine only as counts and sums per bucket
         keys.append(f"CASE WHEN {claimant} AND NOT isnan({cost}) "
                     f"THEN {bucket_sql(cost)} END AS bucket")
@@ -161,17 +181,19 @@ def cells_select(source: str, spec: CohortSpec, has_region: bool, reported_above
 
 
 def cells_sql(members: str, claims: str, spec: CohortSpec, has_region: bool,
-              reported_above: float, summary: bool, dialect: Dialect) -> str:
+              reported_above: float, summary: bool, dialect: Dialect,
+              rule: str = "above") -> str:
     """The one-pass query over a members SELECT and a claims SELECT (see members_view):
-    members FULL JOIN each member-year's annual cost, grouped (cells_select)."""
+    members FULL JOIN each member-year's annual cost and claim count, grouped
+    (cells_select)."""
     return f"""WITH m AS ({members}), c AS ({claims}),
-        a AS (SELECT member_id, year, {annual_cost(dialect)} AS cost FROM c GROUP BY 1, 2)
+        a AS (SELECT member_id, year, {annual_cost(dialect)} AS cost,
+                     COUNT(*) FILTER (WHERE eligible_cost > 0) AS n FROM c GROUP BY 1, 2)
         {cells_select("m FULL JOIN a ON a.member_id = m.member_id AND a.year = m.year",
-                      spec, has_region, reported_above, summary, dialect)}"""
+                      spec, has_region, reported_above, summary, dialect, rule=rule)}"""
 
 
-def _check(frame: pd.DataFrame, keys: list[str], years_with_plan: list[int],
-           nan_cost: bool) -> None:
+def _check(frame: pd.DataFrame, keys: list[str], nan_cost: bool) -> None:
     """The data contract from per-cell aggregates (sex and residence coded, unknown
     values as -1); any doubt -> NeedsDetail."""
     if frame.empty:
@@ -180,7 +202,6 @@ def _check(frame: pd.DataFrame, keys: list[str], years_with_plan: list[int],
         raise NeedsDetail("a claim without member-year or a member without a key")
     ok = (
         not frame["bad"].any() and not frame["exposure"].isna().any()
-        and frame["year"].isin(years_with_plan).all()
         and (frame[["sex", "residence"]] >= 0).all().all()
     )
     if not ok:
@@ -190,8 +211,8 @@ def _check(frame: pd.DataFrame, keys: list[str], years_with_plan: list[int],
 
 
 def cells_from_results(parts: list[pa.Table], spec: CohortSpec, reported_above: float,
-                       years_with_plan: list[int], has_region: bool,
-                       summary: bool = False, claimants: pa.Table | None = None) -> Cells:
+                       has_region: bool, summary: bool = False,
+                       claimants: pa.Table | None = None, rule: str = "above") -> Cells:
     """Cells from the results of `cells_sql` on one or several disjoint parts of the data.
     claimants: their rows when collected outside the query (keys coded, age, cost)."""
     if "region" in spec.keys and not has_region:
@@ -205,8 +226,9 @@ def cells_from_results(parts: list[pa.Table], spec: CohortSpec, reported_above: 
             frame[key] = code.fillna(-1).astype("int8")  # -1: not an allowed value
     keys = group_keys(has_region)
     # NULL cost: a cell without claims; NaN: a member-year with a damaged claim
-    _check(frame, keys, years_with_plan, bool(pc.any(pc.is_nan(result.column("cost"))).as_py()))
+    _check(frame, keys, bool(pc.any(pc.is_nan(result.column("cost"))).as_py()))
     frame["cost"] = frame["cost"].fillna(0.0)  # cells without any claim
+    frame["claims"] = frame["claims"].fillna(0).astype("int64")
     if summary:
         is_claimant = frame["bucket"].notna()
         frame["claimants"] = frame["insured"].where(is_claimant, 0)
@@ -219,7 +241,7 @@ def cells_from_results(parts: list[pa.Table], spec: CohortSpec, reported_above: 
         raise NeedsDetail("no claimants")
     cell_keys = ["year", *spec.columns]
     table = frame.groupby(cell_keys, as_index=False)[["exposure", "insured", "claimants",
-                                                       "cost"]].sum()
+                                                       "cost", "claims"]].sum()
     if claimants is not None and not summary:
         counts = claimants.group_by(cell_keys).aggregate([([], "count_all")]).to_pandas()
         table = table.merge(counts, on=cell_keys, how="left", validate="one_to_one")
@@ -230,7 +252,7 @@ def cells_from_results(parts: list[pa.Table], spec: CohortSpec, reported_above: 
         claimants = _unlist(frame[keys], result.column("detail"))
     else:
         claimants = claimants.to_pandas()
-    return _typed(table, claimants, spec, reported_above)
+    return _typed(table, claimants, spec, reported_above, rule)
 
 
 def _unlist(keys: pd.DataFrame, detail: pa.ChunkedArray) -> pd.DataFrame:
@@ -255,7 +277,7 @@ def _expand_summary(frame: pd.DataFrame, cell_keys: list[str],
 
 
 def _typed(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,
-           reported_above: float) -> Cells:
+           reported_above: float, rule: str) -> Cells:
     """Typed columns in the pandas engine's layout and row order."""
     cat = {"sex": SEXES, "residence": RESIDENCES}
     for frame in (table, claimants):
@@ -274,10 +296,11 @@ def _typed(table: pd.DataFrame, claimants: pd.DataFrame, spec: CohortSpec,
     table = table.sort_values(keys).reset_index(drop=True)
     table["insured"] = table["insured"].astype("int64")
     table["claimants"] = table["claimants"].astype("int64")
+    table["claims"] = table["claims"].astype("int64")
     for name in ("exposure", "cost"):
         table[name] = table[name].astype("float64")
     claimants["age"] = claimants["age"].astype("int64")
     claimants["cost"] = claimants["cost"].astype("float64")
     claimants = claimants[claimant_columns(spec)].reset_index(drop=True)
-    return Cells(table, claimants, spec, float(reported_above))
+    return Cells(table, claimants, spec, float(reported_above), rule)
 

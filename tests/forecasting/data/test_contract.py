@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomli_w
+from typer.testing import CliRunner
 
+from pipelines.cli import app
 from tests.cli import fails_cleanly
+
+runner = CliRunner()
 
 
 def _edit(path: Path, change) -> None:
@@ -99,11 +106,15 @@ def test_empty_table(tiny_csv_dir):
     _fails(tiny_csv_dir, "claims.csv", "empty")
 
 
-def test_year_without_plan(tiny_csv_dir):
-    def change(f):
-        f.loc[0, "year"] = "2023"
-    _edit(tiny_csv_dir / "claims.csv", change)
-    _fails(tiny_csv_dir, "claims.csv", "column 'year'", "row 1:", "with a plan", "2023")
+def test_year_without_plan_is_refused_where_a_plan_is_needed(tiny_csv_dir):
+    """Data of a year without a plan load (forecasting needs none); the accounts of that
+    year need its plan and say so."""
+    path = tiny_csv_dir / "scheme.toml"
+    doc = tomllib.loads(path.read_text())
+    for section in ("plan", "market"):
+        del doc[section]["2021"]
+    path.write_text(tomli_w.dumps(doc))
+    _fails(tiny_csv_dir, "scheme.toml", "no [plan.2021]", "2019, 2020")
 
 
 def test_other_delimiter(tiny_csv_dir):
@@ -133,3 +144,57 @@ def test_bad_scheme_key(tiny_csv_dir):
 
 def test_reported_above_with_small_costs(tiny_csv_dir):
     _fails(tiny_csv_dir, "claims.csv", "reported_above", args=("--reported-above", "15000"))
+
+
+def _health_copy(health_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "health"
+    shutil.copytree(health_dir, out)
+    return out
+
+
+def test_overlapping_policy_periods_named(health_dir, tmp_path):
+    data = _health_copy(health_dir, tmp_path)
+
+    def change(f):
+        f.loc[len(f)] = f.loc[0]  # the same policy twice: two years of cover in one year
+    _edit(data / "members.csv", change)
+    err = _fails(data, "members.csv", "column 'period_end'", "do not overlap")
+    assert "row 1," in err or "rows 1," in err
+
+
+@pytest.mark.parametrize(("table", "row", "column", "value", "expected"), [
+    ("members", 3, "period_end", "2019-01-01", "on or after its start"),
+    ("claims", 2, "service_date", "next week", "a date"),
+])
+def test_bad_dates(health_dir, tmp_path, table, row, column, value, expected):
+    data = _health_copy(health_dir, tmp_path)
+
+    def change(f):
+        f.loc[row, column] = value
+    _edit(data / f"{table}.csv", change)
+    _fails(data, f"{table}.csv", f"column {column!r}", f"row {row + 1}:", expected)
+
+
+def test_a_cohort_key_that_is_not_a_column(health_dir, tmp_path):
+    data = _health_copy(health_dir, tmp_path)
+    _fails(data, "members.csv", "cohort key 'distrct'", "did you mean 'district'",
+           args=("--keys", "sex,distrct"))
+
+
+def test_a_bad_project_setting_names_file_and_key(health_dir, tmp_path):
+    data = _health_copy(health_dir, tmp_path)
+    (data / "ciplan.toml").write_text("[cohorts]\nband_width = 0\n")
+    _fails(data, "ciplan.toml", "cohorts.band_width")
+    (data / "ciplan.toml").write_text("[cohorts]\nband_width = 10\nage_max = 85\n")
+    _fails(data, "age_max must be a multiple of band_width")
+
+
+def test_missing_key_column_for_l_city_keys(tiny_csv_dir):
+    """Data without residence or special group load (they are optional); a key the
+    configuration names must be there."""
+    _edit(tiny_csv_dir / "members.csv", lambda f: f.drop(columns=["residence",
+                                                                    "special_group"]))
+    result = runner.invoke(app, ["history", "--data", str(tiny_csv_dir), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    _fails(tiny_csv_dir, "cohort key 'residence' is not a column",
+           args=("--keys", "sex,residence"))

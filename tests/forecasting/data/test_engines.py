@@ -25,11 +25,10 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("spec", [CohortSpec(), CohortSpec(band_width=10, age_max=80,
                                                            keys=("sex",))])
 def test_duckdb_equals_pandas(small_city, small_dir, spec):
-    years = sorted(small_city.scheme.plans)
     duck = engine_cells("duckdb", small_dir / "members.parquet", small_dir / "claims.parquet",
-                              spec, 0.0, years)
-    ref = aggregate(small_city.members, annual_costs(small_city.members, small_city.claims),
-                    spec)
+                        spec, 0.0)
+    annual, counts = annual_costs(small_city.members, small_city.claims, counts=True)
+    ref = aggregate(small_city.members, annual, spec, counts=counts)
     pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
     pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
                                   check_exact=False, rtol=1e-10)
@@ -71,8 +70,7 @@ def test_duckdb_counts_offence_and_pandas_names_rows(tiny_city, tmp_path, damage
         m.loc[2, "exposure"] = float("nan")
     data = _damaged(tiny_city, tmp_path, m, c)
     with pytest.raises(NeedsDetail):
-        engine_cells("duckdb", data / "members.parquet", data / "claims.parquet", CohortSpec(), 0.0,
-                           sorted(tiny_city.scheme.plans))
+        engine_cells("duckdb", data / "members.parquet", data / "claims.parquet", CohortSpec(), 0.0)
     with pytest.raises(InputError, match=r"parquet: column"):
         load_data(data, DataOptions(engine="duckdb"))
 
@@ -148,3 +146,15 @@ def test_paths_never_enter_sql_text(tiny_city, tmp_path, monkeypatch):
         cells = load_data(evil, DataOptions(engine=engine)).cells
         pd.testing.assert_frame_equal(cells.table, ref.table, check_exact=False, rtol=1e-12)
     assert not list(tmp_path.rglob("pwned*"))
+
+
+def test_sql_engines_read_l_city_layout_only_and_say_so(health, tmp_path):
+    """Policy periods and other keys are read by the pandas engine: with --engine duckdb
+    the error says so (never a silent switch); auto takes the pandas engine's cells."""
+    data = write_data_dir(tmp_path / "h", health.members, health.claims, None)
+    spec = CohortSpec(keys=("sex", "district"))
+    with pytest.raises(EngineError, match="use --engine pandas"):
+        load_data(data, DataOptions(engine="duckdb", spec=spec))
+    auto = load_data(data, DataOptions(spec=spec)).cells
+    ref = load_data(data, DataOptions(engine="pandas", spec=spec)).cells
+    pd.testing.assert_frame_equal(auto.table, ref.table)

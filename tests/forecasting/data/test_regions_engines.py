@@ -47,7 +47,7 @@ def test_partitioned_layout_and_region_cohorts(regional):
 
 def test_three_engines_identical(regional):
     pandas_cells = load_data(regional, DataOptions(spec=SPEC, engine="pandas")).cells
-    args = (regional / "members", regional / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    args = (regional / "members", regional / "claims", SPEC, 0.0)
     duck = engine_cells("duckdb", *args)
     spark = engine_cells("spark", *args)
     for other in (duck, spark):
@@ -97,7 +97,7 @@ def test_absurd_costs_refused_alike_on_every_engine(regional, tmp_path, costs):
 
 
 def test_spark_summary_mode_equals_duckdb_summary_mode(regional):
-    args = (regional / "members", regional / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    args = (regional / "members", regional / "claims", SPEC, 0.0)
     duck = engine_cells("duckdb", *args, severity_summary=True)
     spark = engine_cells("spark", *args, severity_summary=True)
     pd.testing.assert_frame_equal(spark.table, duck.table, check_exact=False, rtol=1e-10)
@@ -130,7 +130,7 @@ def test_claim_filed_under_another_region_still_joins(regional, tmp_path):
     pd.concat([b, a.iloc[[0]]], ignore_index=True).to_parquet(dst, index=False)
     a.iloc[1:].to_parquet(src, index=False)
     assert year_partitions(data / "members", data / "claims")
-    args = (data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    args = (data / "members", data / "claims", SPEC, 0.0)
     duck = engine_cells("duckdb", *args)
     ref = load_data(data, DataOptions(spec=SPEC, engine="pandas")).cells
     pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
@@ -143,7 +143,7 @@ def _partition_path_equals(data: Path, ref, monkeypatch) -> None:
     def no_fallback(*args, **kwargs):
         raise AssertionError("the partition-by-partition join fell back")
     monkeypatch.setattr("forecasting.data.engines.duckdb_engine.cells_sql", no_fallback)
-    duck = engine_cells("duckdb", data / "members", data / "claims", SPEC, 0.0, [2019, 2020, 2021])
+    duck = engine_cells("duckdb", data / "members", data / "claims", SPEC, 0.0)
     pd.testing.assert_frame_equal(duck.table, ref.table, check_exact=False, rtol=1e-10)
     pd.testing.assert_frame_equal(_sorted(duck.claimants), _sorted(ref.claimants),
                                   check_exact=False, rtol=1e-10)

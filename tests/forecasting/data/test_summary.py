@@ -65,8 +65,7 @@ def test_engine_summary_mode_matches_rows_mode(small_city, small_dir):
     from forecasting.data.cohorts import CohortSpec
     from forecasting.scheme.accounts import history
 
-    args = (small_dir / "members.parquet", small_dir / "claims.parquet", CohortSpec(), 0.0,
-            [2019, 2020, 2021, 2022])
+    args = (small_dir / "members.parquet", small_dir / "claims.parquet", CohortSpec(), 0.0)
     rows, summ = engine_cells("duckdb", *args), engine_cells("duckdb", *args, severity_summary=True)
     pd.testing.assert_frame_equal(rows.table, summ.table, check_exact=False, rtol=1e-9)
     assert len(summ.claimants) == len(rows.claimants)

@@ -22,7 +22,7 @@ def test_backtest_on_small_city(small_city):
     cells = aggregate(small_city.members, annual_costs(small_city.members, small_city.claims))
     table = backtest(cells, small_city.scheme, lambda: ClaimsModel())
     assert list(table["year"]) == [2020, 2021, 2022]
-    assert list(table.columns) == ["year", *METRICS]
+    assert list(table.columns) == ["year", "claimants", *METRICS]
     # frequency rises with age: the model ranks cells far better than chance
     assert (table["gini"] > 0.2).all()
     # a 1 % city is noisy, but totals are forecast within 15 %

@@ -11,9 +11,10 @@ from sklearn.metrics import mean_poisson_deviance
 from forecasting.data.cells import aggregate, annual_costs
 from forecasting.models.features import age_midpoint
 from forecasting.models.frequency import GBMFrequency, PoissonFrequencyGLM
+from forecasting.models.warnings import ModelWarning
 
-TRUE = {"intercept": np.log(0.05), "age_per_10y": 0.22, "male": 0.08, "rural": -0.08,
-        "special": 0.30, "trend": 0.03}
+TRUE = {"intercept": np.log(0.05), "age_per_10y": 0.22, "sex=M": 0.08, "residence=rural": -0.08,
+        "special_group": 0.30, "trend": 0.03}
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,9 @@ def known_cells(small_city) -> pd.DataFrame:
     cells["exposure"] *= 50  # a bigger city: tight estimates, same structure
     eta = (TRUE["intercept"]
            + TRUE["age_per_10y"] * (age_midpoint(cells["age_band"]) - 40) / 10
-           + TRUE["male"] * (cells["sex"].astype(str) == "M")
-           + TRUE["rural"] * (cells["residence"].astype(str) == "rural")
-           + TRUE["special"] * cells["special_group"]
+           + TRUE["sex=M"] * (cells["sex"].astype(str) == "M")
+           + TRUE["residence=rural"] * (cells["residence"].astype(str) == "rural")
+           + TRUE["special_group"] * cells["special_group"]
            + TRUE["trend"] * (cells["year"] - 2019))
     cells["true_rate"] = np.exp(eta.astype(float))
     rng = np.random.default_rng(42)
@@ -86,3 +87,99 @@ def test_gbm_beats_a_constant_rate(known_cells):
 def test_negative_frequency_refused(known_cells):
     with pytest.raises(ValueError, match=">= 0"):
         PoissonFrequencyGLM().fit(known_cells, -np.ones(len(known_cells)))
+
+
+def _band_contrast(glm, band: int) -> tuple[float, float]:
+    """log(men / women) in one age band of a band GLM with an age x sex interaction, and
+    its standard error (from the coefficients' covariance)."""
+    names = ["intercept", *glm.feature_names_]
+    row = np.zeros(len(names))
+    row[names.index("sex=M")] = 1
+    if f"sex=M:age_{band}" in names:
+        row[names.index(f"sex=M:age_{band}")] = 1
+    return float(row @ np.r_[glm.intercept_, glm.coef_]), float(
+        np.sqrt(row @ glm.covariance_ @ row))
+
+
+def test_claim_counts_recover_the_age_sex_interaction(health_ds, health):
+    """On the second portfolio, claim counts carry log 3 more for women aged 25-39: the
+    one-hot band GLM with an age x sex interaction recovers every band's contrast, and
+    the district effects, within 3.5 standard errors."""
+    t = health_ds.cells.table
+    glm = _fit_counts(PoissonFrequencyGLM(age="bands", age_band_width=5,
+                                          interactions=("sex",), keys=health_ds.cells.spec.keys),
+                      t)
+    truth = health.truth
+    for band in range(20, 80, 5):
+        est, se = _band_contrast(glm, band)
+        expected = truth.sex_male - (truth.young_women if 25 <= band < 40 else 0.0)
+        assert abs(est - expected) < 3.5 * se, (band, est, expected, se)
+    coef = dict(zip(glm.feature_names_, glm.coef_, strict=True))
+    errors = dict(zip(glm.feature_names_, glm.standard_errors()[1:], strict=True))
+    for i, name in enumerate(("D2", "D3", "D4"), start=1):
+        assert abs(coef[f"district={name}"] - truth.district[i]) < 3.5 * errors[
+            f"district={name}"]
+    assert abs(coef["trend"] - truth.freq_trend) < 3.5 * errors["trend"]
+
+
+def _fit_counts(model, cells):
+    return model.fit(cells, cells["claims"] / cells["exposure"],
+                     sample_weight=cells["exposure"])
+
+
+def test_additive_model_cannot_hold_the_interaction(health_ds):
+    """Held out (the last year), the interaction model beats the additive band GLM, and
+    cross-validation of the spline's knots keeps its knots inside the data's ages."""
+    t = health_ds.cells.table
+    keys = health_ds.cells.spec.keys
+    train, test = t[t["year"] < 2023], t[t["year"] == 2023]
+    y, w = test["claims"] / test["exposure"], test["exposure"]
+    scores = {}
+    for name, model in {"additive": PoissonFrequencyGLM(age="bands", age_band_width=5,
+                                                        keys=keys),
+                        "interaction": PoissonFrequencyGLM(age="spline",
+                                                           interactions=("sex",), keys=keys)
+                        }.items():
+        fitted = _fit_counts(model, train)
+        scores[name] = mean_poisson_deviance(y, fitted.predict(test), sample_weight=w)
+    assert scores["interaction"] < scores["additive"]
+    assert fitted.n_knots_ in fitted.cv_scores_ and len(fitted.cv_scores_) > 1
+    low, high = fitted.design_.knots_[[0, -1]]
+    assert low >= 17 and high <= 83  # the ages held (bands 15-19 ... 80-84), not 0-100
+
+
+def test_gbm_settings_scale_with_the_cells(health_ds):
+    """On a table of 30 cells a GBM with leaves of 20 is a constant rate, and says so;
+    with settings scaled to the cells it ranks them."""
+    t = health_ds.cells.table
+    small = (t[(t["year"] == 2022) & (t["district"] == "D1")].groupby(
+        ["year", "age_band", "sex", "district"], as_index=False, observed=True)[
+        ["claims", "exposure"]].sum().head(30))
+    assert len(small) >= 24
+    keys = ("sex", "district")
+    with pytest.warns(ModelWarning, match="constant rate"):
+        fixed = _fit_counts(GBMFrequency(min_samples_leaf=20, keys=keys), small)
+    assert fixed.constant_
+    scaled = _fit_counts(GBMFrequency(keys=keys), small)
+    assert not scaled.constant_ and scaled.min_samples_leaf_ < 20
+    assert np.ptp(scaled.predict(small)) > 0
+
+
+def test_fit_on_single_ages_equals_member_rows(small_city):
+    """Cells at single years of age hold everything member rows hold: a spline GLM fitted
+    on them has the coefficients statsmodels finds on the member rows themselves."""
+    from forecasting.data.cells import aggregate, annual_costs
+    from forecasting.data.cohorts import CohortSpec
+
+    members = small_city.members[small_city.members["year"] <= 2020]
+    claims = small_city.claims[small_city.claims["year"] <= 2020]
+    annual = annual_costs(members, claims)
+    fine = aggregate(members, annual, CohortSpec().fine()).table
+    glm = PoissonFrequencyGLM(age="spline", n_knots=5, band_width=1,
+                              keys=("sex", "residence", "special_group"), alpha=0.0)
+    glm.fit(fine, fine["claimants"] / fine["exposure"], sample_weight=fine["exposure"])
+    rows = members.assign(age_band=members["age"])
+    X = sm.add_constant(glm.design_.transform(rows))
+    ref = sm.GLM((annual > 0).astype(float), X, family=sm.families.Poisson(),
+                 offset=np.log(members["exposure"].to_numpy())).fit()
+    np.testing.assert_allclose(np.r_[glm.intercept_, glm.coef_], ref.params, atol=1e-5)

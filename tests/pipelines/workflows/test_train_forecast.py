@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -31,23 +32,37 @@ def test_train_logs_candidates_and_registers_champions(trained, small_dir, store
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.info.run_name == "train"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(parents) == 1 and len(children) == 4
+    kinds = [r.data.tags["kind"] for r in children]
+    assert len(parents) == 1 and kinds.count("frequency") == 5 and kinds.count("severity") == 2
     fingerprint = load_data(small_dir).fingerprint
     for run in [*parents, *children]:
         assert run.data.tags["data_fingerprint"] == fingerprint
     for run in children:
         assert "backtest_poisson_deviance" in run.data.metrics
         assert "backtest_payout_error" in run.data.metrics
-    # the champion of each kind has the lowest backtest score of its kind
-    freq = {r.data.tags["candidate"]: r.data.metrics["backtest_poisson_deviance"]
+    # the champion of each kind has the lowest robust backtest score of its kind, and the
+    # frequency champion is never worse than the one-hot band GLM, always a candidate
+    freq = {r.data.tags["candidate"]: r.data.metrics["score_poisson_deviance"]
             for r in children if r.data.tags["kind"] == "frequency"}
-    assert parents[0].data.tags["champion_frequency"] == min(freq, key=freq.get)
+    champion = parents[0].data.tags["champion_frequency"]
+    assert champion == min(freq, key=freq.get)
+    assert freq[champion] <= freq["poisson-bands"]
+    sev = {r.data.tags["candidate"]: r.data.metrics["score_layer_error"]
+           for r in children if r.data.tags["kind"] == "severity"}
+    assert parents[0].data.tags["champion_severity"] == min(sev, key=sev.get)
     for name in ("claim-frequency", "claim-severity"):
         version = client.get_model_version_by_alias(name, "champion")
         assert version.tags["data_fingerprint"] == fingerprint
-    artifacts = {a.path for a in client.list_artifacts(children[0].info.run_id)}
-    assert {"backtest.csv"} <= artifacts
-    assert artifacts & {"frequency_by_age.png", "severity_by_age.png"}
+    for run in children:
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"backtest.csv"} <= artifacts
+        if run.data.tags["kind"] == "frequency":
+            assert {"frequency_by_age.png", "lorenz.png"} <= artifacts
+        else:  # severity diagnostics: mean excess, QQ, layer fit, the splice profile
+            assert {"severity_by_age.png", "mean_excess.png", "qq.png", "layer_fit.csv",
+                    "splice_profile.csv"} <= artifacts
+            assert float(run.data.params["fitted.joint_rows"]) == float(
+                run.data.params["fitted.claimants"])
 
 
 def test_forecast_writes_table_and_records_versions(trained, small_dir, small_city, tmp_path):
@@ -95,3 +110,35 @@ def test_forecast_unknown_run_id(trained, small_dir, tmp_path):
     result = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2023",
                                  "--out", str(tmp_path / "fc"), "--run-id", "nope"])
     assert result.exit_code == 2 and "no MLflow run 'nope'" in result.stderr
+
+
+def test_second_portfolio_trains_and_forecasts_without_a_plan(health_dir, tmp_path,
+                                                              monkeypatch):
+    """The health portfolio (policy periods, service dates, keys from its ciplan.toml, no
+    scheme.toml): train picks a frequency champion at least as good as the one-hot band
+    GLM on the backtest (here one with the age x sex interaction the data hold), and the
+    forecast prices layers in the portfolio's currency without any plan."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'health.db'}")
+    trained = runner.invoke(app, ["train", "--data", str(health_dir)])
+    assert trained.exit_code == 0, trained.output
+    client = _client()
+    exp = client.get_experiment_by_name(FORECAST_EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.info.run_name == "train")
+    scores = {r.data.tags["candidate"]: r.data.metrics["score_poisson_deviance"]
+              for r in runs if r.data.tags.get("kind") == "frequency"}
+    champion = parent.data.tags["champion_frequency"]
+    assert scores[champion] == min(scores.values()) <= scores["poisson-bands"]
+    assert "-x-sex" in champion
+    out = tmp_path / "fc"
+    result = runner.invoke(app, ["forecast", "--data", str(health_dir), "--year", "2024",
+                                 "--out", str(out), "--scenarios", "50"])
+    assert result.exit_code == 0, result.output
+    assert "no plan in force to price" in result.stdout
+    table = pd.read_csv(out / "forecast.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["currency"] == "EUR" and "payout_expected" not in summary
+    layers = [c for c in table.columns if c.startswith("layer_")]
+    assert len(layers) >= 4 and not any(c.startswith("payout") for c in table.columns)
+    np.testing.assert_allclose(table[layers].sum(axis=1), table["mean_severity"], rtol=1e-9)
+    assert summary["claims"] > summary["claimants"] > 0  # claim counts forecast too

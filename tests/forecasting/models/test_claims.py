@@ -1,0 +1,76 @@
+"""ClaimsModel end to end: no threshold, layer or floor is a money constant, so costs a
+hundred times smaller give the same relative figures."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.data.cells import aggregate, annual_costs
+from forecasting.models.backtesting import backtest
+from forecasting.models.claims import ClaimsModel
+from forecasting.scheme.in_force import Scheme
+from forecasting.scheme.plan import Plan
+
+FACTOR = 0.01
+
+
+def _scaled_plan(plan: Plan, factor: float) -> Plan:
+    return plan.with_(premium_per_capita=plan.premium_per_capita * factor,
+                      deductible=plan.deductible * factor,
+                      band_edges=tuple(e * factor for e in plan.band_edges),
+                      cap=None if plan.cap is None else plan.cap * factor)
+
+
+def _cells(city, factor: float = 1.0):
+    claims = city.claims.assign(eligible_cost=city.claims["eligible_cost"] * factor)
+    annual, counts = annual_costs(city.members, claims, counts=True)
+    return aggregate(city.members, annual, counts=counts)
+
+
+@pytest.fixture(scope="module")
+def both(small_city):
+    """The small L city as it is and with every cost, plan and market amount / 100."""
+    scheme = small_city.scheme
+    small_scheme = Scheme({y: _scaled_plan(p, FACTOR) for y, p in scheme.plans.items()},
+                          {y: replace(m, disposable_income=m.disposable_income * FACTOR)
+                           for y, m in scheme.markets.items()})
+    return (_cells(small_city), scheme), (_cells(small_city, FACTOR), small_scheme)
+
+
+def test_costs_100_times_smaller_give_the_same_relative_figures(both):
+    (cells, scheme), (small, small_scheme) = both
+    plan, small_plan = scheme.plan(2022), small_scheme.plan(2022)
+    fc = ClaimsModel().fit(cells.until(2021)).forecast(2022)
+    fs = ClaimsModel().fit(small.until(2021)).forecast(2022)
+    np.testing.assert_allclose(fs.cohorts["claimants"], fc.cohorts["claimants"], rtol=1e-9)
+    np.testing.assert_allclose(fs.cohorts["mean_severity"], FACTOR * fc.cohorts[
+        "mean_severity"], rtol=1e-4)
+    assert fs.expected_payout(small_plan) == pytest.approx(
+        FACTOR * fc.expected_payout(plan), rel=1e-4)
+    # layers at the plan's kinks and at the data's quantiles, in the data's own units
+    assert fs.layer_levels(small_plan) == pytest.approx(
+        [FACTOR * x for x in fc.layer_levels(plan)], rel=1e-9)
+    np.testing.assert_allclose(fs.layer_levels(None), [FACTOR * x for x in fc.layer_levels(
+        None)], rtol=0.06)  # each rounded to two digits
+    table, small_table = fc.layer_table(plan), fs.layer_table(small_plan)
+    assert list(table.columns) != list(small_table.columns)  # labelled in each unit
+    np.testing.assert_allclose(small_table.to_numpy(), FACTOR * table.to_numpy(), rtol=1e-4)
+    # the ranges come from scenarios deep enough for each plan: the same, a hundredth
+    by, total = fc.payout_ranges(plan, 300, seed=3)
+    small_by, small_total = fs.payout_ranges(small_plan, 300, seed=3)
+    for key in ("expected", "low", "high"):
+        assert small_total[key] == pytest.approx(FACTOR * total[key], rel=1e-4)
+        np.testing.assert_allclose(small_by[key], FACTOR * by[key], rtol=1e-4, atol=1e-9)
+
+
+def test_backtest_errors_are_unit_free(both):
+    (cells, scheme), (small, small_scheme) = both
+    cols = ["claimants_error", "severity_error", "layer_error", "payout_error",
+            "loss_error_share", "poisson_deviance", "gamma_deviance"]
+    ref = backtest(cells, scheme, ClaimsModel, origins=[2021])[cols]
+    got = backtest(small, small_scheme, ClaimsModel, origins=[2021])[cols]
+    pd.testing.assert_frame_equal(got, ref, rtol=1e-4, atol=1e-8)
