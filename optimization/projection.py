@@ -172,3 +172,17 @@ def _term_row(years: pd.DataFrame, table: pd.DataFrame, level: float) -> dict:
     row |= _ranges("before", -by["loss_before"].to_numpy(), level)
     row |= _ranges("after", by["insurer_result_after"].to_numpy(), level)
     return row
+
+
+def term_break_even(years: pd.DataFrame, space: PlanSpace) -> float:
+    """The lowest first-year premium per capita (on the negotiating step) at which the
+    term's expected loss before settlement is <= 0, the premium indexed as the term says:
+    the loss is linear in it, sum_t (payout_t + fixed opex) - (1 - opex share) p sum_t
+    (index_t insured_t), so the answer is exact."""
+    rows = years[years["year"] != "term"]
+    index = rows["premium_per_capita"].to_numpy(float) / float(rows["premium_per_capita"].iloc[0])
+    costs = space.costs
+    need = (rows["expected_payout"].sum() + costs.opex_fixed * len(rows)) / (
+        (1 - costs.opex_share) * float((index * rows["insured"].to_numpy(float)).sum()))
+    step = space.premium.step
+    return float(np.ceil(round(need / step, 9)) * step)

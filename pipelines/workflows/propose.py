@@ -20,7 +20,7 @@ from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.in_force import plan_from_dict, plan_to_dict
 from forecasting.scheme.plan import Plan
 from optimization.evaluate import evaluate_plan, impact_table, member_impact
-from optimization.projection import project
+from optimization.projection import project, term_break_even
 from optimization.solve import Optimum, frontier, optimize, scenario_set, shadow_prices
 from optimization.space import PlanSpace
 from pipelines.conventions import PLAN_FILE
@@ -146,6 +146,7 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
         "notes": list(opt.notes),
         "contract": terms.model_dump(mode="json"),
         "term": term.years.to_dict(orient="records"),
+        "term_break_even_premium": term_break_even(term.years, space),
         "status_quo_term": before_term.years.to_dict(orient="records"),
         "shadow_prices": shadow.to_dict(orient="records"),
         "member_impact": impact.to_dict(orient="records"),

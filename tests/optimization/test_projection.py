@@ -64,3 +64,47 @@ def test_term_results_are_the_scenario_table(small_forecast, space, status_quo):
     wide = project(small_forecast, status_quo, sp, terms, 31_500.0, n=300, seed=4).years
     width = (wide["loss_p95_before"] - wide["loss_p05_before"]).to_numpy()[:3]
     assert width[0] < width[1] < width[2]
+
+
+def test_term_break_even_premium_is_exact(small_forecast, space, status_quo):
+    """The closed form against the projection itself: at the premium it gives the term's
+    expected loss is <= 0, one step lower it is > 0 (premium indexed 3 % a year)."""
+    from optimization.projection import term_break_even
+
+    sp = _term(space, premium_index=0.03)
+    terms = space.contract.terms()
+    first = project(small_forecast, status_quo, sp, terms, 31_500.0, n=50).years
+    p = term_break_even(first, sp)
+
+    def term_loss(premium: float) -> float:
+        years = project(small_forecast, status_quo.with_(premium_per_capita=premium), sp,
+                        terms, 31_500.0, n=50).years
+        return float(years.loc[years["year"] == "term", "expected_loss_before"].iloc[0])
+
+    assert term_loss(p) <= 0 < term_loss(p - sp.premium.step)
+    assert p / sp.premium.step == pytest.approx(round(p / sp.premium.step))
+
+
+@pytest.mark.slow
+def test_three_year_range_covers_the_realised_term_in_16_to_20_of_20_cities(space):
+    """Held-out years drawn by the simulator (2022-2024), the term projected from a
+    forecast fitted on 2019-2021: the 90 % range of the cumulative loss holds the realised
+    one in 16-20 of 20 cities."""
+    from forecasting.data.cells import aggregate, annual_costs
+    from forecasting.models.claims import ClaimsModel
+    from forecasting.scheme.accounts import history, year_result
+    from forecasting.simulate import simulate_city
+
+    sp = _term(space, deductible_rule="fixed", premium_index=0.0)
+    hits = 0
+    for seed in range(200, 220):
+        city = simulate_city(seed=seed, scale=0.03, years=tuple(range(2019, 2025)))
+        cells = aggregate(city.members, annual_costs(city.members, city.claims))
+        past = history(cells.until(2021), city.scheme).to_dict(orient="records")
+        fc = ClaimsModel().fit(cells.until(2021)).forecast(2022, {"history": past})
+        term = project(fc, city.scheme.plan(2022), sp, sp.contract.terms(), 31_500.0,
+                       n=400, seed=seed).years.iloc[-1]
+        realised = sum(year_result(cells, y, city.scheme.plan(y), city.scheme.market(y)).loss
+                       for y in (2022, 2023, 2024))
+        hits += term["loss_p05_before"] <= realised <= term["loss_p95_before"]
+    assert 16 <= hits <= 20
