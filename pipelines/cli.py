@@ -156,8 +156,12 @@ def reads_data(fn):
     return wrapper
 
 
-def command(fn):
-    """Register `fn` as a command whose domain errors end as `Error: ...` and exit 2."""
+def command(fn=None, *, name: str | None = None):
+    """Register `fn` as a command (named `name`, default its own name) whose domain errors
+    end as `Error: ...` and exit 2."""
+    if fn is None:
+        return functools.partial(command, name=name)
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -165,7 +169,7 @@ def command(fn):
         except UserError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
-    return app.command()(wrapper)
+    return app.command(name=name)(wrapper)
 
 
 def parse_years(text: str) -> tuple[int, ...]:
@@ -186,15 +190,18 @@ def simulate(
     years: Annotated[str, typer.Option(help="Years, e.g. 2019-2021 or 2019-2022 "
                                        "(2022 is held-out truth).")] = "2019-2021",
     seed: Annotated[int, typer.Option(help="Random seed.")] = DEFAULT_SEED,
-    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", help="parquet, csv, or settlements (the "
+                                     "platform's settlement records and a roster, GBK CSV "
+                                     "with Chinese headers, for `ciplan import`).")
+                   ] = "parquet",
     regions: Annotated[int, typer.Option(help="Simulate this many cities as one data set, "
                                          "Parquet partitioned by year and region.")] = 0,
 ) -> None:
     """Simulate L city's members and claims (calibrated to its 2019-2021 accounts)."""
     year_tuple = parse_years(years)
-    check_out(out, "data")
-    if fmt not in ("parquet", "csv"):
-        raise UserError(f"--format expected parquet or csv; got {fmt!r}")
+    if fmt not in ("parquet", "csv", "settlements"):
+        raise UserError(f"--format expected parquet, csv or settlements; got {fmt!r}")
+    check_out(out, "settlements" if fmt == "settlements" else "data")
     if regions < 0 or (regions and fmt != "parquet"):
         raise UserError(f"--regions expected a count >= 0 with --format parquet; "
                           f"got {regions} with {fmt}")
@@ -207,9 +214,42 @@ def simulate(
         return
     with console.status(f"Simulating L city {years} at scale {scale:g}…"):
         city = simulate_city(seed=seed, scale=scale, years=year_tuple)
+    if fmt == "settlements":
+        from pipelines.workflows.records import write_settlement_records
+
+        write_settlement_records(city, out, seed)
+        typer.echo(f"Wrote settlement records and a roster for {years} to {out}")
+        return
     write_city(city, out, fmt)
     typer.echo(f"Wrote {len(city.members):,} member-years and {len(city.claims):,} "
                f"settlements for {years} to {out}")
+
+
+@command(name="import")
+def import_records(
+    records: Annotated[Path, typer.Option(help="Settlement records (CSV in UTF-8 or GBK, "
+                                          "Parquet or XLSX).")],
+    roster: Annotated[Path, typer.Option(help="The enrolment roster (same formats).")],
+    out: Annotated[Path, typer.Option(help="Folder for the data directory.")],
+    mapping: Annotated[Path | None, typer.Option(
+        help="Mapping TOML: column names, the eligible cost rule, codes (default: the one "
+        "shipped, forecasting/data/defaults/settlements.toml).")] = None,
+    scheme: Annotated[Path | None, typer.Option(
+        help="scheme.toml to put beside the data (plans and markets by year).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+) -> None:
+    """Turn the platform's settlement records and a roster into a data directory."""
+    from pipelines.workflows.records import import_records as run_import
+
+    if fmt not in ("parquet", "csv"):
+        raise UserError(f"--format expected parquet or csv; got {fmt!r}")
+    check_out(out, "data")
+    with console.status("Importing settlement records…"):
+        found = run_import(records, roster, out, mapping, scheme, fmt)
+    for line in found.said:
+        typer.echo(line)
+    typer.echo(f"Wrote {len(found.members):,} member-years and {len(found.claims):,} claims "
+               f"to {out}; {found.rejected:,} rows left out (import_report.json)")
 
 
 @command

@@ -39,7 +39,8 @@ MANIFEST = "manifest.json"
 FORMAT, VERSION = "ciplan.manifest", 1
 # what writes each kind of folder, for messages
 WRITERS = {"data": "ciplan simulate", "forecast": "ciplan forecast", "plan": "ciplan optimize",
-           "report": "ciplan report", "term": "ciplan project"}
+           "report": "ciplan report", "term": "ciplan project",
+           "settlements": "ciplan simulate --format settlements"}
 HASH_CHUNK = 1 << 22  # bytes read at a time when hashing
 
 

@@ -33,7 +33,7 @@ def test_simulate_writes_a_data_directory(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--years", "2018-2020"], "consecutively from 2019"),
     (["--years", "twenty"], "--years expected"),
-    (["--format", "xml"], "--format expected parquet or csv"),
+    (["--format", "xml"], "--format expected parquet, csv or settlements"),
     (["--scale", "0"], "scale must be in"),
 ])
 def test_simulate_bad_request(tmp_path, args, message):

@@ -1,0 +1,1 @@
+"""Defaults shipped with ciplan (package data): the settlement-record mapping."""

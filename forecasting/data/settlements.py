@@ -1,0 +1,292 @@
+"""Settlement records of the national medical security information platform (the 2207
+settlement output, 结算信息) and an enrolment roster, turned into ciplan's members and
+claims (DESIGN §7).
+
+A mapping (TOML; the default ships in forecasting/data/defaults/settlements.toml) names the
+columns each field may have — the platform's codes or Chinese headers — the 大病 eligible
+cost rule (fields joined by + and -, default `inscp_scp_amt - hifp_pay`), what the plan in
+force paid (`hifmi_pay`), and the codes of sex, residence and the special groups. Reversed
+settlements (negative rows with the same settlement id) are netted; every row that cannot
+be used is counted and named with its reason, none is dropped silently. CSV (UTF-8 or GBK,
+detected and said), Parquet and XLSX are read.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.data.io import read_text, readable
+from forecasting.errors import InputError, rows_hint
+
+RECORD_FIELDS = ("psn_no", "setl_time", "service_date", "inscp_scp_amt", "hifp_pay",
+                 "hifmi_pay")
+ROSTER_FIELDS = ("psn_no", "year", "gend", "brdy")
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """Column names per field, the cost rules and the codes (see module doc)."""
+
+    records: dict[str, list[str]]
+    roster: dict[str, list[str]]
+    eligible_cost: str
+    paid: str
+    sex: dict[str, str]
+    residence: dict[str, str]
+    special_psn_types: frozenset[str]
+    source: str = "default"
+
+
+def load_mapping(path: Path | None = None) -> Mapping:
+    """The mapping of `path`, or the default shipped with ciplan."""
+    if path is None:
+        text, source = resources.files("forecasting.data.defaults").joinpath(
+            "settlements.toml").read_text(encoding="utf-8"), "default"
+    else:
+        text, source = read_text(path), str(path)
+    try:
+        doc = tomllib.loads(text)
+        codes = doc["codes"]
+        for rule in (doc["rules"]["eligible_cost"], doc["rules"].get("paid", "hifmi_pay")):
+            _rule(rule, source)
+        return Mapping({k: list(v) for k, v in doc["records"].items()},
+                       {k: list(v) for k, v in doc["roster"].items()},
+                       doc["rules"]["eligible_cost"], doc["rules"].get("paid", "hifmi_pay"),
+                       {str(k): v for k, v in codes["sex"].items()},
+                       {str(k): v for k, v in codes.get("residence", {}).items()},
+                       frozenset(str(c) for c in codes.get("special_psn_types", [])), source)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{source}: not valid TOML ({exc})") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{source}: expected [records], [roster], [rules] eligible_cost and "
+                         f"[codes.sex] tables; missing or wrong {exc}") from None
+
+
+def read_any(path: Path) -> tuple[pd.DataFrame, str]:
+    """A CSV (UTF-8 or GBK, detected), Parquet or XLSX file as text columns, and what
+    was read ("UTF-8", "GBK", "Parquet", "XLSX")."""
+    path = readable(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path).astype("string"), "Parquet"
+        if suffix in (".xlsx", ".xlsm"):
+            return pd.read_excel(path, dtype=str).astype("string"), "XLSX"
+        if suffix == ".csv":
+            raw = path.read_bytes()
+            for codec, name in (("utf-8-sig", "UTF-8"), ("gb18030", "GBK")):
+                try:
+                    raw.decode(codec)
+                except UnicodeDecodeError:
+                    continue
+                frame = pd.read_csv(path, dtype=str, encoding=codec, keep_default_na=False)
+                return frame.astype("string"), name
+            raise InputError(f"{path}: neither UTF-8 nor GBK text; re-save it as UTF-8")
+    except InputError:
+        raise
+    except (ValueError, OSError, ImportError) as exc:
+        raise InputError(f"{path}: not a readable {suffix[1:]} file "
+                         f"({str(exc).splitlines()[0]})") from None
+    raise InputError(f"{path}: unknown format {suffix!r}; expected .csv, .parquet or .xlsx")
+
+
+def _columns(frame: pd.DataFrame, names: dict[str, list[str]], needed, path: Path
+             ) -> dict[str, str]:
+    """field -> the frame's column for it; one-line error naming a missing needed field."""
+    found = {}
+    for name, options in names.items():
+        hit = next((c for c in options if c in frame.columns), None)
+        if hit is not None:
+            found[name] = hit
+    missing = [f for f in needed if f not in found]
+    if missing:
+        raise InputError(f"{path}: no column for {missing[0]!r}; expected one of "
+                         f"{names.get(missing[0], [missing[0]])} (columns: "
+                         f"{', '.join(map(str, frame.columns))})")
+    return found
+
+
+def _rule(text: str, source: str = "mapping") -> list[tuple[float, str]]:
+    """'a - b + c' -> [(1, a), (-1, b), (1, c)]: fields and signs only, never evaluated."""
+    tokens = re.split(r"\s*([+-])\s*", str(text).strip())
+    if not tokens or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", t)
+                             for t in tokens[::2]):
+        raise InputError(f"{source}: rule {text!r}: expected record fields joined by "
+                         "+ and -")
+    signs = [1.0] + [1.0 if s == "+" else -1.0 for s in tokens[1::2]]
+    return list(zip(signs, tokens[::2], strict=True))
+
+
+@dataclass
+class Rejected:
+    """Rows that could not be used, by file and reason (0-based data rows)."""
+
+    rows: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+    def add(self, path: Path, reason: str, rows) -> None:
+        rows = [int(r) for r in np.asarray(rows).ravel()]
+        if rows:
+            self.rows.setdefault((str(path), reason), []).extend(rows)
+
+    def lines(self) -> list[str]:
+        return [f"{path}: {len(rows)} row{'s' if len(rows) > 1 else ''} {reason} "
+                f"({rows_hint(sorted(rows))})" for (path, reason), rows in self.rows.items()]
+
+    @property
+    def count(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+
+def _number(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected) -> np.ndarray:
+    values = pd.to_numeric(frame[col].str.strip(), errors="coerce").to_numpy(dtype="float64")
+    rejected.add(path, f"with a non-numeric {col!r}", np.flatnonzero(np.isnan(values)))
+    return values
+
+
+def _dates(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected) -> pd.Series:
+    dates = pd.to_datetime(frame[col].str.strip(), errors="coerce", format="mixed")
+    rejected.add(path, f"with an unreadable date in {col!r}", np.flatnonzero(dates.isna()))
+    return dates
+
+
+@dataclass(frozen=True)
+class Imported:
+    """members and claims as ciplan reads them, and what the import said."""
+
+    members: pd.DataFrame
+    claims: pd.DataFrame
+    said: list[str]
+    rejected: int
+
+
+def import_settlements(records_path: Path, roster_path: Path,
+                       mapping: Mapping | None = None) -> Imported:
+    """Members (from the roster) and claims (from the settlement records); see module doc."""
+    mapping = mapping or load_mapping()
+    rejected = Rejected()
+    roster, roster_kind = read_any(roster_path)
+    records, records_kind = read_any(records_path)
+    said = [f"{roster_path}: read as {roster_kind}", f"{records_path}: read as {records_kind}",
+            f"mapping: {mapping.source}; eligible cost = {mapping.eligible_cost}"]
+    members = _members(roster, roster_path, mapping, rejected)
+    claims = _claims(records, records_path, mapping, members, rejected)
+    said += rejected.lines()
+    return Imported(members, claims, said, rejected.count)
+
+
+def _members(roster: pd.DataFrame, path: Path, mapping: Mapping, rejected: Rejected
+             ) -> pd.DataFrame:
+    cols = _columns(roster, mapping.roster, ROSTER_FIELDS, path)
+    year = _number(roster, cols["year"], path, rejected)
+    birth = _dates(roster, cols["brdy"], path, rejected)
+    sex = roster[cols["gend"]].str.strip().map(mapping.sex)
+    rejected.add(path, f"with a sex code not in the mapping ({cols['gend']!r})",
+                 np.flatnonzero(sex.isna().to_numpy()))
+    out = pd.DataFrame({"member_id": roster[cols["psn_no"]].str.strip(), "year": year,
+                        "age": year - birth.dt.year.to_numpy(dtype="float64"), "sex": sex})
+    if "residence" in cols:
+        out["residence"] = roster[cols["residence"]].str.strip().map(mapping.residence)
+        rejected.add(path, f"with a residence code not in the mapping "
+                     f"({cols['residence']!r})", np.flatnonzero(out["residence"].isna()))
+    psn_type = roster[cols["psn_type"]].str.strip() if "psn_type" in cols else None
+    out["special_group"] = (psn_type.isin(mapping.special_psn_types).to_numpy()
+                            if psn_type is not None else False)
+    out["exposure"] = (_number(roster, cols["exposure"], path, rejected)
+                       if "exposure" in cols else 1.0)
+    bad = out.isna().any(axis=1).to_numpy()
+    out = out[~bad].copy()
+    out["year"] = out["year"].astype("int64")
+    out["age"] = out["age"].astype("int64")
+    return out.reset_index(drop=True)
+
+
+def _claims(records: pd.DataFrame, path: Path, mapping: Mapping, members: pd.DataFrame,
+            rejected: Rejected) -> pd.DataFrame:
+    rule, paid_rule = _rule(mapping.eligible_cost), _rule(mapping.paid)
+    fields = {f for _, f in rule + paid_rule}
+    needed = ("psn_no", "setl_time", "service_date", *sorted(fields))
+    cols = _columns(records, mapping.records, needed, path)
+    amounts = {f: _number(records, cols[f], path, rejected) for f in fields}
+    cost = sum(sign * amounts[f] for sign, f in rule)
+    paid = sum(sign * amounts[f] for sign, f in paid_rule)
+    service = _dates(records, cols["service_date"], path, rejected)
+    settled = _dates(records, cols["setl_time"], path, rejected)
+    frame = pd.DataFrame({"row": np.arange(len(records)),
+                          "member_id": records[cols["psn_no"]].str.strip(),
+                          "setl_id": (records[cols["setl_id"]].str.strip() if "setl_id" in cols
+                                      else pd.Series(np.arange(len(records))).astype(str)),
+                          "service": service, "settled": settled,
+                          "eligible_cost": cost, "paid": paid})
+    frame = frame[~frame.isna().any(axis=1)]
+    # reversals: rows of one settlement id add up (a reversal cancels, a re-settlement
+    # replaces); what is left is the settlement as it stands
+    net = frame.groupby(["member_id", "setl_id"], as_index=False, sort=False).agg(
+        row=("row", "min"), service=("service", "min"), settled=("settled", "max"),
+        eligible_cost=("eligible_cost", "sum"), paid=("paid", "sum"))
+    net = net[(net["eligible_cost"].abs() > 1e-9) | (net["paid"].abs() > 1e-9)]
+    negative = net["eligible_cost"] < -1e-9
+    rejected.add(path, "whose settlement nets to a negative eligible cost",
+                 net.loc[negative, "row"])
+    net = net[~negative]
+    net["year"] = net["service"].dt.year.astype("int64")
+    known = net.set_index(["member_id", "year"]).index.isin(
+        members.set_index(["member_id", "year"]).index)
+    rejected.add(path, "of a person not on the roster in that year", net.loc[~known, "row"])
+    net = net[known]
+    return pd.DataFrame({"member_id": net["member_id"].to_numpy(), "year": net["year"],
+                         "eligible_cost": np.round(net["eligible_cost"].to_numpy(), 2),
+                         "paid": np.round(net["paid"].to_numpy(), 2),
+                         "service_date": net["service"].dt.date.to_numpy(),
+                         "settlement_date": net["settled"].dt.date.to_numpy()}
+                        ).reset_index(drop=True)
+
+
+def to_settlement_records(members: pd.DataFrame, claims: pd.DataFrame, seed: int = 0,
+                          reversals: float = 0.03) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ciplan's members and claims written as the platform exports them, Chinese headers:
+    (settlement records, roster). A share `reversals` of settlements is reversed and
+    settled again (a negative row and a new positive one under the same id), as happens
+    when a hospital corrects a bill; the import must net them back. Basic insurance's
+    payment and out-of-scope costs are invented around the eligible cost (the eligible
+    cost rule gives it back exactly)."""
+    rng = np.random.default_rng(seed)
+    n = len(claims)
+    settled = pd.to_datetime(claims["settlement_date"])
+    service = pd.to_datetime(claims["service_date"]) if "service_date" in claims else settled
+    basic = np.round(claims["eligible_cost"].to_numpy() * rng.uniform(0.5, 2.0, n), 2)
+    inscp = np.round(claims["eligible_cost"].to_numpy() + basic, 2)
+    records = pd.DataFrame({
+        "人员编号": claims["member_id"].astype(str).to_numpy(),
+        "结算ID": [f"S{i:09d}" for i in range(n)],
+        "结算时间": settled.dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(),
+        "开始日期": service.dt.strftime("%Y-%m-%d").to_numpy(),
+        "医疗费总额": np.round(inscp * 1.1, 2), "符合政策范围金额": inscp,
+        "基本医疗保险统筹基金支出": basic,
+        "居民大病保险资金支出": claims["paid"].to_numpy(),
+    })
+    again = records[rng.random(n) < reversals]
+    money = ["医疗费总额", "符合政策范围金额", "基本医疗保险统筹基金支出", "居民大病保险资金支出"]
+    reversed_ = again.copy()
+    reversed_[money] = -reversed_[money]
+    records = pd.concat([records, reversed_, again], ignore_index=True)
+    sex_code = {"M": "1", "F": "2"}
+    roster = pd.DataFrame({
+        "人员编号": members["member_id"].astype(str).to_numpy(),
+        "参保年度": members["year"].to_numpy(),
+        "性别": members["sex"].astype(str).map(sex_code).to_numpy(),
+        "出生日期": [f"{y - a}-07-01" for y, a in zip(members["year"], members["age"],
+                                                   strict=True)],
+        "人员类别": np.where(members["special_group"].to_numpy(dtype=bool), "1501", "1101"),
+        "参保年限": members["exposure"].to_numpy(),
+    })
+    if "residence" in members:
+        roster["城乡类别"] = members["residence"].astype(str).map(
+            {"urban": "城镇", "rural": "农村"}).to_numpy()
+    return records, roster
