@@ -223,8 +223,9 @@ def _calibrate(plan: Plan, base_cost: np.ndarray, special: np.ndarray, target: f
     return brentq(gap, lo, hi, xtol=1e-10, rtol=1e-12)
 
 
-def _settlements(rng, member_id, year, cost, special, plan) -> pd.DataFrame:
-    """Split annual costs over hospital settlements, with dates and what the plan paid."""
+def _settlements(rng, member_id, year, cost, special, plan, lag_rng) -> pd.DataFrame:
+    """Split annual costs over hospital settlements, with the dates of care and of
+    settlement and what the plan paid."""
     k = 1 + rng.poisson(0.8, len(cost))
     owner = np.repeat(np.arange(len(cost)), k)
     w = rng.exponential(size=len(owner))
@@ -241,11 +242,25 @@ def _settlements(rng, member_id, year, cost, special, plan) -> pd.DataFrame:
     paid = np.diff(np.r_[0.0, paid_cum])
     first = np.r_[0, np.cumsum(k)[:-1]]
     paid[first] = paid_cum[first]
-    dates = pd.Timestamp(f"{year}-01-01") + pd.to_timedelta(day, unit="D")
+    service = pd.Timestamp(f"{year}-01-01") + pd.to_timedelta(day, unit="D")
+    settled = service + pd.to_timedelta(_settlement_lags(lag_rng, piece / 100), unit="D")
     return pd.DataFrame({
-        "member_id": member_id[owner], "year": year, "settlement_date": dates.date,
-        "eligible_cost": piece / 100, "paid": np.round(paid, 2),
+        "member_id": member_id[owner], "year": year, "service_date": service.date,
+        "settlement_date": settled.date, "eligible_cost": piece / 100,
+        "paid": np.round(paid, 2),
     })
+
+
+def _settlement_lags(rng: np.random.Generator, cost: np.ndarray) -> np.ndarray:
+    """Days from care to settlement: most within a month (3 days + an exponential of mean
+    12), a tail of months (30 days + a gamma of mean 150) that is likelier for large bills
+    (8 % plus up to 25 % more as the bill reaches 100 k): a December stay of a heavy case is
+    often settled in spring."""
+    n = len(cost)
+    long = rng.random(n) < 0.08 + 0.25 * np.minimum(cost / 100_000.0, 1.0)
+    short = 3 + rng.exponential(12.0, n)
+    slow = 30 + rng.gamma(2.0, 75.0, n)
+    return np.round(np.where(long, slow, short)).astype("int64")
 
 
 def simulate_city(seed: int = 2019, scale: float = 1.0,
@@ -296,7 +311,7 @@ def simulate_city(seed: int = 2019, scale: float = 1.0,
             "special_group": special, "exposure": np.round(exposure, 4),
         }))
         claims.append(_settlements(_rng(seed, year, 3), ids[is_claimant], year, cost,
-                                   special[is_claimant], plan))
+                                   special[is_claimant], plan, _rng(seed, year, 4)))
         realised.append({"year": year, "eligible": len(insured), "insured": int(insured.sum()),
                          "expected_claimants": float(p_claim.sum()),
                          "claimants": int(is_claimant.sum()), "cost_index": index[year]})

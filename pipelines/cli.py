@@ -6,6 +6,7 @@ Each command calls the API; a UserError (bad input, impossible request) becomes 
 
 from __future__ import annotations
 
+import datetime
 import functools
 import inspect
 import json
@@ -57,6 +58,7 @@ class DataArgs:
     severity_summary: bool
     encoding: str
     max_cost: float
+    as_of: datetime.date | None
 
     def config(self, path: Path) -> ProjectConfig:
         """The project configuration of the data at `path`, overridden by the options."""
@@ -68,7 +70,7 @@ class DataArgs:
                            spark_master=self.spark_master,
                            severity_summary=self.severity_summary,
                            spec=config.cohorts.spec(), encoding=self.encoding,
-                           max_cost=self.max_cost)
+                           max_cost=self.max_cost, as_of=self.as_of)
 
     def open(self) -> Dataset:
         """Load --data, or the built-in L-city data (generated once) at `scale`."""
@@ -117,6 +119,9 @@ DATA_PARAMETERS = {
         "--severity-summary", help="Claimants' annual costs leave the engine as log-bucket "
         "counts and sums per cohort, not one row each (memory bounded by cohorts x "
         "buckets; costs to within 1.2 %, sums exact).")),
+    "as_of": (str | None, None, typer.Option(
+        "--as-of", help="Read the data as known on this date (YYYY-MM-DD): only claims "
+        "settled by then, years up to its own.")),
     "encoding": (str, "utf-8", typer.Option(
         help="Text encoding of CSV files, e.g. gbk (a UTF-8 byte-order mark is accepted).")),
     "max_cost": (float, MAX_COST, typer.Option(
@@ -148,7 +153,7 @@ def reads_data(fn):
         }
         args_ = DataArgs(given["data"], given["scale"], given["project"], overrides,
                          given["engine"], given["spark_master"], given["severity_summary"],
-                         given["encoding"], given["max_cost"])
+                         given["encoding"], given["max_cost"], parse_date(given["as_of"]))
         return fn(*args, data=args_, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[
@@ -170,6 +175,16 @@ def command(fn=None, *, name: str | None = None):
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
     return app.command(name=name)(wrapper)
+
+
+def parse_date(text: str | None) -> datetime.date | None:
+    """'2022-01-31' -> a date (None stays None)."""
+    if text is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(f"--as-of expected a date like 2022-01-31; got {text!r}") from None
 
 
 def parse_years(text: str) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ numeric column, an unknown category or a fractional year is an error, not a NaN.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 from pathlib import Path
 
@@ -239,9 +240,11 @@ def _claim_years(path: Path, table: pa.Table) -> np.ndarray:
     return col("service_date").dates().astype("datetime64[Y]").astype("int64") + 1970
 
 
-def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST) -> pd.DataFrame:
+def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST,
+                    as_of: datetime.date | None = None) -> pd.DataFrame:
     """Claims as a typed frame: member_id, year, eligible_cost (from 0 to `max_cost`,
-    money units of the data), optional paid (the same range)."""
+    money units of the data), optional paid (the same range). With `as_of`, only the
+    claims settled by that date (their `settlement_date`): the data as known then."""
     year = _claim_years(path, table)
     require_columns(path, table, tuple(c for c in CLAIM_COLUMNS if c != "year"))
     col = columns(path, table)
@@ -261,4 +264,10 @@ def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST) -> 
         in_range(col("paid"), paid, 0.0, max_cost,
                  f"a paid amount from 0 to {max_cost:g} (--max-cost)")
         frame["paid"] = paid
+    if as_of is not None:
+        if "settlement_date" not in table.column_names:
+            raise InputError(f"{path}: --as-of needs a 'settlement_date' column (when each "
+                             "claim was settled)")
+        settled = col("settlement_date").dates()
+        frame = frame[settled <= np.datetime64(as_of, "D")].reset_index(drop=True)
     return frame

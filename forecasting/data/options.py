@@ -3,6 +3,7 @@ shared option group) and passed whole to `load_data` and to the engines."""
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class DataOptions:
         accepted; e.g. "gbk" for files saved by Chinese Windows).
     max_cost: a claim's cost or a member-year's annual cost above this (money units of
         the data) is refused as absurd, on every engine.
+    as_of: read the data as known on this date: claims settled by then, years up to its
+        own (the pandas engine reads it; `auto` takes it).
     """
 
     reported_above: float = 0.0
@@ -49,6 +52,7 @@ class DataOptions:
     spec: CohortSpec | None = None
     encoding: str = "utf-8"
     max_cost: float = MAX_COST
+    as_of: datetime.date | None = None
 
     def __post_init__(self) -> None:
         if self.threshold_rule not in THRESHOLD_RULES:
@@ -59,7 +63,7 @@ class DataOptions:
 
     def fingerprint_text(self, spec: CohortSpec) -> str:
         """The settings that change the cells, for the data fingerprint."""
-        return (f"{spec}|{self.reported_above}|{self.threshold_rule}"
+        return (f"{spec}|{self.reported_above}|{self.threshold_rule}|as_of={self.as_of}"
                 + ("|summary" if self.severity_summary else ""))
 
 

@@ -9,7 +9,7 @@ from forecasting.data.dataset import write_data_dir
 from forecasting.simulate import City, simulate_city
 
 # Bump when the generating process changes, so stale caches are not reused.
-SIM_VERSION = 2
+SIM_VERSION = 3
 DEFAULT_SEED = 2019
 
 

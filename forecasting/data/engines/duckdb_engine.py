@@ -333,6 +333,8 @@ def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
     partition without a hash join; otherwise one FULL JOIN runs over everything."""
     if not source.parquet:
         raise Unsupported("the duckdb engine reads Parquet; got CSV files")
+    if options.as_of is not None:
+        raise Unsupported("the as-of view (--as-of) is read by the pandas engine")
     spec, reported_above, summary = source.spec, options.reported_above, options.severity_summary
     members_path, claims_path = source.members, source.claims
     age_col, has_region = check_schemas(members_path, claims_path, spec)

@@ -27,8 +27,11 @@ def cells_from_files(source: Source, options: DataOptions) -> Cells:
     members = validate_members(members_path, read_table(members_path, encoding=encoding),
                                source.spec.keys)
     claims = validate_claims(claims_path, read_table(
-        claims_path, ["member_id", "year", "service_date", "eligible_cost", "paid"], encoding),
-        max_cost)
+        claims_path, ["member_id", "year", "service_date", "eligible_cost", "paid",
+                      "settlement_date"], encoding), max_cost, as_of=options.as_of)
+    if options.as_of is not None:  # the data as known then: later years not yet begun
+        members = members[members["year"] <= options.as_of.year].reset_index(drop=True)
+        claims = claims[claims["year"] <= options.as_of.year].reset_index(drop=True)
     annual, counts = annual_costs(members, claims, members_path, claims_path, max_cost,
                                   counts=True)
     _check_threshold(options, claims_path, members_path, annual)

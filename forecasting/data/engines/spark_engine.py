@@ -44,6 +44,8 @@ def cells_from_spark(source: Source, options: DataOptions) -> Cells:
     """Validate and aggregate with Spark SQL; raises NeedsDetail when anything is off."""
     if not source.parquet:
         raise Unsupported("the spark engine reads Parquet; got CSV files")
+    if options.as_of is not None:
+        raise Unsupported("the as-of view (--as-of) is read by the pandas engine")
     spec, reported_above = source.spec, options.reported_above
     age_col, has_region = check_schemas(source.members, source.claims, spec)
     spark = spark_session(options.spark_master)
