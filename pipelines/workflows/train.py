@@ -38,6 +38,7 @@ BASELINE = "poisson-bands"  # the one-hot band GLM: always a candidate, never be
 # the absolute value over the years with enough held-out claimants)
 SELECT_BY = {"frequency": "poisson_deviance", "severity": "layer_error"}
 REQUIREMENTS = ["scikit-learn", "numpy", "pandas", "scipy", "ciplan"]
+SIGNATURE_ROWS = 5  # rows the model signature is inferred from (it records column types)
 
 
 @dataclass(frozen=True)
@@ -214,8 +215,9 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds:
     for fig_name, fig in _figures(cand.kind, final, ds):
         mlflow.log_figure(fig, fig_name)
         plots.close(fig)
-    return log_estimator(est, infer_signature(_model_frame(frame, cells.spec),
-                                              est.predict(frame)), REQUIREMENTS)
+    example = frame.head(SIGNATURE_ROWS)  # the schema, not the data: a few rows suffice
+    return log_estimator(est, infer_signature(_model_frame(example, cells.spec),
+                                              est.predict(example)), REQUIREMENTS)
 
 
 def _log_fitted_settings(est) -> None:
