@@ -3,7 +3,10 @@ costs by it; expected results after settlement equal the saved scenario table.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from optimization.projection import project, scaled
@@ -64,3 +67,19 @@ def test_term_results_are_the_scenario_table(small_forecast, space, status_quo):
     wide = project(small_forecast, status_quo, sp, terms, 31_500.0, n=300, seed=4).years
     width = (wide["loss_p95_before"] - wide["loss_p05_before"]).to_numpy()[:3]
     assert width[0] < width[1] < width[2]
+
+
+def test_a_projection_asked_again_is_the_same_and_its_own_copy(small_forecast, space,
+                                                              status_quo):
+    """The projection is kept on the forecast and handed out as a copy: asked again it is
+    the same; what a caller changes in its copy does not reach the next caller; another
+    seed is drawn anew."""
+    terms = space.contract.terms()
+    first = project(small_forecast, status_quo, space, terms, 31_500.0, n=100, seed=3)
+    first.scenarios["payout"] = -1.0
+    again = project(small_forecast, status_quo, space, terms, 31_500.0, n=100, seed=3)
+    fresh = project(replace(small_forecast), status_quo, space, terms, 31_500.0, n=100, seed=3)
+    pd.testing.assert_frame_equal(again.scenarios, fresh.scenarios)
+    pd.testing.assert_frame_equal(again.years, fresh.years)
+    other = project(small_forecast, status_quo, space, terms, 31_500.0, n=100, seed=4)
+    assert not np.array_equal(other.scenarios["payout"], again.scenarios["payout"])
