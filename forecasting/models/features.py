@@ -64,7 +64,12 @@ def distinct_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.nda
 
 def _level_text(values) -> np.ndarray:
     """Each value as text (the levels' common form): each distinct value converted once,
-    so that a column of a million claimants with a few levels costs one hash pass."""
+    so that a column of a million claimants with a few levels costs one hash pass; a
+    categorical column (a Series) by its codes, without hashing."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        if (codes >= 0).all():
+            return _level_text(np.asarray(values.cat.categories, dtype=object))[codes]
     codes, uniques = pd.factorize(np.asarray(values), use_na_sentinel=False)
     text = np.asarray(pd.Series(uniques, dtype=object).astype(str).to_numpy(), dtype=str)
     return text[codes]
@@ -162,9 +167,9 @@ class CohortDesign:
         age = self.age_columns(ages_of(cells, self.band_width))
         parts = [age]
         for key in self.keys_:
-            parts.append(self._indicators(key, cells[key].to_numpy()))
+            parts.append(self._indicators(key, cells[key]))
         for key in self.interactions:
-            ind = self._indicators(key, cells[key].to_numpy())
+            ind = self._indicators(key, cells[key])
             parts.append((ind[:, :, None] * age[:, None, :]).reshape(len(age), -1))
         if self.trend:
             parts.append((cells["year"].to_numpy(dtype="float64") - self.base_year)[:, None])
