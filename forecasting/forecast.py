@@ -233,12 +233,15 @@ class Forecast:
             freq_mult = freq_mult * np.exp(shift @ self.freq_design.T)
         cost_mult = np.exp(rng.normal(0, self.sev_year_sd, n))
         lam = freq_mult * self.cohorts["claimants"].to_numpy(float)[None, :]
-        parts = [_draw_cohort(rng, sev, lam[:, c], cost_mult, floor)
-                 for c, sev in enumerate(self.severities)]
-        cost = np.concatenate([p[0] for p in parts])
-        scen = np.concatenate([p[1] for p in parts])
-        cohort = np.concatenate([np.full(len(p[0]), c, dtype=np.int32)
-                                 for c, p in enumerate(parts)])
+        costs, scens = zip(*(_draw_cohort(rng, sev, lam[:, c], cost_mult, floor)
+                             for c, sev in enumerate(self.severities)), strict=True)
+        sizes = [len(x) for x in costs]
+        # tens of millions of costs: each list is freed as soon as it is joined
+        cost = np.concatenate(costs)
+        del costs
+        scen = np.concatenate(scens)
+        del scens
+        cohort = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
         return ScenarioSet(n, floor, cost, scen, cohort, self._special(),
                            self.insured * insured_mult)
 
