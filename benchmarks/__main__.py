@@ -1,6 +1,6 @@
 """`make bench`: print every speed figure the issues ask for, measured in one run."""
 
-from benchmarks import forecasting, foundation, optimization, pipeline, portfolio
+from benchmarks import forecasting, foundation, optimization, pipeline, portfolio, speed
 
 if __name__ == "__main__":
     foundation.run()
@@ -8,3 +8,4 @@ if __name__ == "__main__":
     optimization.run()
     pipeline.run()
     portfolio.run()
+    speed.run()

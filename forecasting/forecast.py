@@ -128,8 +128,8 @@ class ScenarioSet:
         """Payout per scenario and cohort, shape (n, n_cohorts); as exact as `payouts`."""
         self.check_covers(plan)
         paid = member_payouts(plan, self.cost, self.special[self.cohort])
-        flat = np.bincount(self.scenario * n_cohorts + self.cohort, weights=paid,
-                           minlength=self.n * n_cohorts)
+        cell = self.scenario.astype(np.int64) * n_cohorts + self.cohort  # no int32 overflow
+        flat = np.bincount(cell, weights=paid, minlength=self.n * n_cohorts)
         return flat.reshape(self.n, n_cohorts)
 
 
@@ -233,12 +233,15 @@ class Forecast:
             freq_mult = freq_mult * np.exp(shift @ self.freq_design.T)
         cost_mult = np.exp(rng.normal(0, self.sev_year_sd, n))
         lam = freq_mult * self.cohorts["claimants"].to_numpy(float)[None, :]
-        parts = [_draw_cohort(rng, sev, lam[:, c], cost_mult, floor)
-                 for c, sev in enumerate(self.severities)]
-        cost = np.concatenate([p[0] for p in parts])
-        scen = np.concatenate([p[1] for p in parts])
-        cohort = np.concatenate([np.full(len(p[0]), c, dtype=np.int32)
-                                 for c, p in enumerate(parts)])
+        costs, scens = zip(*(_draw_cohort(rng, sev, lam[:, c], cost_mult, floor)
+                             for c, sev in enumerate(self.severities)), strict=True)
+        sizes = [len(x) for x in costs]
+        # tens of millions of costs: each list is freed as soon as it is joined
+        cost = np.concatenate(costs)
+        del costs
+        scen = np.concatenate(scens)
+        del scens
+        cohort = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
         return ScenarioSet(n, floor, cost, scen, cohort, self._special(),
                            self.insured * insured_mult)
 
@@ -486,7 +489,7 @@ def _draw_cohort(rng, sev: BlendedSeverity, lam: np.ndarray, mult: np.ndarray,
     par = sev.parametric
     f_thr = par.cdf(thr)
     n_par = rng.poisson(lam * (1 - z) * (1 - f_thr))
-    s_par = np.repeat(np.arange(len(lam)), n_par)
+    s_par = np.repeat(np.arange(len(lam), dtype=np.int32), n_par)  # 4 bytes a cost
     u = f_thr[s_par] + rng.random(s_par.size) * (1 - f_thr[s_par])
     x_par = par.ppf(np.minimum(u, 1 - 1e-15)) * mult[s_par]
     if z == 0:
@@ -494,7 +497,7 @@ def _draw_cohort(rng, sev: BlendedSeverity, lam: np.ndarray, mult: np.ndarray,
     emp = np.sort(sev.costs)
     start = np.searchsorted(emp, thr, side="right")
     n_emp = rng.poisson(lam * z * (emp.size - start) / emp.size)
-    s_emp = np.repeat(np.arange(len(lam)), n_emp)
+    s_emp = np.repeat(np.arange(len(lam), dtype=np.int32), n_emp)
     idx = start[s_emp] + (rng.random(s_emp.size) * (emp.size - start[s_emp])).astype(int)
     x_emp = emp[np.minimum(idx, emp.size - 1)] * mult[s_emp]
     return np.concatenate([x_par, x_emp]), np.concatenate([s_par, s_emp])

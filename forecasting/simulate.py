@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 from scipy.special import expit
 
 from forecasting.data.cohorts import RESIDENCES, SEXES
@@ -205,6 +204,8 @@ class _Population:
 
 def _enrol(truth: Truth, pop: _Population, rate: float, rng: np.random.Generator) -> np.ndarray:
     """Who enrols this year: adverse selection on frailty, intercept hit to the seed's rate."""
+    from scipy.optimize import brentq  # imported when simulating, not with the command line
+
     c = pop.cols
     score = truth.enrol_frailty * c["z"] + truth.enrol_habit * c["habit"]
     a = brentq(lambda a: expit(a + score).mean() - rate, -20, 20)
@@ -213,6 +214,8 @@ def _enrol(truth: Truth, pop: _Population, rate: float, rng: np.random.Generator
 
 def _calibrate(plan: Plan, base_cost: np.ndarray, special: np.ndarray, target: float) -> float:
     """The cost index c with sum of payouts of c * base_cost equal to `target` (CNY)."""
+    from scipy.optimize import brentq
+
     def gap(c: float) -> float:
         return float(member_payouts(plan, c * base_cost, special).sum()) - target
     lo, hi = 0.2, 5.0

@@ -11,6 +11,7 @@ import pandas as pd
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.plan import Plan, member_payouts
 from optimization.contract import settle, summary
+from optimization.pricing import scenario_sums, schedules_of
 from optimization.space import ContractTerms, Costs
 
 KPI_NAMES = ("premium_per_capita", "insured", "premium_income", "expected_payout",
@@ -65,7 +66,17 @@ def scenario_money(plan: Plan, forecast: Forecast, costs: Costs, scenarios: Scen
     insured = np.full(scenarios.n, forecast.insured) if insured is None else np.asarray(
         insured, dtype="float64")
     income = plan.premium_per_capita * insured
-    return scenarios.payouts(plan), income, costs.opex_fixed + costs.opex_share * income
+    return scenario_payouts(plan, scenarios), income, costs.opex_fixed + costs.opex_share * income
+
+
+def scenario_payouts(plan: Plan, scenarios: ScenarioSet) -> np.ndarray:
+    """Total payout of `plan` in each scenario (CNY), priced from the scenarios' sorted
+    sums of min(cost, t) (built once per scenario set) at the plan's band edges and cap
+    point, not by paying every simulated cost again: the same sums, added in another
+    order. ValueError when a deductible lies below the scenarios' floor."""
+    general, special = schedules_of(plan)
+    ordinary, specials = scenario_sums(scenarios)
+    return (ordinary.payout(general) + specials.payout(special))[0]
 
 
 def evaluate_plan(plan: Plan, forecast: Forecast, costs: Costs,

@@ -277,9 +277,13 @@ class ScenarioSums:
         self.n, self.floor = sc.n, sc.floor
         scen = sc.scenario[who]
         order = np.argsort(scen, kind="stable")  # a radix sort on integers
-        cost = sc.cost[who][order]
         start = np.searchsorted(scen[order], np.arange(sc.n + 1))
-        self.parts = [np.sort(cost[a:b]) for a, b in itertools.pairwise(start)]
+        del scen  # tens of millions of rows: each copy freed as soon as it is used
+        cost = sc.cost[who][order]
+        del order
+        for a, b in itertools.pairwise(start):
+            cost[a:b].sort()  # in place: the parts are views of one array, not copies
+        self.parts = [cost[a:b] for a, b in itertools.pairwise(start)]
         self.cums = [np.concatenate([[0.0], np.cumsum(p)]) for p in self.parts]
         self._cache: dict[float, np.ndarray] = {}
 

@@ -102,7 +102,18 @@ def cohorts_of_year(forecast: Forecast, t: int, enrol: float, ageing: bool) -> p
 def project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTerms,
             income: float, n: int = 1000, seed: int = 0) -> Projection:
     """The term of `plan` (see module doc); `income` is last year's per-capita disposable
-    income (for the deductible rule)."""
+    income (for the deductible rule). Kept on the forecast: the same projection asked
+    again (today's plan, for each proposal of a run) is drawn once."""
+    key = (repr(plan), repr(terms), float(income), int(n), int(seed), space.model_dump_json())
+    kept = forecast.__dict__.setdefault("_ciplan_projections", {})
+    if key not in kept:
+        kept[key] = _project(forecast, plan, space, terms, income, n, seed)
+    found = kept[key]
+    return Projection(found.years.copy(), found.scenarios.copy())
+
+
+def _project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTerms,
+             income: float, n: int, seed: int) -> Projection:
     term, costs = space.term, space.costs
     trend, spread, enrol = history_trends(forecast)
     trend = trend if term.cost_trend == "data" else term.cost_trend

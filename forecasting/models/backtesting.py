@@ -55,12 +55,16 @@ def layer_errors(forecast: Forecast, actual: Cells, levels: list[float]) -> np.n
     matched = counts.merge(index, on=keys, how="inner")
     cost = actual.claimants["cost"].to_numpy()
     threshold = forecast.reported_above
+    edges = np.array([0.0, *levels, np.inf])
+    sevs = [forecast.severities[i] for i in matched["index"]]
+    # untruncated: each cohort's E[min(X, b)] at every edge in one call, layers by difference
+    layers = (None if threshold > 0 else
+              np.diff(np.array([np.atleast_1d(s.lev(edges)) for s in sevs]), axis=1))
     out = []
-    for a, b in itertools.pairwise([0.0, *levels, np.inf]):
+    for j, (a, b) in enumerate(itertools.pairwise(edges)):
         seen = float((np.minimum(cost, b) - np.minimum(cost, a)).sum())
-        sevs = [forecast.severities[i] for i in matched["index"]]
-        per = [reported_layer(s, a, b, threshold) if threshold > 0 else s.layer(a, b)
-               for s in sevs]
+        per = ([reported_layer(s, a, b, threshold) for s in sevs] if layers is None
+               else layers[:, j])
         predicted = float(np.dot(matched["n"], per))
         out.append(predicted / seen - 1 if seen > 0 else np.nan)
     return np.array(out)

@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import GammaRegressor
 from sklearn.utils.validation import check_is_fitted
 
-from forecasting.models.features import CohortDesign
+from forecasting.models.features import CohortDesign, distinct_rows
 from forecasting.models.spliced import (
     GroupedCosts,
     SplicedSeverity,
@@ -306,9 +306,10 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
     def log_scale(self, X: pd.DataFrame) -> np.ndarray:
         """log of each row's scale: the cohort part clamped to eta_range_, plus the trend."""
         check_is_fitted(self, "base_")
-        Z = self.design_.transform(X)
+        codes, first = distinct_rows(X, ("year", "age", "age_band", *self.design_.keys_))
+        Z = self.design_.transform(X.iloc[first])  # once per distinct cohort and year
         cohort = np.clip(Z[:, :-1] @ self.coef_[:-1], *self.eta_range_)
-        return cohort + Z[:, -1] * self.coef_[-1]
+        return (cohort + Z[:, -1] * self.coef_[-1])[codes]
 
     def scale(self, X: pd.DataFrame) -> np.ndarray:
         return np.exp(self.log_scale(X))

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, fields
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit, logit, ndtr, ndtri
 
 # the open range of each parameter that has one (mu is any finite number)
@@ -172,6 +171,8 @@ SPLICE_QUANTILES = (0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.965, 0.975, 0.985, 0.99
 def _body_fit(logs: np.ndarray, w: np.ndarray, threshold: float) -> tuple[float, float]:
     """(mu, sigma) of a lognormal truncated above at `threshold` by maximum likelihood,
     from the weighted sufficient statistics of the log costs below it (O(1) per step)."""
+    from scipy.optimize import minimize  # when fitting: `ciplan --help` starts without it
+
     n = w.sum()
     if n <= 0:
         return math.log(threshold) - 1.0, 1.0
@@ -207,6 +208,8 @@ def _fit_truncated(x: np.ndarray, threshold: float, trunc: np.ndarray) -> Splice
     """Maximum likelihood with each density divided by P(X > truncation point); the
     costs are grouped by truncation point (one per cohort scale), so that each evaluation
     costs O(groups)."""
+    from scipy.optimize import minimize
+
     points, where = np.unique(trunc, return_inverse=True)
     grouped = GroupedCosts(np.log(x), where.ravel())
     zero = np.zeros(len(points))

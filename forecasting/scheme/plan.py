@@ -81,9 +81,15 @@ class Plan:
         """Payout before the cap for annual eligible costs `cost` (CNY), vectorised."""
         cost = np.asarray(cost, dtype="float64")
         out = np.zeros(cost.shape)
-        # band by band, so millions of scenario costs need no (n x bands) temporary
+        part = np.empty(cost.shape)
+        # band by band, so millions of scenario costs need no (n x bands) temporary; in
+        # place, into one buffer: the same operations as r * (clip(cost, lo, hi) - lo)
         for lo, hi, r in zip(self.lower_edges, self.upper_edges, self.ratios, strict=True):
-            out += r * (np.clip(cost, lo, hi) - lo)
+            np.maximum(cost, lo, out=part)
+            np.minimum(part, hi, out=part)
+            part -= lo
+            part *= r
+            out += part
         return out
 
     def capped_cost(self) -> float:

@@ -6,6 +6,7 @@ its train run, so a forecast can refuse a pair that a kill left half moved."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,7 @@ BASELINE = "poisson-bands"  # the one-hot band GLM: always a candidate, never be
 # the absolute value over the years with enough held-out claimants)
 SELECT_BY = {"frequency": "poisson_deviance", "severity": "layer_error"}
 REQUIREMENTS = ["scikit-learn", "numpy", "pandas", "scipy", "ciplan"]
+SIGNATURE_ROWS = 5  # rows the model signature is inferred from (it records column types)
 
 
 @dataclass(frozen=True)
@@ -198,12 +200,16 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds:
 
     cells = ds.cells
     est = final.freq_ if cand.kind == "frequency" else final.sev_
+    from mlflow.entities import Metric
+
     mlflow.log_params({f"{cand.kind}.{k}": v for k, v in est.get_params().items()})
-    for metric in METRICS:
-        mlflow.log_metric(f"backtest_{metric}", float(table[metric].mean()))
-        for _, row in table.iterrows():
-            mlflow.log_metric(f"backtest_{metric}_by_year", float(row[metric]),
-                              step=int(row["year"]))
+    now = int(time.time() * 1000)  # ms, MLflow's timestamps
+    metrics = [Metric(f"backtest_{metric}", float(table[metric].mean()), now, 0)
+               for metric in METRICS]
+    metrics += [Metric(f"backtest_{metric}_by_year", float(row[metric]), now, int(row["year"]))
+                for metric in METRICS for _, row in table.iterrows()]
+    # one batch, one store transaction, instead of one per value
+    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=metrics)
     mlflow.log_text(table.to_csv(index=False), "backtest.csv")
     if cand.kind == "frequency":
         frame = final._frequency_rows(cells)
@@ -214,8 +220,9 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds:
     for fig_name, fig in _figures(cand.kind, final, ds):
         mlflow.log_figure(fig, fig_name)
         plots.close(fig)
-    return log_estimator(est, infer_signature(_model_frame(frame, cells.spec),
-                                              est.predict(frame)), REQUIREMENTS)
+    example = frame.head(SIGNATURE_ROWS)  # the schema, not the data: a few rows suffice
+    return log_estimator(est, infer_signature(_model_frame(example, cells.spec),
+                                              est.predict(example)), REQUIREMENTS)
 
 
 def _log_fitted_settings(est) -> None:

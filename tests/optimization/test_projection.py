@@ -3,7 +3,10 @@ costs by it; expected results after settlement equal the saved scenario table.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from optimization.projection import project, scaled
@@ -108,3 +111,17 @@ def test_three_year_range_covers_the_realised_term_in_16_to_20_of_20_cities(spac
                        for y in (2022, 2023, 2024))
         hits += term["loss_p05_before"] <= realised <= term["loss_p95_before"]
     assert 16 <= hits <= 20
+def test_a_projection_asked_again_is_the_same_and_its_own_copy(small_forecast, space,
+                                                              status_quo):
+    """The projection is kept on the forecast and handed out as a copy: asked again it is
+    the same; what a caller changes in its copy does not reach the next caller; another
+    seed is drawn anew."""
+    terms = space.contract.terms()
+    first = project(small_forecast, status_quo, space, terms, 31_500.0, n=100, seed=3)
+    first.scenarios["payout"] = -1.0
+    again = project(small_forecast, status_quo, space, terms, 31_500.0, n=100, seed=3)
+    fresh = project(replace(small_forecast), status_quo, space, terms, 31_500.0, n=100, seed=3)
+    pd.testing.assert_frame_equal(again.scenarios, fresh.scenarios)
+    pd.testing.assert_frame_equal(again.years, fresh.years)
+    other = project(small_forecast, status_quo, space, terms, 31_500.0, n=100, seed=4)
+    assert not np.array_equal(other.scenarios["payout"], again.scenarios["payout"])

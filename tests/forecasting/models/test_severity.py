@@ -192,3 +192,15 @@ def test_a_tiny_reported_share_is_said(health_ds):
     with pytest.warns(ModelWarning, match="claimant counts are multiplied"):
         SplicedSeverityModel(reported_above=threshold, keys=("sex", "district")).fit(
             seen, seen["cost"].to_numpy())
+
+
+def test_scales_from_distinct_cohorts_equal_the_scales_row_by_row(claimants):
+    """log_scale builds the design once per distinct cohort and year; the result is the
+    design of every row times the coefficients, clamped as documented."""
+    frame, cost, _scale = claimants
+    model = SplicedSeverityModel().fit(frame, cost)
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    Z = model.design_.transform(shuffled)
+    cohort = np.clip(Z[:, :-1] @ model.coef_[:-1], *model.eta_range_)
+    direct = cohort + Z[:, -1] * model.coef_[-1]
+    np.testing.assert_allclose(model.log_scale(shuffled), direct, rtol=0, atol=1e-12)
