@@ -170,7 +170,7 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
             plan_runs[key] = doc["run_id"]
     _say(say, "Writing the report…")
     report = write_report(plans, out / "report", lang)
-    log_report(report, plan_runs)
+    log_report(report, plan_runs, lang)
     return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused)
 
 
@@ -198,13 +198,14 @@ def runs_not_in_store(run_ids: list[str]) -> list[str]:
     return missing
 
 
-def log_report(report_dir: Path, plan_runs: dict[str, str]) -> None:
-    """Attach the report files to every optimisation run behind them."""
+def log_report(report_dir: Path, plan_runs: dict[str, str], lang: str) -> None:
+    """Attach the report files to every optimisation run behind them, one report per
+    language (`report/en/`, `report/zh/`: a Chinese report never replaces the English)."""
     if not plan_runs:
         return
     with store_lock():
         client = connect().MlflowClient()
         for run_id in plan_runs.values():
-            client.log_artifacts(run_id, str(report_dir), artifact_path="report")
+            client.log_artifacts(run_id, str(report_dir), artifact_path=f"report/{lang}")
 
 

@@ -292,3 +292,28 @@ def test_chinese_terms(report):
     for term, present in CHINESE_TERMS.items():
         assert (term in page) is present, term
     assert re.search(r"\d(\.\d+)?万元", page)
+
+
+def test_one_report_per_language_on_the_plan_runs(plan_dirs, tmp_path):
+    """`ciplan report --lang zh` does not replace the English report on the plan runs."""
+    from pipelines.tracking import connect
+
+    for lang in ("en", "zh"):
+        args = ["report", "--out", str(tmp_path / lang), "--lang", lang]
+        for d in plan_dirs:
+            args += ["--plans", str(d)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    run_id = json.loads((plan_dirs[0] / "plan.json").read_text())["run_id"]
+    client = connect().MlflowClient()
+    for lang in ("en", "zh"):
+        names = {a.path for a in client.list_artifacts(run_id, f"report/{lang}")}
+        assert f"report/{lang}/report.html" in names, names
+
+
+def test_the_end_of_run_message_names_the_store_and_how_to_open_it():
+    from pipelines.cli import ui_hint
+
+    assert "make ui STORE=sqlite:////tmp/x.db" in ui_hint("sqlite:////tmp/x.db")
+    hint = ui_hint("http://127.0.0.1:5005")
+    assert "open http://127.0.0.1:5005" in hint and "make ui" not in hint
