@@ -195,7 +195,7 @@ class Report:
     def kpi_rows(self) -> list[tuple[str, list[tuple[float, str]]]]:
         cols = self.columns()
         spec = [("premium_per_capita", lambda k: (k["premium_per_capita"],
-                                                  f"{k['premium_per_capita']:.2f}")),
+                                                  premium(k["premium_per_capita"]))),
                 ("premium_income", lambda k: (k["premium_income"], money(k["premium_income"]))),
                 ("expected_payout", lambda k: (k["expected_payout"],
                                                money(k["expected_payout"]))),
@@ -426,7 +426,7 @@ class Report:
         head = [self.tx("term_year"), *[self.tx(h) for h in contract.TERM_HEAD]]
         terms = "".join(f"<h3>{html.escape(name)}</h3>"
                         + table(head, [row(y, [cell(v, s) for v, s in vals])
-                                       for y, vals in rows], "kpi")
+                                       for y, vals in rows], "kpi term")
                         for name, rows in self.term_tables())
         return ("".join(f"<p>{html.escape(x)}</p>" for x in texts) + grid(settled) + terms)
 
@@ -445,7 +445,7 @@ class Report:
             years = [str(h["year"]) for h in hist] + [f"{self.year}*"]
             losses = [h["loss"] / 1e6 for h in hist] + [self.sq["kpis"]["expected_loss"] / 1e6]
             ax.bar(years, losses, color=["#9ab"] * len(hist) + ["#c33"])
-            ax.set_ylabel("CNY M")
+            ax.set_ylabel(self.tx("cny_m"))
             ax.set_title(self.tx("loss"))
             out["history"] = svg(fig)
         cols = self.columns()
@@ -456,7 +456,7 @@ class Report:
             ax.bar([i + j * width for i in range(len(bands))],
                    [k["payout_by_age"][b] / 1e6 for b in bands], width, label=name)
         ax.set_xticks(range(len(bands)), bands, rotation=45, fontsize=7)
-        ax.set_ylabel("CNY M")
+        ax.set_ylabel(self.tx("cny_m"))
         ax.legend(fontsize=7)
         out["by_age"] = svg(fig)
         fig, ax = new_figure(figsize=(7, 3))
@@ -464,12 +464,12 @@ class Report:
         top = max([600_000.0] + [1.3 * q.capped_cost() for _, q in plans
                                  if np.isfinite(q.capped_cost())])
         xs = np.linspace(0.0, top, 400)
-        styles = [dict(color="#222", linestyle="--", linewidth=2.4)] + [
+        styles = [dict(color="#222", linestyle="--", linewidth=2.4, zorder=5)] + [
             dict(linewidth=1.4, linestyle=ls) for ls in ("-", "-.", ":", "-")]
         for (name, q), style in zip(plans, styles, strict=False):
             ax.plot(xs / 1000, q.payout(xs) / 1000, label=name, **style)
-        ax.set_xlabel(self.tx("cost_level") + " /1000")
-        ax.set_ylabel("CNY k")
+        ax.set_xlabel(self.tx("cost_level_k"))
+        ax.set_ylabel(self.tx("payout_k"))
         ax.legend(fontsize=7)
         out["member"] = svg(fig)
         front = next((p.frontier for p in self.props if p.frontier is not None
@@ -477,9 +477,19 @@ class Report:
         if front is not None and "expected_loss" in front:
             ok = front[front["feasible"].astype(bool)]
             fig, ax = new_figure(figsize=(6, 3))
-            ax.plot(ok["effective_ratio"] * 100, ok["expected_loss"] / 1e6, marker="o")
-            ax.set_xlabel(self.tx("effective_ratio") + " (%)")
-            ax.set_ylabel(self.tx("expected_loss") + " (M)")
+            ax.plot(ok["effective_ratio"] * 100, ok["expected_loss"] / 1e6, marker="o",
+                    color="#9ab", label=self.tx("frontier_line"))
+            marks = [(self.tx("status_quo"), self.sq["kpis"])] + [
+                (p.key, p.doc["kpis"]) for p in self.props if p.feasible]
+            for (name, k), m in zip(marks, "s^vDP", strict=False):
+                ax.plot(k["effective_ratio"] * 100, k["expected_loss"] / 1e6, m,
+                        markersize=7, label=f"{name} ({premium(k['premium_per_capita'])})")
+            ax.axhline(0, color="#444", linewidth=0.8)
+            ax.set_xlabel(self.tx("effective_ratio_pct"))
+            ax.set_ylabel(self.tx("expected_loss_m"))
+            ax.set_title(self.tx("frontier_at", p=premium(self.sq["plan"]["premium_per_capita"])),
+                         fontsize=8)
+            ax.legend(fontsize=7)
             out["frontier"] = svg(fig)
         tables = self.term_tables()
         if tables:
@@ -495,7 +505,7 @@ class Report:
                 ax.set_xticks([i + 0.4 - width / 2 for i in range(len(years))],
                               [y for y, _ in years])
             ax.axhline(0, color="#444", linewidth=0.8)
-            ax.set_ylabel("CNY M")
+            ax.set_ylabel(self.tx("cny_m"))
             ax.set_title(self.tx("term_loss_after") + ", 5–95 %", fontsize=8)
             ax.legend(fontsize=7)
             out["term"] = svg(fig)
@@ -509,7 +519,7 @@ class Report:
                     ax.plot(g["age_band"], g[col], style, label=f"{year} {word}")
                 ax.set_title(self.tx(col), fontsize=8)
                 ax.set_xlabel(self.tx("age_band"))
-            axes[0].legend(fontsize=6)
+            axes[0].legend(fontsize=7)
             out["forecast"] = svg(fig)
         return out
 
@@ -627,7 +637,10 @@ h3 { font-size: 10pt; }
 table { border-collapse: collapse; margin: 0.5em 0; width: 100%; font-size: 8.5pt; }
 th, td { border: 1px solid #ccc; padding: 2px 4px; text-align: right; }
 thead th { background: #eee; } tbody th { text-align: left; font-weight: normal; }
-section { page-break-inside: avoid; }
+thead th { min-width: 3.2em; vertical-align: bottom; }
+table.term { font-size: 7pt; } table.term th, table.term td { padding: 1px 2px; }
+table, svg, p { page-break-inside: avoid; } h2, h3 { page-break-after: avoid; }
+section#verdict { page-break-after: always; }
 svg { max-width: 100%; height: auto; }
 """
 
