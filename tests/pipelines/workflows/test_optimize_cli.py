@@ -40,9 +40,13 @@ def test_optimize_writes_plan_and_logs_run(forecast_dir, tmp_path, objective):
     run = client().get_run(doc["run_id"])
     assert run.data.params["deductible"] == f"{plan.deductible}"
     assert run.data.metrics["expected_loss"] == pytest.approx(kpis.expected_loss)
-    for name in ("loss_ratio", "effective_ratio", "premium_per_capita", "cvar95_loss",
-                 "prob_loss"):
+    for name in ("loss_ratio", "effective_ratio", "cvar95_loss", "prob_loss",
+                 "payout_at_50000", "paid_less_claimants", "paid_less_cny"):
         assert name in run.data.metrics
+    # a decision is a param, an outcome a metric: never both (one axis each in the UI)
+    assert not set(run.data.params) & set(run.data.metrics)
+    assert "premium_per_capita" in run.data.params
+    assert run.data.metrics["payout_at_50000"] == pytest.approx(kpis.payout_at["50000"])
     forecast_run = json.loads((forecast_dir / "summary.json").read_text())["forecast_run"]
     assert run.data.tags["forecast_run"] == forecast_run
     assert doc["solver"]["status"] == "Optimal" and doc["solver"]["proved"]
