@@ -414,7 +414,8 @@ def report(
     missing = runs_not_in_store(list(runs.values()))
     folder = publish_report(proposals, out, lang)
     log_report(folder, {k: r for k, r in runs.items() if r not in missing}, lang)
-    typer.echo(f"Wrote {folder / 'report.html'} and {folder / 'report.xlsx'}")
+    pdf = " and report.pdf" if (folder / "report.pdf").exists() else ""
+    typer.echo(f"Wrote {folder / 'report.html'}, report.xlsx{pdf}")
     if missing:
         typer.echo(f"Not logged to MLflow: the runs of plans "
                    f"{', '.join(k for k, r in runs.items() if r in missing)} are not in the "

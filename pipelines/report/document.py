@@ -8,6 +8,9 @@ import functools
 import html
 import io
 import json
+import shutil
+import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -659,6 +662,7 @@ def publish_report(proposals: list[Proposal], out: Path, lang: str = "en") -> Pa
                                       for p in report.props}}
     with publish(Path(out), "report", inputs) as tmp:
         (tmp / "report.html").write_text(report.html(), encoding="utf-8")
+        print_pdf(tmp / "report.html", tmp / "report.pdf")
         with pd.ExcelWriter(tmp / "report.xlsx", engine="openpyxl") as writer:
             for name, frame in report.sheets().items():
                 frame.to_excel(writer, sheet_name=name, index=False)
@@ -666,6 +670,35 @@ def publish_report(proposals: list[Proposal], out: Path, lang: str = "en") -> Pa
             number_formats(writer.book)
         stop_here("report:write")
     return Path(out)
+
+
+def chromium() -> str | None:
+    """Headless Chromium's executable, if the machine has one."""
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser",
+                                                "google-chrome")) if p), None)
+
+
+def print_pdf(page: Path, pdf: Path) -> bool:
+    """Print the HTML report to A4 PDF beside it with headless Chromium (its print styles
+    place the page breaks); without Chromium, or if it fails, there is no PDF and the HTML
+    prints the same from any browser. True when the PDF was written."""
+    exe = chromium()
+    if exe is None:
+        return False
+    with tempfile.TemporaryDirectory() as profile:
+        try:
+            subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update",
+                            "--disable-sync", f"--user-data-dir={profile}",
+                            "--no-pdf-header-footer",
+                            f"--print-to-pdf={pdf}", page.resolve().as_uri()],
+                           capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    ok = pdf.exists() and pdf.read_bytes()[:5] == b"%PDF-"
+    if not ok:
+        pdf.unlink(missing_ok=True)
+    return ok
 
 
 def as_number(label: str) -> float | str:

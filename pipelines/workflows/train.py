@@ -6,6 +6,7 @@ its train run, so a forecast can refuse a pair that a kill left half moved."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -214,8 +215,12 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds:
     for fig_name, fig in _figures(cand.kind, final, ds):
         mlflow.log_figure(fig, fig_name)
         plots.close(fig)
-    return log_estimator(est, infer_signature(_model_frame(frame, cells.spec),
-                                              est.predict(frame)), REQUIREMENTS)
+    with warnings.catch_warnings():
+        # MLflow's hint that integer columns cannot hold missing values: the cohort cells
+        # never miss a value (the data contract refuses them), so it is noise on the console
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        return log_estimator(est, infer_signature(_model_frame(frame, cells.spec),
+                                                  est.predict(frame)), REQUIREMENTS)
 
 
 def _log_fitted_settings(est) -> None:

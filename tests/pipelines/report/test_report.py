@@ -317,3 +317,16 @@ def test_the_end_of_run_message_names_the_store_and_how_to_open_it():
     assert "make ui STORE=sqlite:////tmp/x.db" in ui_hint("sqlite:////tmp/x.db")
     hint = ui_hint("http://127.0.0.1:5005")
     assert "open http://127.0.0.1:5005" in hint and "make ui" not in hint
+
+
+def test_a_pdf_is_printed_beside_the_html(report):
+    """With headless Chromium on the machine, report.pdf (A4, the print styles' page
+    breaks) sits beside report.html and the manifest lists it."""
+    _lang, out = report
+    if _chromium() is None:
+        pytest.skip("no Chromium on this machine")
+    pdf = (out / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert 3 <= pages <= 20, pages
+    assert "report.pdf" in (out / "manifest.json").read_text()
