@@ -19,7 +19,7 @@ from forecasting.failpoints import stop_here
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.in_force import plan_from_dict, plan_to_dict
 from forecasting.scheme.plan import Plan
-from optimization.evaluate import evaluate_plan, impact_table, member_impact
+from optimization.evaluate import KPI_NAMES, evaluate_plan, impact_table, member_impact
 from optimization.projection import project
 from optimization.solve import Optimum, frontier, optimize, scenario_set, shadow_prices
 from optimization.space import PlanSpace
@@ -158,6 +158,39 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
                                  "settlement.parquet": term.scenarios}, opt, objective,
                       forecast, space, out)
     return OptimizeResult(run_id, opt, status_quo, document, shadow, front)
+
+
+def log_baseline(document: dict, forecast: Forecast, space: PlanSpace) -> str:
+    """A `baseline` run for today's plan on the same forecast (tag proposal=baseline), with
+    the params and metrics of the proposals' runs, so the compare view lines today up
+    beside them; reused when a finished one for this forecast and config exists. Its id."""
+    import mlflow
+
+    use_experiment(PLAN_EXPERIMENT)
+    tags = lineage(str(forecast.provenance.get("data_fingerprint", "unknown")),
+                   space.model_dump(mode="json"))
+    tags |= {"forecast_run": str(forecast.provenance.get("forecast_run", "none")),
+             "objective": "today", "proposal": "baseline"}
+    found = mlflow.search_runs(
+        experiment_names=[PLAN_EXPERIMENT], output_format="list",
+        filter_string=(f"tags.proposal = 'baseline' and tags.forecast_run = "
+                       f"'{tags['forecast_run']}' and tags.config_hash = "
+                       f"'{tags['config_hash']}' and attributes.status = 'FINISHED'"))
+    if found:
+        return found[0].info.run_id
+    sq = document["status_quo"]
+    kpis = sq["kpis"]
+    params = (plan_terms(plan_from_dict("status_quo", sq["plan"])) | space.contract.terms()
+              .words() | {"objective": "today", "solver": "none"})
+    settled = {k: v for k, v in (kpis.get("settlement") or {}).items()
+               if k.endswith("_after") or k.startswith("fund_")}
+    metrics = ({k: float(kpis[k]) for k in KPI_NAMES} | settled
+               | {f"payout_at_{float(x):.0f}": float(v) for x, v in kpis["payout_at"].items()}
+               | {"paid_less_claimants": 0.0, "paid_less_cny": 0.0})
+    with mlflow.start_run(run_name="baseline", tags=tags) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: v for k, v in metrics.items() if k not in params})
+    return run.info.run_id
 
 
 def run_metrics(opt: Optimum, impact: pd.DataFrame) -> dict[str, float]:
