@@ -31,9 +31,11 @@ bench: $(STAMP)
 bench-large: $(STAMP)
 	$(BIN)/python -m benchmarks.large
 
+# the store `ciplan run` printed, e.g. make ui STORE=sqlite:////tmp/mlflow.db
+STORE ?= sqlite:///mlruns/mlflow.db
 ui: $(STAMP)
 	mkdir -p mlruns
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db \
+	$(BIN)/mlflow ui --backend-store-uri '$(STORE)' \
 		--default-artifact-root ./mlruns/artifacts --host 127.0.0.1 --port 5000
 
 clean:

@@ -3,8 +3,12 @@ with the package: optimization/defaults/plan_space.toml)."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import itertools
 import math
+import os
+import sys
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -206,7 +210,29 @@ class Risk(Frozen):
     prob_loss_max: float = Field(ge=0, le=1, default=0.2)
 
 
+@functools.cache
+def _highs_banner_said() -> None:
+    """HiGHS prints its banner ("Running HiGHS …") on the process's stdout the first time
+    a solver is made, before `msg=False` can turn its output off: make that first one with
+    the standard output file descriptor pointed at /dev/null, once per process."""
+    try:
+        import highspy
+    except ImportError:
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+            ctypes.CDLL(None).fflush(None)  # C's buffered stdout goes to /dev/null too
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _highs(**opts):
+    _highs_banner_said()
     return pulp.HiGHS(**opts)
 
 

@@ -468,8 +468,9 @@ def report(
     runs = {p.key: p.doc["run_id"] for p in proposals if p.doc.get("run_id")}
     missing = runs_not_in_store(list(runs.values()))
     folder = publish_report(proposals, out, lang)
-    log_report(folder, {k: r for k, r in runs.items() if r not in missing})
-    typer.echo(f"Wrote {folder / 'report.html'} and {folder / 'report.xlsx'}")
+    log_report(folder, {k: r for k, r in runs.items() if r not in missing}, lang)
+    pdf = " and report.pdf" if (folder / "report.pdf").exists() else ""
+    typer.echo(f"Wrote {folder / 'report.html'}, report.xlsx{pdf}")
     if missing:
         typer.echo(f"Not logged to MLflow: the runs of plans "
                    f"{', '.join(k for k, r in runs.items() if r in missing)} are not in the "
@@ -503,7 +504,14 @@ def run(
                f"forecast run {summary.forecast_run}; train run {summary.train_run}")
     if summary.reused:
         typer.echo("Reused: " + "; ".join(summary.reused))
-    typer.echo(f"MLflow store: {tracking_uri()} (open the UI with `make ui`)")
+    typer.echo(ui_hint(tracking_uri()))
+
+
+def ui_hint(uri: str) -> str:
+    """The store the runs went to and a command that opens the MLflow UI on it."""
+    if uri.startswith(("http://", "https://")):
+        return f"MLflow store: {uri} (a tracking server: open {uri} in a browser)"
+    return f"MLflow store: {uri} (open the UI with `make ui STORE={uri}`)"
 
 
 def _progress():

@@ -8,6 +8,9 @@ import functools
 import html
 import io
 import json
+import shutil
+import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ from forecasting.errors import InputError, UserError
 from forecasting.failpoints import stop_here
 from forecasting.scheme.in_force import plan_from_dict
 from pipelines.conventions import PLAN_FILE, PROPOSALS, check_lang, proposal_of
+from pipelines.report import contract
 from pipelines.report.labels import rule, t, unit
 from pipelines.report.plots import new_figure
 
@@ -107,6 +111,11 @@ def pct(x: float) -> str:
     return f"{x:.1%}"
 
 
+def premium(x: float) -> str:
+    """A premium at the negotiating step: at most 2 decimals, no trailing zeros."""
+    return f"{x:,.2f}".rstrip("0").rstrip(".")
+
+
 def cell(value: float, text: str | None = None) -> str:
     """A table cell that shows `text` and carries the exact value for machines."""
     shown = text if text is not None else money(value)
@@ -149,6 +158,19 @@ def svg(fig) -> str:
 # ---------------------------------------------------------------- the report
 
 
+def stopless_notes(props: list[Proposal]) -> list[str]:
+    """The optimiser's notes on why no plan stops the loss (plan.json "notes")."""
+    return sorted({n for p in props for n in p.doc.get("notes", [])})
+
+
+def paid_less(impact: list[dict]) -> tuple[float, float]:
+    """Claimants a year paid less than today and the payouts they lose (CNY), from
+    plan.json "member_impact" (its cost bands partition the claimants)."""
+    rows = [r for r in impact if r["by"] == "cost_band"]
+    return (float(sum(r["lose"] for r in rows)),
+            float(sum(-r["change"] for r in rows if r["change"] < 0)))
+
+
 class Report:
     """Tables and charts of the report for one language."""
 
@@ -176,46 +198,63 @@ class Report:
     def kpi_rows(self) -> list[tuple[str, list[tuple[float, str]]]]:
         cols = self.columns()
         spec = [("premium_per_capita", lambda k: (k["premium_per_capita"],
-                                                  f"{k['premium_per_capita']:.2f}")),
+                                                  premium(k["premium_per_capita"]))),
                 ("premium_income", lambda k: (k["premium_income"], money(k["premium_income"]))),
                 ("expected_payout", lambda k: (k["expected_payout"],
                                                money(k["expected_payout"]))),
                 ("operating_cost", lambda k: (k["operating_cost"], money(k["operating_cost"]))),
-                ("expected_loss", lambda k: (k["expected_loss"], money(k["expected_loss"]))),
-                ("loss_range", lambda k: (k["loss_p05"], f"{money(k['loss_p05'])} – "
-                                                         f"{money(k['loss_p95'])}")),
+                ("expected_loss", lambda k: (k["expected_loss"], self.loss(k["expected_loss"]))),
+                ("loss_p05", lambda k: (k["loss_p05"], self.loss(k["loss_p05"]))),
+                ("loss_p95", lambda k: (k["loss_p95"], self.loss(k["loss_p95"]))),
                 ("loss_ratio", lambda k: (k["loss_ratio"], pct(k["loss_ratio"]))),
                 ("effective_ratio", lambda k: (k["effective_ratio"], pct(k["effective_ratio"]))),
                 ("prob_loss", lambda k: (k["prob_loss"], pct(k["prob_loss"]))),
-                ("cvar95_loss", lambda k: (k["cvar95_loss"], money(k["cvar95_loss"])))]
+                ("cvar95_loss", lambda k: (k["cvar95_loss"], self.loss(k["cvar95_loss"])))]
         return [(self.tx(key), [f(k) for _, _, k in cols]) for key, f in spec]
 
     def term_rows(self) -> list[tuple[str, list[tuple[float | None, str]]]]:
-        def bands(p):
-            lows = [p["deductible"], *p["band_edges"]]
-            highs = [*p["band_edges"], None]
-            return "; ".join(f"{lo / 1000:g}k–{'' if hi is None else f'{hi / 1000:g}k'} "
-                             f"{r:.0%}" for lo, hi, r in zip(lows, highs, p["ratios"],
-                                                               strict=True))
-
-        def cap(c):
-            return (None, self.tx("none")) if c == "none" else (c, money(c))
-
-        def special(p):
-            s = p["special"]
-            cap_text = self.tx("none") if s["cap"] == "none" else money(s["cap"])
-            return (None, self.tx("special_terms", f=s["deductible_factor"],
-                                  inc=s["ratio_increment"] * 100, cap=cap_text))
-
+        """Premium, deductible, each band's lower edge and ratio, cap and the special
+        groups' terms, every one a number (NaN where a plan has no such band)."""
         cols = self.columns()
-        return [(self.tx("premium_per_capita"), [(p["premium_per_capita"],
-                                                  f"{p['premium_per_capita']:.2f}")
-                                                 for _, p, _ in cols]),
-                (self.tx("deductible"), [(p["deductible"], money(p["deductible"]))
-                                         for _, p, _ in cols]),
-                (self.tx("bands"), [(None, bands(p)) for _, p, _ in cols]),
-                (self.tx("cap"), [cap(p["cap"]) for _, p, _ in cols]),
-                (self.tx("special"), [special(p) for _, p, _ in cols])]
+        plans = [p for _, p, _ in cols]
+
+        def each(f, fmt):
+            out = []
+            for p in plans:
+                v = f(p)
+                out.append((float("nan"), "–") if v is None else
+                           (None, self.tx("none")) if v == "none" else (float(v), fmt(v)))
+            return out
+
+        def band(p, k, what):
+            lows = [p["deductible"], *p["band_edges"]]
+            if k >= len(p["ratios"]):
+                return None
+            return lows[k] if what == "from" else p["ratios"][k]
+
+        n = max(len(p["ratios"]) for p in plans)
+        rows = [(self.tx("premium_per_capita"), each(lambda p: p["premium_per_capita"],
+                                                     premium)),
+                (self.tx("deductible"), each(lambda p: p["deductible"], money))]
+        for k in range(n):
+            rows.append((self.tx("band_from", k=k + 1),
+                         each(lambda p, k=k: band(p, k, "from"), self.wan)))
+            rows.append((self.tx("band_ratio", k=k + 1),
+                         each(lambda p, k=k: band(p, k, "ratio"), lambda v: f"{v:.0%}")))
+        rows += [(self.tx("cap"), each(lambda p: p["cap"], money)),
+                 (self.tx("special_factor"),
+                  each(lambda p: p["special"]["deductible_factor"], lambda v: f"{v:g}")),
+                 (self.tx("special_inc"),
+                  each(lambda p: p["special"]["ratio_increment"] * 100, lambda v: f"{v:g}")),
+                 (self.tx("special_cap"), each(lambda p: p["special"]["cap"], money))]
+        return rows
+
+    def wan(self, x: float) -> str:
+        """An amount of money as a negotiator writes it: 15,000 in English, 1.5万元 in
+        Chinese."""
+        if self.lang == "zh" and abs(x) >= 10_000:
+            return f"{x / 10_000:g}万元"
+        return money(x)
 
     def member_rows(self):
         cols = self.columns()
@@ -235,28 +274,28 @@ class Report:
                                  (h["insured_rate"], pct(h["insured_rate"])),
                                  (h["premium_income"], money(h["premium_income"])),
                                  (h["payouts"], money(h["payouts"])),
-                                 (h["loss"], money(h["loss"])),
+                                 (h["loss"], self.loss(h["loss"])),
                                  (h["loss_ratio"], pct(h["loss_ratio"]))]) for h in hist]
         k = self.sq["kpis"]
         out.append((f"{self.year} ({self.tx('forecast_word')})", [
             (k["insured"], money(k["insured"])), (float("nan"), "–"),
             (k["premium_income"], money(k["premium_income"])),
             (k["expected_payout"], money(k["expected_payout"])),
-            (k["expected_loss"], money(k["expected_loss"])),
+            (k["expected_loss"], self.loss(k["expected_loss"])),
             (k["loss_ratio"], pct(k["loss_ratio"]))]))
         return out
 
     def shadow_sentences(self, prop: Proposal) -> list[str]:
-        rows = [r for r in prop.doc.get("shadow_prices", []) if r.get("binding")]
+        # a price that rounds to 0.00 tells the negotiator nothing
+        rows = [r for r in prop.doc.get("shadow_prices", [])
+                if r.get("binding") and abs(r["per_unit"]) >= 0.005]
         if not rows:
             return [self.tx("no_binding")]
-        per_capita = "premium per capita" in rows[0].get("objective_unit", "")
-        objective = ("人均筹资" if self.lang == "zh" else "premium per capita") \
-            if per_capita else ("预期亏损" if self.lang == "zh" else "expected loss")
+        kind = "prem" if "premium per capita" in rows[0].get("objective_unit", "") else "loss"
         return [self.tx("shadow_sentence", rule=rule(r["constraint"], self.lang),
-                        unit=unit(r["unit"], self.lang), objective=objective,
-                        direction=self.tx("raises" if r["per_unit"] > 0 else "lowers"),
-                        value=f"{abs(r['per_unit']):,.2f}") for r in rows]
+                        unit=unit(r["unit"], self.lang),
+                        effect=self.tx(f"sh_{kind}_{'up' if r['per_unit'] > 0 else 'down'}",
+                                       v=f"{abs(r['per_unit']):,.2f}")) for r in rows]
 
     def status_sentence(self, prop: Proposal) -> str:
         sv = prop.doc.get("solver", {})
@@ -285,9 +324,70 @@ class Report:
             parts.append(f"<h3>{html.escape(self.tx(p.key))}</h3>" + table(head, rows, "kpi"))
         return "".join(parts)
 
+    def loss(self, x: float) -> str:
+        """A loss figure of a table: a surplus is written as one, never as a negative loss."""
+        return money(x) if round(x) >= 0 else self.tx("surplus_word", x=money(-x))
+
+    def result(self, loss: float) -> str:
+        """An expected loss in words: a loss, a surplus, or breaking even."""
+        if round(loss) == 0:
+            return self.tx("break_even_word")
+        return self.tx("a_loss" if loss > 0 else "a_surplus", x=money(abs(loss)))
+
+    def change(self, delta: float, fmt=money) -> str:
+        """A change with its direction word."""
+        if round(delta, 2) == 0:
+            return self.tx("unchanged")
+        return self.tx("more" if delta > 0 else "less", x=fmt(abs(delta)))
+
+    def against_today(self, loss: float) -> str:
+        """An expected loss against today's, with its direction."""
+        delta = loss - self.sq["kpis"]["expected_loss"]
+        if round(delta) == 0:
+            return self.tx("same_loss")
+        return self.tx("saves" if delta <= 0 else "costs_more", x=money(abs(delta)))
+
+    def verdict(self) -> list[str]:
+        """Three or four plain sentences from plan.json: today's result, which proposal
+        stops the loss (the lowest premium that does), what the others do, and who — if
+        anyone — is paid less under the proposal that stops the loss."""
+        k = self.sq["kpis"]
+        out = [self.tx("v_today", p=premium(k["premium_per_capita"]),
+                       result=self.result(k["expected_loss"]), year=self.year,
+                       pl=pct(k["prob_loss"]))]
+        ok = [p for p in self.props if p.feasible]
+        stoppers = sorted((p for p in ok if p.doc["kpis"]["expected_loss"] <= 0),
+                          key=lambda p: (p.doc["kpis"]["premium_per_capita"], p.key))
+        stop = stoppers[0] if stoppers else None
+        if stop is None:
+            out.append(" ".join([self.tx("v_none"), *stopless_notes(ok)]))
+        else:
+            kp = stop.doc["kpis"]
+            st = kp.get("settlement") or {}
+            rel = kp["premium_per_capita"] / k["premium_per_capita"] - 1
+            out.append(self.tx("v_stops", name=stop.key,
+                               p=premium(kp["premium_per_capita"]),
+                               change=self.change(rel, lambda x: f"{x:.1%}"),
+                               result=self.result(kp["expected_loss"]),
+                               pb=pct(st.get("prob_loss_before", kp["prob_loss"])),
+                               pa=pct(st.get("prob_loss_after", kp["prob_loss"]))))
+        others = [p for p in ok if p is not stop]
+        if others:
+            out.append(" ".join(self.tx(
+                "v_other", name=p.key, p=premium(p.doc["kpis"]["premium_per_capita"]),
+                result=self.result(p.doc["kpis"]["expected_loss"]),
+                saving=self.against_today(p.doc["kpis"]["expected_loss"]))
+                for p in others))
+        who = stop or (ok[0] if ok else None)
+        if who is not None:
+            n, amount = paid_less(who.doc.get("member_impact", []))
+            out.append(self.tx("v_nobody", name=who.key) if n < 0.5 else
+                       self.tx("v_less", name=who.key, n=money(n), amount=money(amount)))
+        return out
+
     def summary(self) -> list[str]:
         k = self.sq["kpis"]
-        out = [self.tx("sum_today", loss=money(k["expected_loss"]), year=self.year,
+        out = [self.tx("sum_today", loss=self.result(k["expected_loss"]), year=self.year,
                        lr=pct(k["loss_ratio"]), pl=pct(k["prob_loss"]),
                        inc=money(k["premium_income"]), pay=money(k["expected_payout"]),
                        opex=money(k["operating_cost"]))]
@@ -298,11 +398,40 @@ class Report:
             q, kp = p.doc["plan"], p.doc["kpis"]
             cap = self.tx("none") if q["cap"] == "none" else money(q["cap"])
             out.append(self.tx("sum_prop", name=self.tx(p.key),
-                               p=f"{q['premium_per_capita']:.2f}", d=money(q["deductible"]),
-                               cap=cap, loss=money(kp["expected_loss"]),
-                               delta=money(kp["expected_loss"] - k["expected_loss"]),
+                               p=premium(q["premium_per_capita"]), d=money(q["deductible"]),
+                               cap=cap, loss=self.result(kp["expected_loss"]),
+                               delta=self.against_today(kp["expected_loss"]),
                                er=pct(kp["effective_ratio"])))
         return out
+
+    # --- the contract
+
+    def term_tables(self) -> list[tuple[str, list[tuple[str, list[tuple[float, str]]]]]]:
+        """(name, rows) of the three-year term of today's plan and of each proposal."""
+        first = next(p for p in self.props if p.feasible)
+        out = [(self.tx("status_quo"), contract.term_rows(
+            {"term": first.doc.get("status_quo_term", [])}, self.loss, pct))]
+        out += [(self.tx(p.key), contract.term_rows(p.doc, self.loss, pct))
+                for p in self.props if p.feasible]
+        return [(name, [(self.tx("term_whole") if y == "term" else y, vals)
+                        for y, vals in rows]) for name, rows in out if rows]
+
+    def contract_html(self, grid) -> str:
+        """Terms in words, before and after settlement, the fund's view, the term."""
+        texts = []
+        for p in self.props:
+            if p.feasible and p.doc.get("contract"):
+                words = contract.terms_in_words(p.doc["contract"], self.lang)
+                if all(words not in w for w in texts):
+                    texts.append(f"{self.tx(p.key)}: {words}" if texts else words)
+        settled = [(self.tx(name), vals) for name, vals
+                   in contract.settled_rows(self.columns(), self.loss, pct)]
+        head = [self.tx("term_year"), *[self.tx(h) for h in contract.TERM_HEAD]]
+        terms = "".join(f"<h3>{html.escape(name)}</h3>"
+                        + table(head, [row(y, [cell(v, s) for v, s in vals])
+                                       for y, vals in rows], "kpi term")
+                        for name, rows in self.term_tables())
+        return ("".join(f"<p>{html.escape(x)}</p>" for x in texts) + grid(settled) + terms)
 
     # --- charts
 
@@ -319,7 +448,7 @@ class Report:
             years = [str(h["year"]) for h in hist] + [f"{self.year}*"]
             losses = [h["loss"] / 1e6 for h in hist] + [self.sq["kpis"]["expected_loss"] / 1e6]
             ax.bar(years, losses, color=["#9ab"] * len(hist) + ["#c33"])
-            ax.set_ylabel("CNY M")
+            ax.set_ylabel(self.tx("cny_m"))
             ax.set_title(self.tx("loss"))
             out["history"] = svg(fig)
         cols = self.columns()
@@ -330,7 +459,7 @@ class Report:
             ax.bar([i + j * width for i in range(len(bands))],
                    [k["payout_by_age"][b] / 1e6 for b in bands], width, label=name)
         ax.set_xticks(range(len(bands)), bands, rotation=45, fontsize=7)
-        ax.set_ylabel("CNY M")
+        ax.set_ylabel(self.tx("cny_m"))
         ax.legend(fontsize=7)
         out["by_age"] = svg(fig)
         fig, ax = new_figure(figsize=(7, 3))
@@ -338,12 +467,12 @@ class Report:
         top = max([600_000.0] + [1.3 * q.capped_cost() for _, q in plans
                                  if np.isfinite(q.capped_cost())])
         xs = np.linspace(0.0, top, 400)
-        styles = [dict(color="#222", linestyle="--", linewidth=2.4)] + [
+        styles = [dict(color="#222", linestyle="--", linewidth=2.4, zorder=5)] + [
             dict(linewidth=1.4, linestyle=ls) for ls in ("-", "-.", ":", "-")]
         for (name, q), style in zip(plans, styles, strict=False):
             ax.plot(xs / 1000, q.payout(xs) / 1000, label=name, **style)
-        ax.set_xlabel(self.tx("cost_level") + " /1000")
-        ax.set_ylabel("CNY k")
+        ax.set_xlabel(self.tx("cost_level_k"))
+        ax.set_ylabel(self.tx("payout_k"))
         ax.legend(fontsize=7)
         out["member"] = svg(fig)
         front = next((p.frontier for p in self.props if p.frontier is not None
@@ -351,10 +480,38 @@ class Report:
         if front is not None and "expected_loss" in front:
             ok = front[front["feasible"].astype(bool)]
             fig, ax = new_figure(figsize=(6, 3))
-            ax.plot(ok["effective_ratio"] * 100, ok["expected_loss"] / 1e6, marker="o")
-            ax.set_xlabel(self.tx("effective_ratio") + " (%)")
-            ax.set_ylabel(self.tx("expected_loss") + " (M)")
+            ax.plot(ok["effective_ratio"] * 100, ok["expected_loss"] / 1e6, marker="o",
+                    color="#9ab", label=self.tx("frontier_line"))
+            marks = [(self.tx("status_quo"), self.sq["kpis"])] + [
+                (p.key, p.doc["kpis"]) for p in self.props if p.feasible]
+            for (name, k), m in zip(marks, "s^vDP", strict=False):
+                ax.plot(k["effective_ratio"] * 100, k["expected_loss"] / 1e6, m,
+                        markersize=7, label=f"{name} ({premium(k['premium_per_capita'])})")
+            ax.axhline(0, color="#444", linewidth=0.8)
+            ax.set_xlabel(self.tx("effective_ratio_pct"))
+            ax.set_ylabel(self.tx("expected_loss_m"))
+            ax.set_title(self.tx("frontier_at", p=premium(self.sq["plan"]["premium_per_capita"])),
+                         fontsize=8)
+            ax.legend(fontsize=7)
             out["frontier"] = svg(fig)
+        tables = self.term_tables()
+        if tables:
+            fig, ax = new_figure(figsize=(7, 3))
+            width = 0.8 / len(tables)
+            for j, (name, rows) in enumerate(tables):
+                years = [r for r in rows if r[0] != self.tx("term_whole")]
+                mid = np.array([vals[5][0] for _, vals in years]) / 1e6
+                lo = np.array([vals[6][0] for _, vals in years]) / 1e6
+                hi = np.array([vals[7][0] for _, vals in years]) / 1e6
+                ax.bar([i + j * width for i in range(len(years))], mid, width, label=name,
+                       yerr=[mid - lo, hi - mid], capsize=2)
+                ax.set_xticks([i + 0.4 - width / 2 for i in range(len(years))],
+                              [y for y, _ in years])
+            ax.axhline(0, color="#444", linewidth=0.8)
+            ax.set_ylabel(self.tx("cny_m"))
+            ax.set_title(self.tx("term_loss_after") + ", 5–95 %", fontsize=8)
+            ax.legend(fontsize=7)
+            out["term"] = svg(fig)
         by_age = pd.DataFrame(self.prov.get("by_age", []))
         if not by_age.empty:
             fig, axes = new_figure(1, 2, figsize=(8, 3))
@@ -365,7 +522,7 @@ class Report:
                     ax.plot(g["age_band"], g[col], style, label=f"{year} {word}")
                 ax.set_title(self.tx(col), fontsize=8)
                 ax.set_xlabel(self.tx("age_band"))
-            axes[0].legend(fontsize=6)
+            axes[0].legend(fontsize=7)
             out["forecast"] = svg(fig)
         return out
 
@@ -374,6 +531,7 @@ class Report:
     def html(self) -> str:
         names = [c[0] for c in self.columns()]
         charts = self.charts()
+        kpis = self.kpi_rows()  # premium, ..., expected loss (4), ..., probability (9)
 
         def grid(rows):
             return table(["", *names],
@@ -381,6 +539,8 @@ class Report:
                                       for v, s in vals]) for label, vals in rows])
 
         sections = [
+            ("verdict", "".join(f"<p>{html.escape(s)}</p>" for s in self.verdict())
+             + grid([kpis[0], kpis[4], kpis[9]])),
             ("summary", "".join(f"<p>{html.escape(s)}</p>" for s in self.summary())),
             ("history", table([self.tx("year"), self.tx("insured"), self.tx("insured_rate"),
                                self.tx("premium_income"), self.tx("payouts"), self.tx("loss"),
@@ -397,6 +557,7 @@ class Report:
                              [row(label, [cell(v, s) for v, s in vals])
                               for label, vals in self.age_rows()]) + charts["by_age"]),
             ("impact", self.impact_html()),
+            ("contract", self.contract_html(grid) + charts.get("term", "")),
             ("shadow", "".join(
                 f"<h3>{html.escape(self.tx(p.key))}</h3>"
                 f"<p>{html.escape(self.status_sentence(p))}</p><ul>"
@@ -449,8 +610,21 @@ class Report:
                                  for m, ms in self.prov.get("backtest", {}).items()
                                  for k, v in ms.items()])
         terms = frame(self.term_rows(), "")
-        return {"KPIs": frame(self.kpi_rows(), self.tx("metric")), "Terms": terms,
-                "Member": frame(self.member_rows(), self.tx("cost_level")),
+        settled = frame([(self.tx(n), v) for n, v in
+                         contract.settled_rows(self.columns(), self.loss, pct)],
+                        self.tx("metric"))
+        term = pd.DataFrame([[name, as_number(y), *[v for v, _ in vals]]
+                             for name, rows in self.term_tables() for y, vals in rows],
+                            columns=["", self.tx("term_year"),
+                                     *[self.tx(h) for h in contract.TERM_HEAD]])
+        member = frame(self.member_rows(), self.tx("cost_level"))
+        member[self.tx("cost_level")] = [float(x) for x in self.sq["kpis"]["payout_at"]]
+        history["_year"] = [as_number(y) for y in history[self.tx("year")]]
+        history[self.tx("year")] = history.pop("_year")
+        return {"Verdict": pd.DataFrame({"": self.verdict()}),
+                "KPIs": frame(self.kpi_rows(), self.tx("metric")), "Terms": terms,
+                "Contract": settled, "Term": term,
+                "Member": member,
                 "ByAge": frame(self.age_rows(), self.tx("age_band")),
                 "History": history, "Shadow": shadow, "Frontier": front,
                 "Forecast": pd.DataFrame(self.prov.get("by_age", [])), "Backtest": backtest,
@@ -466,7 +640,10 @@ h3 { font-size: 10pt; }
 table { border-collapse: collapse; margin: 0.5em 0; width: 100%; font-size: 8.5pt; }
 th, td { border: 1px solid #ccc; padding: 2px 4px; text-align: right; }
 thead th { background: #eee; } tbody th { text-align: left; font-weight: normal; }
-section { page-break-inside: avoid; }
+thead th { min-width: 3.2em; vertical-align: bottom; }
+table.term { font-size: 7pt; } table.term th, table.term td { padding: 1px 2px; }
+table, svg, p { page-break-inside: avoid; } h2, h3 { page-break-after: avoid; }
+section#verdict { page-break-after: always; }
 svg { max-width: 100%; height: auto; }
 """
 
@@ -485,12 +662,65 @@ def publish_report(proposals: list[Proposal], out: Path, lang: str = "en") -> Pa
                                       for p in report.props}}
     with publish(Path(out), "report", inputs) as tmp:
         (tmp / "report.html").write_text(report.html(), encoding="utf-8")
+        print_pdf(tmp / "report.html", tmp / "report.pdf")
         with pd.ExcelWriter(tmp / "report.xlsx", engine="openpyxl") as writer:
             for name, frame in report.sheets().items():
                 frame.to_excel(writer, sheet_name=name, index=False)
             text_not_formulas(writer.book)
+            number_formats(writer.book)
         stop_here("report:write")
     return Path(out)
+
+
+def chromium() -> str | None:
+    """Headless Chromium's executable, if the machine has one."""
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser",
+                                                "google-chrome")) if p), None)
+
+
+def print_pdf(page: Path, pdf: Path) -> bool:
+    """Print the HTML report to A4 PDF beside it with headless Chromium (its print styles
+    place the page breaks); without Chromium, or if it fails, there is no PDF and the HTML
+    prints the same from any browser. True when the PDF was written."""
+    exe = chromium()
+    if exe is None:
+        return False
+    with tempfile.TemporaryDirectory() as profile:
+        try:
+            subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update",
+                            "--disable-sync", f"--user-data-dir={profile}",
+                            "--no-pdf-header-footer",
+                            f"--print-to-pdf={pdf}", page.resolve().as_uri()],
+                           capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    ok = pdf.exists() and pdf.read_bytes()[:5] == b"%PDF-"
+    if not ok:
+        pdf.unlink(missing_ok=True)
+    return ok
+
+
+def as_number(label: str) -> float | str:
+    """A row label that is a number (a year, a cost level) as that number."""
+    try:
+        return int(label) if label.isdigit() else float(label.replace(",", ""))
+    except ValueError:
+        return label
+
+
+def number_formats(book) -> None:
+    """Numbers shown as the report shows them: thousands separated, small ones with two
+    decimals, years and whole counts without."""
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows(min_row=2):
+            for xcell in row:
+                v = xcell.value
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    continue
+                if isinstance(v, int) and 1900 <= v <= 2200:
+                    continue
+                xcell.number_format = "#,##0" if abs(v) >= 100 else "0.00##"
 
 
 def text_not_formulas(book) -> None:

@@ -19,7 +19,7 @@ from forecasting.failpoints import stop_here
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.in_force import plan_from_dict, plan_to_dict
 from forecasting.scheme.plan import Plan
-from optimization.evaluate import evaluate_plan, impact_table, member_impact
+from optimization.evaluate import KPI_NAMES, evaluate_plan, impact_table, member_impact
 from optimization.projection import project, term_break_even
 from optimization.solve import Optimum, frontier, optimize, scenario_set, shadow_prices
 from optimization.space import PlanSpace
@@ -161,6 +161,53 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
     return OptimizeResult(run_id, opt, status_quo, document, shadow, front)
 
 
+def log_baseline(document: dict, forecast: Forecast, space: PlanSpace) -> str:
+    """A `baseline` run for today's plan on the same forecast (tag proposal=baseline), with
+    the params and metrics of the proposals' runs, so the compare view lines today up
+    beside them; reused when a finished one for this forecast and config exists. Its id."""
+    import mlflow
+
+    use_experiment(PLAN_EXPERIMENT)
+    tags = lineage(str(forecast.provenance.get("data_fingerprint", "unknown")),
+                   space.model_dump(mode="json"))
+    tags |= {"forecast_run": str(forecast.provenance.get("forecast_run", "none")),
+             "objective": "today", "proposal": "baseline"}
+    found = mlflow.search_runs(
+        experiment_names=[PLAN_EXPERIMENT], output_format="list",
+        filter_string=(f"tags.proposal = 'baseline' and tags.forecast_run = "
+                       f"'{tags['forecast_run']}' and tags.config_hash = "
+                       f"'{tags['config_hash']}' and attributes.status = 'FINISHED'"))
+    if found:
+        return found[0].info.run_id
+    sq = document["status_quo"]
+    kpis = sq["kpis"]
+    params = (plan_terms(plan_from_dict("status_quo", sq["plan"])) | space.contract.terms()
+              .words() | {"objective": "today", "solver": "none"})
+    settled = {k: v for k, v in (kpis.get("settlement") or {}).items()
+               if k.endswith("_after") or k.startswith("fund_")}
+    metrics = ({k: float(kpis[k]) for k in KPI_NAMES} | settled
+               | {f"payout_at_{float(x):.0f}": float(v) for x, v in kpis["payout_at"].items()}
+               | {"paid_less_claimants": 0.0, "paid_less_cny": 0.0})
+    with mlflow.start_run(run_name="baseline", tags=tags) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: v for k, v in metrics.items() if k not in params})
+    return run.info.run_id
+
+
+def run_metrics(opt: Optimum, impact: pd.DataFrame) -> dict[str, float]:
+    """The metrics of a plan run: its KPIs, after settlement, the payout at each cost level
+    (payout_at_50000 ...) and who is paid less than today (claimants a year and CNY), so
+    the compare view shows a cut in anyone's benefit."""
+    settled = {k: v for k, v in (opt.kpis.settlement or {}).items()
+               if k.endswith("_after") or k.startswith("fund_")}
+    at = {f"payout_at_{float(x):.0f}": float(v) for x, v in opt.kpis.payout_at.items()}
+    bands = impact[impact["by"] == "cost_band"] if len(impact) else impact
+    less = {"paid_less_claimants": float(bands["lose"].sum()) if len(bands) else 0.0,
+            "paid_less_cny": float(-bands["change"].clip(upper=0).sum()) if len(bands)
+            else 0.0}
+    return opt.kpis.metrics() | settled | at | less | {"solve_seconds": opt.seconds}
+
+
 def _log(document: dict, tables: dict[str, pd.DataFrame], opt: Optimum,
          objective: str, forecast: Forecast, space: PlanSpace, out: Path) -> str:
     """Write the plan folder atomically and log it as a `plan-optimization` run; its id."""
@@ -170,10 +217,11 @@ def _log(document: dict, tables: dict[str, pd.DataFrame], opt: Optimum,
     tags = lineage(str(forecast.provenance.get("data_fingerprint", "unknown")),
                    space.model_dump(mode="json"))
     tags |= {"forecast_run": str(forecast.provenance.get("forecast_run", "none")),
-             "objective": objective}
+             "objective": objective, "proposal": document["proposal"] or "none"}
     tags |= {f"version_{k}": str(v) for k, v in
              forecast.provenance.get("model_versions", {}).items()}
-    with mlflow.start_run(run_name=f"plan-{objective}", tags=tags) as run:
+    name = f"{document['proposal']}-{objective}" if document["proposal"] else f"plan-{objective}"
+    with mlflow.start_run(run_name=name, tags=tags) as run:
         document["run_id"] = run.info.run_id
         stop_here(f"propose:{document['proposal'] or objective}")
         with publish(Path(out), "plan", plan_inputs(document)) as tmp:
@@ -186,9 +234,9 @@ def _log(document: dict, tables: dict[str, pd.DataFrame], opt: Optimum,
                     table.to_csv(tmp / name, index=False)
         mlflow.log_artifacts(str(out), artifact_path="plan")
         terms = opt.terms or space.contract.terms()
-        mlflow.log_params(plan_terms(opt.plan) | terms.words()
-                          | {"objective": objective, "solver": opt.solver})
-        settled = {k: v for k, v in (opt.kpis.settlement or {}).items()
-                   if k.endswith("_after") or k.startswith("fund_")}
-        mlflow.log_metrics(opt.kpis.metrics() | settled | {"solve_seconds": opt.seconds})
+        params = plan_terms(opt.plan) | terms.words() | {"objective": objective,
+                                                          "solver": opt.solver}
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: v for k, v in run_metrics(opt, tables["member_impact.csv"])
+                            .items() if k not in params})
     return run.info.run_id

@@ -33,7 +33,12 @@ from pipelines.tracking import (
     use_experiment,
 )
 from pipelines.workflows.forecast_year import run_forecast
-from pipelines.workflows.propose import plan_inputs, run_optimize, status_quo_of
+from pipelines.workflows.propose import (
+    log_baseline,
+    plan_inputs,
+    run_optimize,
+    status_quo_of,
+)
 from pipelines.workflows.train import train, train_config
 
 
@@ -168,9 +173,15 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
         doc = json.loads((pdir / PLAN_FILE).read_text())
         if doc.get("run_id"):
             plan_runs[key] = doc["run_id"]
+    today = next((d for d in map(_plan_doc, plans) if "status_quo" in d), None)
+    if today is not None:
+        with store_lock():
+            plan_runs_and_today = plan_runs | {"baseline": log_baseline(today, fc, space)}
+    else:
+        plan_runs_and_today = plan_runs
     _say(say, "Writing the report…")
     report = write_report(plans, out / "report", lang)
-    log_report(report, plan_runs)
+    log_report(report, plan_runs_and_today, lang)
     return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused)
 
 
@@ -198,13 +209,18 @@ def runs_not_in_store(run_ids: list[str]) -> list[str]:
     return missing
 
 
-def log_report(report_dir: Path, plan_runs: dict[str, str]) -> None:
-    """Attach the report files to every optimisation run behind them."""
+def _plan_doc(pdir: Path) -> dict:
+    return json.loads((pdir / PLAN_FILE).read_text())
+
+
+def log_report(report_dir: Path, plan_runs: dict[str, str], lang: str) -> None:
+    """Attach the report files to every optimisation run behind them, one report per
+    language (`report/en/`, `report/zh/`: a Chinese report never replaces the English)."""
     if not plan_runs:
         return
     with store_lock():
         client = connect().MlflowClient()
         for run_id in plan_runs.values():
-            client.log_artifacts(run_id, str(report_dir), artifact_path="report")
+            client.log_artifacts(run_id, str(report_dir), artifact_path=f"report/{lang}")
 
 

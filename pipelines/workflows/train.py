@@ -7,6 +7,7 @@ its train run, so a forecast can refuse a pair that a kill left half moved."""
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -221,8 +222,12 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds:
         mlflow.log_figure(fig, fig_name)
         plots.close(fig)
     example = frame.head(SIGNATURE_ROWS)  # the schema, not the data: a few rows suffice
-    return log_estimator(est, infer_signature(_model_frame(example, cells.spec),
-                                              est.predict(example)), REQUIREMENTS)
+    with warnings.catch_warnings():
+        # MLflow's hint that integer columns cannot hold missing values: the cohort cells
+        # never miss a value (the data contract refuses them), so it is noise on the console
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        return log_estimator(est, infer_signature(_model_frame(example, cells.spec),
+                                                  est.predict(example)), REQUIREMENTS)
 
 
 def _log_fitted_settings(est) -> None:

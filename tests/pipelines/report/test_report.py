@@ -26,7 +26,7 @@ from pipelines.report.document import money
 
 runner = CliRunner()
 KPI_ROWS = ("premium_per_capita", "premium_income", "expected_payout", "operating_cost",
-            "expected_loss", "loss_p05", "loss_ratio", "effective_ratio", "prob_loss",
+            "expected_loss", "loss_p05", "loss_p95", "loss_ratio", "effective_ratio", "prob_loss",
             "cvar95_loss")
 
 
@@ -105,7 +105,7 @@ def test_every_kpi_in_html_and_xlsx_is_the_evaluators(report, plan_dirs, forecas
         np.testing.assert_allclose(values, want, rtol=1e-9, err_msg=name)
     # the figures people read are the same numbers, formatted
     for k in expected:
-        assert money(k.expected_loss) in page and money(k.expected_payout) in page
+        assert money(abs(k.expected_loss)) in page and money(k.expected_payout) in page
     sheet = openpyxl.load_workbook(out / "report.xlsx")["KPIs"]
     rows = list(sheet.iter_rows(min_row=2, values_only=True))
     for name, row in zip(KPI_ROWS, rows, strict=True):
@@ -205,3 +205,128 @@ def test_report_on_plans_of_another_store_writes_and_says_so(plan_dirs, tmp_path
     assert result.exit_code == 0, result.output
     assert (out / "report.html").exists() and (out / "report.xlsx").exists()
     assert "Not logged to MLflow: the runs of plans A are not in the store" in result.stdout
+
+
+def _numbers_of(page: str) -> list[float]:
+    return [float(v) for v in re.findall(r'data-value="([^"]+)"', page)]
+
+
+def test_verdict_figures_are_plan_json(plan_dirs):
+    """The verdict's figures are plan.json's: today's premium and result, the proposal
+    that stops the loss at its premium with its chances of a loss before and after
+    settlement, and who is paid less (member_impact)."""
+    from pipelines.report.document import Report, pct, premium, read_plans
+
+    props = read_plans(plan_dirs)
+    docs = {p.key: p.doc for p in props}
+    for lang in ("en", "zh"):
+        text = " ".join(Report(props, lang).verdict())
+        sq = docs["A"]["status_quo"]["kpis"]
+        assert premium(sq["premium_per_capita"]) in text
+        assert money(abs(sq["expected_loss"])) in text and pct(sq["prob_loss"]) in text
+        stop = min((d for d in docs.values() if d["kpis"]["expected_loss"] <= 0),
+                   key=lambda d: d["kpis"]["premium_per_capita"], default=None)
+        if stop is not None:
+            st = stop["kpis"]["settlement"]
+            for figure in (premium(stop["kpis"]["premium_per_capita"]),
+                           pct(st["prob_loss_before"]), pct(st["prob_loss_after"])):
+                assert figure in text, (lang, figure)
+        assert not re.search(r"-\d", text), text  # surpluses are surpluses
+    # someone paid less: the count and the amount come from member_impact
+    b = next(p for p in props if p.key == "B")
+    b.doc["member_impact"] = [
+        {"by": "cost_band", "key": "0–15,000", "claimants": 10.0, "gain": 0.0, "lose": 0.0,
+         "change": 0.0, "change_per_claimant": 0.0},
+        {"by": "cost_band", "key": "15,000–50,000", "claimants": 40.0, "gain": 0.0,
+         "lose": 37.0, "change": -12_345.0, "change_per_claimant": -308.6},
+        {"by": "group", "key": "general", "claimants": 50.0, "gain": 0.0, "lose": 37.0,
+         "change": -12_345.0, "change_per_claimant": -246.9}]
+    b.doc["kpis"]["expected_loss"] = -1.0  # B stops the loss
+    text = " ".join(Report(props, "en").verdict())
+    assert "about 37 claimants" in text and "CNY 12,345 less" in text, text
+
+
+def test_every_workbook_number_is_a_number_of_the_html(report):
+    """Every number of the report's tables in the workbook is a data-value of the HTML,
+    stored as a number; ranges keep both ends; cost levels and years are numbers."""
+    _lang, out = report
+    page = (out / "report.html").read_text(encoding="utf-8")
+    shown = np.array([v for v in _numbers_of(page) if np.isfinite(v)])
+    book = openpyxl.load_workbook(out / "report.xlsx")
+    for name in ("KPIs", "Terms", "Contract", "Term", "Member", "ByAge", "History"):
+        rows = list(book[name].iter_rows(min_row=2))
+        assert rows, name
+        for r in rows:
+            for c in r[1:]:
+                if isinstance(c.value, str):
+                    assert not re.fullmatch(r"[-\d.,% ]+", c.value), (name, c.value)
+                if isinstance(c.value, int | float) and not (
+                        name in ("History", "Term") and c.column == (1 if name == "History"
+                                                                   else 2)):
+                    assert np.isclose(shown, c.value, rtol=1e-9, atol=1e-9).any(), (
+                        name, c.coordinate, c.value)
+                    assert c.number_format != "General", (name, c.coordinate)
+    terms = {r[0].value: [c.value for c in r[1:]] for r in book["Terms"].iter_rows(min_row=2)}
+    ratio_rows = [k for k in terms if k and ("ratio" in k or "比例" in k)]
+    assert ratio_rows and all(isinstance(v, int | float) for k in ratio_rows for v in terms[k]
+                              if v is not None)
+    levels = [r[0].value for r in book["Member"].iter_rows(min_row=2)]
+    assert levels == [20_000, 50_000, 100_000, 200_000, 500_000]
+    kpis = [r[0].value for r in book["KPIs"].iter_rows(min_row=2)]
+    assert len(kpis) == len(KPI_ROWS)  # both ends of the loss range
+    years = [r[0].value for r in book["History"].iter_rows(min_row=2)]
+    assert all(isinstance(y, int) for y in years[:-1]), years
+
+
+CHINESE_TERMS = {"人均筹资标准": True, "元": True, "结余": True, "次均": False}
+
+
+def test_chinese_terms(report):
+    """The Chinese report writes as a 大病 negotiator does: 人均筹资标准, 元, 结余 for a
+    surplus, 万元 for band edges, and never 次均 (per visit) for a per-claimant annual
+    figure."""
+    lang, out = report
+    if lang != "zh":
+        return
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for term, present in CHINESE_TERMS.items():
+        assert (term in page) is present, term
+    assert re.search(r"\d(\.\d+)?万元", page)
+
+
+def test_one_report_per_language_on_the_plan_runs(plan_dirs, tmp_path):
+    """`ciplan report --lang zh` does not replace the English report on the plan runs."""
+    from pipelines.tracking import connect
+
+    for lang in ("en", "zh"):
+        args = ["report", "--out", str(tmp_path / lang), "--lang", lang]
+        for d in plan_dirs:
+            args += ["--plans", str(d)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    run_id = json.loads((plan_dirs[0] / "plan.json").read_text())["run_id"]
+    client = connect().MlflowClient()
+    for lang in ("en", "zh"):
+        names = {a.path for a in client.list_artifacts(run_id, f"report/{lang}")}
+        assert f"report/{lang}/report.html" in names, names
+
+
+def test_the_end_of_run_message_names_the_store_and_how_to_open_it():
+    from pipelines.cli import ui_hint
+
+    assert "make ui STORE=sqlite:////tmp/x.db" in ui_hint("sqlite:////tmp/x.db")
+    hint = ui_hint("http://127.0.0.1:5005")
+    assert "open http://127.0.0.1:5005" in hint and "make ui" not in hint
+
+
+def test_a_pdf_is_printed_beside_the_html(report):
+    """With headless Chromium on the machine, report.pdf (A4, the print styles' page
+    breaks) sits beside report.html and the manifest lists it."""
+    _lang, out = report
+    if _chromium() is None:
+        pytest.skip("no Chromium on this machine")
+    pdf = (out / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert 3 <= pages <= 20, pages
+    assert "report.pdf" in (out / "manifest.json").read_text()

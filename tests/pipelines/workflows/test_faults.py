@@ -148,7 +148,7 @@ def test_kill_at_each_stage_then_run_again(cities, tmp_path):
     # the runs the kills left RUNNING: the twin's forecast, training Y, Y's forecast,
     # proposals A, B and C; none of the champions' kill (its run had finished) or the report's
     assert sorted(r.info.run_name for r in runs.runs(status="KILLED")) == [
-        "forecast-2022", "forecast-2022", "plan-break-even", "plan-min-loss", "plan-risk",
+        "A-min-loss", "B-break-even", "C-risk", "forecast-2022", "forecast-2022",
         "train"]
 
 

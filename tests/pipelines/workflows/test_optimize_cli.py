@@ -40,9 +40,13 @@ def test_optimize_writes_plan_and_logs_run(forecast_dir, tmp_path, objective):
     run = client().get_run(doc["run_id"])
     assert run.data.params["deductible"] == f"{plan.deductible}"
     assert run.data.metrics["expected_loss"] == pytest.approx(kpis.expected_loss)
-    for name in ("loss_ratio", "effective_ratio", "premium_per_capita", "cvar95_loss",
-                 "prob_loss"):
+    for name in ("loss_ratio", "effective_ratio", "cvar95_loss", "prob_loss",
+                 "payout_at_50000", "paid_less_claimants", "paid_less_cny"):
         assert name in run.data.metrics
+    # a decision is a param, an outcome a metric: never both (one axis each in the UI)
+    assert not set(run.data.params) & set(run.data.metrics)
+    assert "premium_per_capita" in run.data.params
+    assert run.data.metrics["payout_at_50000"] == pytest.approx(kpis.payout_at["50000"])
     forecast_run = json.loads((forecast_dir / "summary.json").read_text())["forecast_run"]
     assert run.data.tags["forecast_run"] == forecast_run
     assert doc["solver"]["status"] == "Optimal" and doc["solver"]["proved"]
@@ -129,3 +133,26 @@ def test_project_command_writes_the_term(forecast_dir, tmp_path):
                               "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--years expected 1 to 10" in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_baseline_run_lines_today_up_with_the_proposals(forecast_dir, tmp_path):
+    """One `baseline` run for today's plan per forecast, with the proposals' param and
+    metric names, today's figures, and reused rather than logged twice."""
+    from pipelines.workflows.propose import log_baseline
+
+    out = tmp_path / "plan"
+    assert _optimize("--forecast", str(forecast_dir), "--out", str(out)).exit_code == 0
+    doc = json.loads((out / "plan.json").read_text())
+    fc, space = Forecast.load(forecast_dir), load_space()
+    first = log_baseline(doc, fc, space)
+    assert log_baseline(doc, fc, space) == first
+    base, plan = client().get_run(first), client().get_run(doc["run_id"])
+    assert base.data.tags["proposal"] == "baseline" and base.info.run_name == "baseline"
+    assert base.data.tags["forecast_run"] == plan.data.tags["forecast_run"]
+    assert set(base.data.params) == set(plan.data.params)
+    assert set(base.data.metrics) == set(plan.data.metrics) - {"solve_seconds"}
+    today = doc["status_quo"]["kpis"]
+    assert base.data.metrics["expected_loss"] == pytest.approx(today["expected_loss"])
+    assert base.data.metrics["payout_at_50000"] == pytest.approx(today["payout_at"]["50000"])
+    assert float(base.data.params["premium_per_capita"]) == pytest.approx(
+        doc["status_quo"]["plan"]["premium_per_capita"])
