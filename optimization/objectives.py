@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pulp
 
+from forecasting.errors import UserError
 from optimization.context import Context
 from optimization.milp import LP, Row
 from optimization.pricing import Prices
@@ -137,7 +138,8 @@ def add_to_lp(ctx: Context, obj: Objective, lp: LP, scenario_payouts: list | Non
     if obj.scenarios:
         risk = ctx.space.risk
         if obj.name == "risk" and risk.appetite != "cvar":
-            raise NotImplementedError("the prob_loss appetite needs stepped ratios")
+            raise UserError("the prob_loss appetite needs stepped ratios within "
+                            "[solver] enumeration_limit: set [bands] step above 0")
         prob, n = lp.problem, len(scenario_payouts)
         eta = prob.add_variable("cvar_eta")
         xi = [prob.add_variable(f"cvar_xi{s}", lowBound=0) for s in range(n)]

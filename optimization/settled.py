@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecasting.errors import UserError
 from optimization.context import Context
 from optimization.contract import settle
 from optimization.objectives import cvar_rows
@@ -67,7 +68,8 @@ def settled_search(ctx: Context, objective: str, pricer: Pricer, rules: list[Rul
                    keep: bool) -> Searched:
     """The best (plan, premium, terms) for an objective after settlement (module doc)."""
     if ctx.space.bands.step <= 0 and not keep:
-        raise NotImplementedError("questions after settlement need stepped ratios")
+        raise UserError("questions after settlement need stepped ratios: set [bands] step "
+                        "above 0")
     insured = _insured(ctx, pricer)
     o = ctx.space.costs
     terms_list = ctx.space.contract.candidates()
