@@ -139,12 +139,22 @@ def _scenario_bounds(ctx: Context, pricer: Pricer, lp: LP, scheds, levels: dict)
     return pay
 
 
+class Unproved(Exception):
+    """The solver stopped without proving its node (time limit, iteration limit)."""
+
+
 def solve_lp(lp: LP) -> tuple[float, np.ndarray, float] | None:
-    """(objective, ratios, premium) of a solved programme, None when infeasible."""
+    """(objective, ratios, premium) of a programme solved to proved optimality (no MIP gap:
+    its value is the node's bound), None when infeasible; Unproved otherwise."""
     prob = lp.problem
-    prob.solve(solver(lp.ctx.space))
-    if prob.status != pulp.LpStatusOptimal:
+    space = lp.ctx.space
+    exact = space.model_copy(update={"solver": space.solver.model_copy(
+        update={"mip_gap": 0.0})})
+    prob.solve(solver(exact))
+    if prob.status == pulp.LpStatusInfeasible:
         return None
+    if prob.status != pulp.LpStatusOptimal or prob.sol_status != pulp.LpSolutionOptimal:
+        raise Unproved(pulp.LpStatus[prob.status])
     ratios = np.array([float(pulp.value(r)) for r in lp.ratios])
     prem = lp.premium if isinstance(lp.premium, float) else float(pulp.value(lp.premium))
     return float(pulp.value(prob.objective)), ratios, prem
@@ -159,17 +169,20 @@ def combo_search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
     found, key = None, None
     counter = itertools.count()
     heap = [(-np.inf, next(counter), root_box(ctx, combo))]
-    nodes = 0
+    nodes, tiny_gap = 0, 0.0
     while heap:
         bound, _, box = heapq.heappop(heap)
         incumbent = key if key is not None else best
         if incumbent is not None and bound >= incumbent[0] - tol:
-            return found, key, 0.0, nodes
+            return found, key, tiny_gap, nodes
         if nodes >= MAX_NODES:
             return found, key, (incumbent[0] - bound) if incumbent else np.inf, nodes
         nodes += 1
         lp = node_lp(ctx, obj, pricer, rules, combo, box, integer)
-        solved = None if lp is None else solve_lp(lp)
+        try:
+            solved = None if lp is None else solve_lp(lp)
+        except Unproved:  # the box stays open: its bound is the one it came with
+            return found, key, (incumbent[0] - bound) if incumbent else np.inf, nodes
         if solved is None:
             continue
         value, ratios, _ = solved
@@ -186,11 +199,27 @@ def combo_search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
         incumbent = key if key is not None else best
         own = None if exact is None else exact[1]
         if (incumbent is not None and value >= incumbent[0] - tol) or not box.bounds \
-                or box.width < 1e-3 or (own is not None and own - value <= tol):
+                or (own is not None and own - value <= tol):
+            continue
+        if box.width < 1e-3:  # cannot split further: whatever it still hides is a gap
+            tiny_gap = max(tiny_gap, (incumbent[0] - value) if incumbent else np.inf)
             continue
         for child in box.split(at):
             heapq.heappush(heap, (value, next(counter), child))
-    return found, key, 0.0, nodes
+    return found, key, tiny_gap, nodes
+
+
+def _today(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
+           ) -> tuple[Candidate | None, tuple | None]:
+    """Today's ratios under today's deductible and cap, priced and checked like any plan."""
+    combo = Combo(ctx.status_quo.deductible, ctx.status_quo.cap)
+    prices = pricer.price(combo, np.array([ctx.status_quo.ratios]),
+                          with_scenarios=obj.scenarios)
+    exact = best_of(ctx, obj, prices, rules)
+    if exact is None:
+        return None, None
+    row, score, payout, premium = exact
+    return _candidate(ctx, prices, row, premium), (score, payout, premium)
 
 
 def tolerance(ctx: Context, obj: Objective) -> float:
@@ -203,8 +232,10 @@ def tolerance(ctx: Context, obj: Objective) -> float:
 
 def branch_and_bound(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
                      ) -> Searched:
-    """The best plan over every combo (see module doc)."""
-    best, key, gap, nodes = None, None, 0.0, 0
+    """The best plan over every combo (see module doc); today's plan, whose ratios may lie
+    off the grid or outside the bounds, is always a candidate."""
+    best, key = _today(ctx, obj, pricer, rules)
+    gap, nodes = 0.0, 0
     for combo in combos(ctx.space, ctx.status_quo):
         found, found_key, open_gap, n = combo_search(ctx, obj, pricer, rules, combo, key)
         nodes += n

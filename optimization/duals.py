@@ -104,7 +104,8 @@ def continuous_optimum(ctx: Context, obj: Objective, pricer: Pricer, rules: list
     """The ratios of the best plan of this combo with continuous ratios (exact)."""
     bands = ctx.space.bands.model_copy(update={"step": 0.0})
     space = ctx.space.model_copy(update={"bands": bands})
-    cctx = Context(space, ctx.status_quo, ctx.insured, ctx.effective_floor)
+    cctx = Context(space, ctx.status_quo, ctx.insured, ctx.effective_floor,
+                   ctx.scenario_insured)
     found, _, _, _ = combo_search(cctx, obj, pricer, rules, combo, None)
     return np.array(found.plan.ratios) if found is not None else start
 

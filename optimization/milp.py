@@ -82,7 +82,7 @@ def ratio_variables(prob: pulp.LpProblem, space: PlanSpace, integer: bool) -> li
     K = len(b.edges) + 1
     if not integer:
         return [prob.add_variable(f"r{k}", b.ratio_min, b.ratio_max) for k in range(K)]
-    n = round((b.ratio_max - b.ratio_min) / b.step)
+    n = int(np.floor((b.ratio_max - b.ratio_min) / b.step + 1e-9))  # never above the max
     return [b.ratio_min + b.step * prob.add_variable(f"n{k}", 0, n, cat="Integer")
             for k in range(K)]
 

@@ -143,14 +143,18 @@ def add_to_lp(ctx: Context, obj: Objective, lp: LP, scenario_payouts: list | Non
         prob, n = lp.problem, len(scenario_payouts)
         eta = prob.add_variable("cvar_eta")
         xi = [prob.add_variable(f"cvar_xi{s}", lowBound=0) for s in range(n)]
-        for s, pay in enumerate(scenario_payouts):
-            prob += xi[s] >= pay + ctx.opex_fixed - net * lp.premium - eta, f"cvar_s{s}"
+        heads = (np.full(n, ctx.insured) if ctx.scenario_insured is None
+                 else ctx.scenario_insured)
+        for s, pay in enumerate(scenario_payouts):  # each scenario's own premium income
+            net_s = (1 - ctx.opex_share) * float(heads[s])
+            prob += xi[s] >= pay + ctx.opex_fixed - net_s * lp.premium - eta, f"cvar_s{s}"
         tail = eta + pulp.lpSum(xi) / ((1 - risk.cvar_level) * n)
         if obj.name == "cvar":
             lp.add(Row("cvar_budget", tail, "<=", risk.cvar_budget, 1.0, "CNY of CVaR",
                        "CVaR budget"))
         else:
-            lp.add(Row("risk_appetite", tail - risk.cvar_share * ctx.insured * lp.premium,
+            lp.add(Row("risk_appetite", tail - risk.cvar_share * float(np.mean(heads))
+                       * lp.premium,
                        "<=", 0.0, 1.0, "CNY of CVaR", "CVaR within the share of premium"))
     goal = loss if obj.premium == "high" else lp.premium
     lp.problem.setObjective(goal if not isinstance(goal, float) else pulp.lpSum([goal]))

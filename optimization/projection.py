@@ -67,6 +67,19 @@ def scaled(plan: Plan, a: float) -> Plan:
                    cap=None if plan.cap is None else plan.cap / a, special=special)
 
 
+def expected_payout(fc: Forecast, plan: Plan, a: float, sd: float) -> float:
+    """E over the cost level a exp(W), W ~ N(-sd^2/2, sd^2) (mean level a), of the plan's
+    exact expected payout at that level: Gauss-Hermite quadrature on 9 nodes (exact for
+    sd = 0). Payouts are not linear in the cost level (deductible, cap), so an uncertain
+    trend moves the expected payout too."""
+    if sd <= 0:
+        return a * fc.expected_payout(scaled(plan, a))
+    nodes, weights = np.polynomial.hermite_e.hermegauss(9)
+    levels = a * np.exp(sd * nodes - sd**2 / 2)
+    values = [lv * fc.expected_payout(scaled(plan, lv)) for lv in levels]
+    return float(np.dot(weights, values) / weights.sum())
+
+
 def year_plans(plan: Plan, space: PlanSpace, income: float) -> list[Plan]:
     """The plan of each year of the term: premium indexed, deductible by the rule."""
     term, out = space.term, []
@@ -74,7 +87,8 @@ def year_plans(plan: Plan, space: PlanSpace, income: float) -> list[Plan]:
     for t in range(term.years):
         p = plan.with_(premium_per_capita=plan.premium_per_capita * (1 + index) ** t)
         if term.deductible_rule == "income" and t > 0:
-            last = income * (1 + term.income_growth) ** (t - 1)
+            # `income` is the year before the term's first; year t's rule reads year t-1's
+            last = income * (1 + term.income_growth) ** t
             d = space.constraints.deductible_income_share * last
             if d < p.band_edges[0]:
                 p = p.with_(deductible=d)
@@ -121,8 +135,11 @@ def _project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTe
     enrol = enrol if term.enrolment_trend == "data" else term.enrolment_trend
     plans = year_plans(plan, space, income)
     rng = np.random.default_rng(seed)
-    walk = np.cumsum(rng.normal(0.0, spread, (term.years, n)), axis=0)
-    walk[0] = 0.0  # the forecast year's own uncertainty is in its scenarios
+    # the trend's error accumulates year by year; centred so that the cost level's mean is
+    # the trend's (E[exp(W_t)] = 1), as the exact expected payouts assume
+    steps = rng.normal(0.0, spread, (term.years, n))
+    steps[0] = 0.0  # the forecast year's own uncertainty is in its scenarios
+    walk = np.cumsum(steps, axis=0) - (spread**2 / 2) * np.arange(term.years)[:, None]
     rows, scen_rows = [], []
     for t, p in enumerate(plans):
         fc = replace(forecast, cohorts=cohorts_of_year(forecast, t, enrol, term.ageing))
@@ -137,7 +154,7 @@ def _project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTe
         income_s = p.premium_per_capita * heads
         opex_s = costs.opex_fixed + costs.opex_share * income_s
         s = settle(pay_s, income_s, opex_s, terms)
-        expected = a * fc.expected_payout(scaled(p, a))
+        expected = expected_payout(fc, p, a, spread * np.sqrt(t))
         premium_income = p.premium_per_capita * insured
         exp_before = premium_income - expected - costs.opex_fixed - costs.opex_share * (
             premium_income)

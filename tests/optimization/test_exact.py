@@ -186,3 +186,25 @@ def test_continuous_ratios_beat_every_point_of_a_fine_grid(small_forecast, space
     assert grid.method == "exhaustive"
     tol = cont.solver.tolerance * cont.premium.max * small_forecast.insured
     assert opt.kpis.expected_loss <= grid.kpis.expected_loss + tol
+
+
+@pytest.mark.parametrize("bands", [
+    {"ratio_min": 0.5, "ratio_max": 0.88},    # not a whole number of steps: never above max
+    {"ratio_min": 0.5, "ratio_max": 0.70},    # today's 75 % top band lies outside the bounds
+])
+def test_branch_and_bound_off_the_grid_equals_exhaustive(small_forecast, space, status_quo,
+                                                         bands):
+    """Spaces whose grid is not whole or leaves today's ratios outside: branch and bound
+    answers as the exhaustive search does (today's plan is always a candidate)."""
+    sp = space.model_copy(update={
+        "bands": space.bands.model_copy(update=bands),
+        "cap": space.cap.model_copy(update={"candidates": (300_000.0, None)}),
+        "deductible": space.deductible.model_copy(update={"candidates": (15_000.0,)})})
+    forced = sp.model_copy(update={"solver": sp.solver.model_copy(
+        update={"enumeration_limit": 0})})
+    a = optimize(small_forecast, sp, status_quo, "min-loss")
+    b = optimize(small_forecast, forced, status_quo, "min-loss")
+    assert b.method == "branch and bound" and b.proved
+    assert max(b.plan.ratios) <= max(bands["ratio_max"], max(status_quo.ratios)) + 1e-12
+    tol = sp.solver.tolerance * sp.premium.max * small_forecast.insured
+    assert b.kpis.expected_loss == pytest.approx(a.kpis.expected_loss, abs=tol)

@@ -125,3 +125,27 @@ def test_a_projection_asked_again_is_the_same_and_its_own_copy(small_forecast, s
     pd.testing.assert_frame_equal(again.years, fresh.years)
     other = project(small_forecast, status_quo, space, terms, 31_500.0, n=100, seed=4)
     assert not np.array_equal(other.scenarios["payout"], again.scenarios["payout"])
+
+
+def test_the_trend_walk_keeps_the_mean_and_the_deductible_follows_income(small_forecast,
+                                                                         space, status_quo):
+    """With a trend error but no trend, the expected payout of each year (quadrature over
+    the cost level) is the scenarios' mean payout within their error (the walk is centred
+    and the same uncertainty is in both); the deductible of year t is the income rule on
+    year t-1's income, the given income being the year before the term."""
+    from optimization.projection import year_plans
+
+    sp = _term(space, cost_trend=0.0, cost_trend_sd=0.15, enrolment_trend=0.0,
+               ageing=False, deductible_rule="fixed")
+    out = project(small_forecast, status_quo, sp, space.contract.terms(), 31_500.0,
+                  n=3000, seed=9)
+    years = out.years[out.years["year"] != "term"]
+    sim = out.scenarios.groupby("year")["payout"].agg(["mean", "std", "count"])
+    for (_, row), (_, s) in zip(years.iterrows(), sim.iterrows(), strict=True):
+        assert abs(s["mean"] - row["expected_payout"]) < 4 * s["std"] / np.sqrt(s["count"])
+    rule = _term(space, deductible_rule="income", income_growth=0.03)
+    plans = year_plans(status_quo, rule, 31_500.0)
+    share = space.constraints.deductible_income_share
+    assert plans[0].deductible == status_quo.deductible
+    assert plans[1].deductible == pytest.approx(share * 31_500.0 * 1.03)
+    assert plans[2].deductible == pytest.approx(share * 31_500.0 * 1.03**2)
