@@ -22,7 +22,7 @@ import pulp
 from optimization.context import Context
 from optimization.milp import LP, premium_variable, ratio_variables, solver
 from optimization.objectives import Objective, add_to_lp
-from optimization.pricing import Combo, Pricer, Schedule, combos, schedules
+from optimization.pricing import Combo, Pricer, Schedule, combos, space_schedules
 from optimization.rules import Rule, lp_rows
 from optimization.search import (
     Candidate,
@@ -57,18 +57,12 @@ class Box:
         return max((hi - lo for _, lo, hi in self.bounds), default=0.0)
 
 
-def _scheds(ctx: Context, combo: Combo, ratios: np.ndarray) -> tuple[Schedule, Schedule]:
-    from optimization.milp import _special
-
-    return schedules(combo, np.atleast_2d(ratios), _special(ctx.space), ctx.space.bands.edges)
-
-
 def root_box(ctx: Context, combo: Combo) -> Box:
     """Cap levels of each capped group between those of the highest and lowest ratios."""
     b = ctx.space.bands
     K = len(b.edges) + 1
-    high = _scheds(ctx, combo, np.full(K, b.ratio_max))
-    low = _scheds(ctx, combo, np.full(K, b.ratio_min))
+    high = space_schedules(ctx.space, combo, np.full(K, b.ratio_max))
+    low = space_schedules(ctx.space, combo, np.full(K, b.ratio_min))
     out = []
     for g in (0, 1):
         if np.isfinite(high[g].cap[0]):
@@ -91,7 +85,7 @@ def node_lp(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], com
     prob = pulp.LpProblem("ciplan_node", pulp.LpMinimize)
     r = ratio_variables(prob, space, integer)
     p = premium_variable(prob, ctx, obj.free)
-    scheds = _scheds(ctx, combo, np.full(len(r), space.bands.ratio_min))
+    scheds = space_schedules(ctx.space, combo, np.full(len(r), space.bands.ratio_min))
     inc = space.special.ratio_increment
     shift = (0.0, inc)
     levels = {g: (lo, hi) for g, lo, hi in box.bounds}

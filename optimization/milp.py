@@ -21,7 +21,7 @@ import pulp
 
 from forecasting.errors import UserError
 from optimization.context import Context
-from optimization.pricing import TOL, Combo, Schedule, schedules, schedules_of
+from optimization.pricing import TOL, Combo, Schedule, schedules_of, space_schedules
 from optimization.space import SOLVERS, PlanSpace
 
 OBJECTIVE_NAMES = ("min-loss", "break-even", "cvar", "risk")
@@ -112,7 +112,7 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
     breaks the rule."""
     space, today = ctx.space, schedules_of(ctx.status_quo)
     sample = np.array([[space.bands.ratio_min] * len(ratios)])
-    mine = schedules(combo, sample, _special(space), space.bands.edges)
+    mine = space_schedules(space, combo, sample)
     inc = space.special.ratio_increment
     rows = []
     for who, new, old in zip(("general", "special"), mine, today, strict=True):
@@ -159,10 +159,3 @@ def _inverse(sched: Schedule, value: float) -> float:
         else:
             lo = mid
     return hi
-
-
-def _special(space: PlanSpace):
-    from forecasting.scheme.plan import SpecialRules
-
-    s = space.special
-    return SpecialRules(s.deductible_factor, s.ratio_increment, s.cap)

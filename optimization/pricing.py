@@ -45,11 +45,9 @@ def combos(space: PlanSpace, status_quo: Plan | None = None) -> tuple[Combo, ...
 
 def plan_of(space: PlanSpace, combo: Combo, ratios, premium: float) -> Plan:
     """The Plan for a combo, ratios and premium, with the space's special-group rules."""
-    s = space.special
     return Plan(premium_per_capita=premium, deductible=combo.deductible,
                 band_edges=space.bands.edges, ratios=tuple(float(r) for r in ratios),
-                cap=combo.cap, special=SpecialRules(s.deductible_factor, s.ratio_increment,
-                                                    s.cap))
+                cap=combo.cap, special=special_rules(space))
 
 
 def ratio_grid(space: PlanSpace, status_quo: Plan | None = None) -> np.ndarray:
@@ -143,6 +141,18 @@ def schedules(plan_combo: Combo, ratios: np.ndarray, space_special: SpecialRules
     return general, special
 
 
+def special_rules(space: PlanSpace) -> SpecialRules:
+    """The space's special-group rules as a plan holds them."""
+    s = space.special
+    return SpecialRules(s.deductible_factor, s.ratio_increment, s.cap)
+
+
+def space_schedules(space: PlanSpace, combo: Combo, ratios: np.ndarray
+                    ) -> tuple[Schedule, Schedule]:
+    """The two schedules of plans of the space sharing a combo (rows of ratios)."""
+    return schedules(combo, np.atleast_2d(ratios), special_rules(space), space.bands.edges)
+
+
 def schedules_of(plan: Plan) -> tuple[Schedule, Schedule]:
     """The two schedules of one plan (each with one row)."""
     return schedules(Combo(plan.deductible, plan.cap), np.array([plan.ratios]),
@@ -225,8 +235,20 @@ class Pricer:
 
     def price(self, combo: Combo, ratios: np.ndarray, with_scenarios: bool = False
               ) -> Prices:
+        """The figures of the plans of one combo (one per row of ratios), the space's
+        special-group rules."""
         ratios = np.atleast_2d(np.asarray(ratios, dtype="float64"))
-        general, special = schedules(combo, ratios, self.space_special, self.space.bands.edges)
+        general, special = space_schedules(self.space, combo, ratios)
+        return self._figures(combo, ratios, general, special, with_scenarios)
+
+    def price_plan(self, plan: Plan, with_scenarios: bool = False) -> Prices:
+        """The figures of one plan (its own special rules)."""
+        general, special = schedules_of(plan)
+        return self._figures(Combo(plan.deductible, plan.cap), np.array([plan.ratios]),
+                             general, special, with_scenarios)
+
+    def _figures(self, combo: Combo, ratios: np.ndarray, general: Schedule, special: Schedule,
+                 with_scenarios: bool) -> Prices:
         g, s = self.groups
         payout = g.payout(general) + s.payout(special)
         above = g.above(general.lower[0]) + s.above(special.lower[0])
@@ -237,24 +259,6 @@ class Pricer:
             scen = sum(sums.payout(sched) for sums, sched in
                        zip(self._sums, (general, special), strict=True))
         return Prices(combo, ratios, general, special, payout, above, scen)
-
-    @property
-    def space_special(self) -> SpecialRules:
-        s = self.space.special
-        return SpecialRules(s.deductible_factor, s.ratio_increment, s.cap)
-
-    def price_plan(self, plan: Plan, with_scenarios: bool = False) -> Prices:
-        """The figures of one plan (its own special rules)."""
-        general, special = schedules_of(plan)
-        g, s = self.groups
-        payout = g.payout(general) + s.payout(special)
-        above = g.above(general.lower[0]) + s.above(special.lower[0])
-        scen = None
-        if with_scenarios:
-            scen = sum(sums.payout(sched) for sums, sched in
-                       zip(self._sums, (general, special), strict=True))
-        return Prices(Combo(plan.deductible, plan.cap), np.array([plan.ratios]), general,
-                      special, payout, above, scen)
 
 
 def scenario_sums(sc: ScenarioSet) -> tuple[ScenarioSums, ScenarioSums]:

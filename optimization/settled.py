@@ -32,9 +32,10 @@ class SettledCandidate(Candidate):
 
 
 def _insured(ctx: Context, pricer: Pricer) -> np.ndarray:
-    insured = getattr(pricer.scenarios, "insured", None)
-    return np.full(pricer.scenarios.n, ctx.insured) if insured is None else np.asarray(
-        insured, dtype="float64")
+    """Each scenario's insured count (the forecast's when enrolment is not drawn)."""
+    if ctx.scenario_insured is not None:
+        return ctx.scenario_insured
+    return np.full(pricer.scenarios.n, ctx.insured)
 
 
 def _premiums(ctx: Context, objective: str) -> np.ndarray:
