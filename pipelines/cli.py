@@ -504,14 +504,29 @@ def run(
                f"forecast run {summary.forecast_run}; train run {summary.train_run}")
     if summary.reused:
         typer.echo("Reused: " + "; ".join(summary.reused))
-    typer.echo(ui_hint(tracking_uri()))
+    typer.echo(ui_hint(tracking_uri(), plan_experiment_id()))
 
 
-def ui_hint(uri: str) -> str:
-    """The store the runs went to and a command that opens the MLflow UI on it."""
-    if uri.startswith(("http://", "https://")):
-        return f"MLflow store: {uri} (a tracking server: open {uri} in a browser)"
-    return f"MLflow store: {uri} (open the UI with `make ui STORE={uri}`)"
+def plan_experiment_id() -> str | None:
+    """The id of the plan experiment in the store, if it has one."""
+    from pipelines.tracking import PLAN_EXPERIMENT, connect
+
+    found = connect().get_experiment_by_name(PLAN_EXPERIMENT)
+    return None if found is None else found.experiment_id
+
+
+def ui_hint(uri: str, experiment_id: str | None = None) -> str:
+    """The store the runs went to, a command that opens the MLflow UI on it and, given the
+    plan experiment, the address of its runs table (the proposals side by side)."""
+    from pipelines.tracking import UI_ADDRESS, runs_page
+
+    server = uri.startswith(("http://", "https://"))
+    hint = (f"MLflow store: {uri} (a tracking server: open {uri} in a browser)" if server
+            else f"MLflow store: {uri} (open the UI with `make ui STORE={uri}`)")
+    if experiment_id is None:
+        return hint
+    return (f"{hint}\nProposals side by side: "
+            f"{runs_page(uri if server else UI_ADDRESS, experiment_id)}")
 
 
 def _progress():

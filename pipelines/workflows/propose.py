@@ -41,7 +41,6 @@ from pipelines.tracking import (
     use_experiment,
 )
 
-
 # plan.json's format: a folder of an older format is made again, not reused (2: the
 # ranges of premium income and payouts)
 PLAN_FORMAT = 2
