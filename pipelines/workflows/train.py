@@ -22,7 +22,7 @@ from forecasting.models.backtesting import METRICS, backtest, summarise
 from forecasting.models.claims import ClaimsModel
 from forecasting.models.diagnostics import layer_fit, scale_free
 from forecasting.models.warnings import collected
-from pipelines.model_files import HASH_TAG, MODEL_FORMAT, log_estimator
+from pipelines.model_files import HASH_TAG, MODEL_FORMAT, key_levels, log_estimator
 from pipelines.report import plots
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
@@ -227,7 +227,8 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds:
         # never miss a value (the data contract refuses them), so it is noise on the console
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         return log_estimator(est, infer_signature(_model_frame(example, cells.spec),
-                                                  est.predict(example)), REQUIREMENTS)
+                                                  est.predict(example)), REQUIREMENTS,
+                             key_levels(_model_frame(cells.table, cells.spec)))
 
 
 def _log_fitted_settings(est) -> None:
