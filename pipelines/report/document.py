@@ -640,7 +640,9 @@ class Report:
         space = self.space
         return self.tx(
             "prov_text", fp=self.prov.get("data_fingerprint", "?"),
-            fr=self.prov.get("forecast_run", "?"), mv=self.prov.get("model_versions", {}),
+            fr=self.prov.get("forecast_run", "?"),
+            mv=", ".join(f"{name} {version}" for name, version
+                         in self.prov.get("model_versions", {}).items()) or "?",
             pr=", ".join(f"{p.key}={p.doc.get('run_id', '?')}" for p in self.props),
             os=pct(space.get("costs", {}).get("opex_share", 0.0)),
             pc=pct(space.get("contract", {}).get("profit_cap_share", 0.0)),

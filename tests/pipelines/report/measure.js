@@ -1,6 +1,7 @@
 // Measures the laid-out report (run at the end of <body> of a copy of it, never shipped):
 // cells whose text overflows them, header cells too narrow for two characters, boxes
-// sticking out of the page, and per section its paragraphs, tables and charts. The result
+// sticking out of the page, and per section its paragraphs, tables and charts (with the
+// smallest text as drawn). The result
 // is JSON in a pre element (id "measure") that `chromium --dump-dom` prints.
 (function () {
   const body = document.body.getBoundingClientRect();
@@ -26,8 +27,15 @@
       })),
       charts: [...s.querySelectorAll("svg")].map((v) => {
         const r = v.getBoundingClientRect();
-        return { width: r.width, height: r.height, texts: v.querySelectorAll("text").length,
-                 marks: v.querySelectorAll("path, use, rect, line, polyline").length };
+        // the smallest text as drawn: its font size in the chart's units times the scale
+        // the page draws the chart at (CSS px; 1 pt = 4/3 px)
+        const scale = v.viewBox.baseVal && v.viewBox.baseVal.width
+          ? r.width / v.viewBox.baseVal.width : 1;
+        const sizes = [...v.querySelectorAll("text")].map(
+          (t) => parseFloat(getComputedStyle(t).fontSize) * scale);
+        return { width: r.width, height: r.height, texts: sizes.length,
+                 marks: v.querySelectorAll("path, use, rect, line, polyline").length,
+                 smallest_font_px: sizes.length ? Math.min(...sizes) : null };
       }),
     };
   }

@@ -149,3 +149,13 @@ def test_chinese_money_and_bands_as_a_negotiator_writes_them(report):
     assert member.labels == ["2万元", "5万元", "10万元", "20万元", "50万元"]
     verdict = "".join(section_texts(page, "verdict"))
     assert re.search(r"\d 元", verdict) and "CNY" not in page
+
+
+def test_sources_are_words_not_a_python_dict(report, plan_dirs):
+    _lang, out = report
+    prov = json.loads((plan_dirs[0] / "plan.json").read_text())["provenance"]
+    text = "".join(section_texts((out / "report.html").read_text(encoding="utf-8"),
+                                 "provenance"))
+    assert "{" not in text and "'" not in text, text
+    for name, version in prov["model_versions"].items():
+        assert f"{name} {version}" in text

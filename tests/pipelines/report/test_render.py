@@ -20,6 +20,7 @@ A4_WIDTH = 794  # px at 96 dpi: the page the PDF is printed on
 # sections with a chart: history, what a member gets, by age, the term's loss after
 # settlement, the frontier, the forecast by age
 CHARTS = ("history", "member", "by_age", "contract", "frontier", "forecast")
+SMALLEST_PT = 7.0  # the smallest chart text readable on paper
 
 
 def measured(page: str, tmp_path: Path) -> dict:
@@ -73,6 +74,8 @@ def test_verdict_proposals_and_charts_are_laid_out(layouts, plan_dirs):
         for chart in charts:  # drawn at a readable size, with its words and marks
             assert chart["width"] > 300 and chart["height"] > 100, (lang, name, chart)
             assert chart["texts"] >= 5 and chart["marks"] >= 10, (lang, name, chart)
+            # no text (legends included) below 7 pt as printed (A4 width is the page's)
+            assert chart["smallest_font_px"] >= SMALLEST_PT * 4 / 3 - 0.05, (lang, name, chart)
 
 
 def test_no_text_overflows_its_cell_or_the_page(layouts):

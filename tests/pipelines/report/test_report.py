@@ -201,7 +201,8 @@ def test_every_workbook_number_is_a_number_of_the_html(report):
     page = (out / "report.html").read_text(encoding="utf-8")
     shown = np.array([v for v in _numbers_of(page) if np.isfinite(v)])
     book = openpyxl.load_workbook(out / "report.xlsx")
-    for name in ("KPIs", "Terms", "Contract", "Term", "Member", "ByAge", "History"):
+    for name in ("KPIs", "HowSure", "Terms", "Contract", "Term", "Member", "ByAge", "History",
+                 "Backtest"):
         rows = list(book[name].iter_rows(min_row=2))
         assert rows, name
         for r in rows:
