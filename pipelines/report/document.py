@@ -26,7 +26,7 @@ from forecasting.failpoints import stop_here
 from forecasting.scheme.in_force import plan_from_dict
 from pipelines.conventions import PLAN_FILE, PROPOSALS, check_lang, proposal_of
 from pipelines.report import contract, sure
-from pipelines.report.labels import rule, t, unit
+from pipelines.report.labels import rule, solver_word, t, unit
 from pipelines.report.plots import new_figure
 
 # the KPIs of a plan the report reads (plan.json "kpis" and "status_quo"."kpis")
@@ -328,7 +328,8 @@ class Report:
 
     def status_sentence(self, prop: Proposal) -> str:
         sv = prop.doc.get("solver", {})
-        return self.tx("status", status=sv.get("status", "?"), method=sv.get("method", "?"),
+        return self.tx("status", status=solver_word(sv.get("status", "?"), self.lang),
+                       method=solver_word(sv.get("method", "?"), self.lang),
                        plans=f"{sv.get('plans_priced', 0):,}")
 
     def impact_html(self) -> str:

@@ -294,6 +294,19 @@ UNITS: dict[str, dict[str, str]] = {
 }
 
 
+# the optimiser's status and method words (plan.json "solver"), in Chinese
+SOLVER_WORDS: dict[str, str] = {
+    "Optimal": "已证明最优", "Not proved": "未证明最优",
+    "Not proved: the search's price and the evaluator's differ":
+        "未证明最优：搜索定价与精确评估不一致",
+    "exhaustive": "穷举", "branch and bound": "分支定界", "today's benefits": "保持现行待遇"}
+
+
+def solver_word(text: str, lang: str) -> str:
+    """A solver status or method as the report's language says it."""
+    return SOLVER_WORDS.get(text, text) if lang == "zh" else text
+
+
 WHO = {"general": {"en": "ordinary", "zh": "普通参保人"},
        "special": {"en": "special-group", "zh": "特殊人群"}}
 
