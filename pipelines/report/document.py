@@ -116,6 +116,12 @@ def premium(x: float) -> str:
     return f"{x:,.2f}".rstrip("0").rstrip(".")
 
 
+def wan_figure(x: float) -> str:
+    """An amount in 万 (10,000) as Chinese writes it: 15000 -> 1.5万, 435333 -> 43.53万;
+    below 10,000 as it is (5,000)."""
+    return f"{premium(x / 10_000)}万" if abs(x) >= 10_000 else money(x)
+
+
 def cell(value: float, text: str | None = None) -> str:
     """A table cell that shows `text` and carries the exact value for machines."""
     shown = text if text is not None else money(value)
@@ -258,7 +264,7 @@ class Report:
         """An amount of money as a negotiator writes it: 15,000 in English, 1.5万元 in
         Chinese."""
         if self.lang == "zh" and abs(x) >= 10_000:
-            return f"{premium(x / 10_000)}万元"
+            return f"{wan_figure(x)}元"
         return money(x)
 
     def band(self, key: str) -> str:
@@ -270,12 +276,11 @@ class Report:
             lo_x, hi_x = float(lo.replace(",", "")), float(hi.replace(",", "") or "nan")
         except ValueError:
             return key
+        figure = wan_figure if self.lang == "zh" else money
+        unit = "元" if self.lang == "zh" else ""
         if np.isnan(hi_x):
-            return self.tx("band_above", x=self.wan(lo_x))
-        if self.lang == "zh":
-            return f"{self.wan(lo_x).removesuffix('万元')}{'万' if lo_x >= 10_000 else ''}–" \
-                   f"{self.wan(hi_x)}"
-        return f"{money(lo_x)}–{money(hi_x)}"
+            return self.tx("band_above", x=f"{figure(lo_x)}{unit}")
+        return f"{figure(lo_x)}–{figure(hi_x)}{unit}"
 
     def impact_key(self, r: dict) -> str:
         """The group of a member-impact row in words."""
