@@ -213,7 +213,7 @@ def plan_run(forecast: Forecast, space: PlanSpace, objective: str,
              proposal: str | None) -> Iterator[str]:
     """A `plan-optimization` run open for the whole solve (the store lock is held only to
     start and end it, not while solving); its id. An infeasible proposal ends FAILED with
-    the reason as tag `infeasible`; any other error ends it FAILED too."""
+    the reason as tag `infeasible`, any other error FAILED too, an interrupt KILLED."""
     import mlflow
 
     tags = plan_tags(forecast, space, objective, proposal or "none")
@@ -222,14 +222,11 @@ def plan_run(forecast: Forecast, space: PlanSpace, objective: str,
         run = mlflow.start_run(run_name=run_name(objective, proposal), tags=tags)
     try:
         yield run.info.run_id
-    except InfeasibleError as exc:
+    except BaseException as exc:
         with store_lock():
-            mlflow.set_tag("infeasible", str(exc)[:5000])
-            mlflow.end_run("FAILED")
-        raise
-    except Exception:
-        with store_lock():
-            mlflow.end_run("FAILED")
+            if isinstance(exc, InfeasibleError):
+                mlflow.set_tag("infeasible", str(exc)[:5000])
+            mlflow.end_run("FAILED" if isinstance(exc, Exception) else "KILLED")
         raise
     with store_lock():
         mlflow.end_run()
