@@ -23,6 +23,8 @@ min_backtest_claimants = 30      # backtest years with fewer held-out claimants 
 method = "chain-ladder"          # or "bornhuetter-ferguson" (prior: the earlier years' trend)
 level = 0.9                      # coverage of the completion's interval
 negotiation_date = "01-31"       # MM-DD: as-of backtests see each origin's data as of then
+group_by = ""                    # a cohort key to develop each of its groups apart ("": none)
+min_claimants = 200              # a thinner group (latest year) takes the portfolio's factors
 ```
 """
 
@@ -92,6 +94,8 @@ class Development(_Frozen):
     method: Literal["chain-ladder", "bornhuetter-ferguson"] = "chain-ladder"
     level: float = Field(default=0.9, gt=0, lt=1)
     negotiation_date: Annotated[str, AfterValidator(_month_day)] = "01-31"
+    group_by: str = ""
+    min_claimants: int = Field(default=200, ge=1)
 
     def negotiation(self, year: int) -> datetime.date:
         """The day of `year` the negotiation of that year's contract is held."""

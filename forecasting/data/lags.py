@@ -17,14 +17,13 @@ import pandas as pd
 
 from forecasting.data.cells import is_reported
 
-LAG_COLUMNS = ("year", "settled", "cost", "claimants")
 
-
-def lag_records(claims: pd.DataFrame, threshold: float = 0.0, rule: str = "above"
-                ) -> pd.DataFrame:
-    """Incremental cost and newly reported claimants by (year, settled), from claims with
-    member_id, year, eligible_cost and settled (a datetime64 column): the data of every
-    cumulative lag triangle of the as-of view (money units of the data, member-years)."""
+def lag_records(claims: pd.DataFrame, threshold: float = 0.0, rule: str = "above",
+                keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Incremental cost and newly reported claimants by (year, settled, *keys), from
+    claims with member_id, year, eligible_cost, settled (a datetime64 column) and the
+    cohort `keys` of their member-year: the data of every cumulative lag triangle of the
+    as-of view, of the portfolio or of a group (money units of the data, member-years)."""
     c = claims.sort_values(["member_id", "year", "settled"], kind="stable")
     running = c.groupby(["member_id", "year"], sort=False)["eligible_cost"].cumsum()
     reported = is_reported(running.to_numpy(), threshold, rule)
@@ -32,9 +31,10 @@ def lag_records(claims: pd.DataFrame, threshold: float = 0.0, rule: str = "above
     first = reported & ~pd.Series(reported, index=c.index).groupby(
         [c["member_id"], c["year"]], sort=False).shift(fill_value=False).to_numpy()
     out = pd.DataFrame({"year": c["year"].to_numpy(), "settled": c["settled"].to_numpy(),
+                        **{k: c[k].astype(str).to_numpy() for k in keys},
                         "cost": c["eligible_cost"].to_numpy(),
                         "claimants": first.astype("int64")})
-    return out.groupby(["year", "settled"], as_index=False, sort=True)[
+    return out.groupby(["year", "settled", *keys], as_index=False, sort=True)[
         ["cost", "claimants"]].sum()
 
 

@@ -31,18 +31,18 @@ METHODS = ("chain-ladder", "bornhuetter-ferguson")
 
 @dataclass(frozen=True)
 class YearCompletion:
-    """One service year completed: reported (settled by the as-of date) and completed
-    eligible cost (money units of the data) with its interval at `level`, the claimants
-    likewise, and the sd of log(completed cost), the spread the forecast inherits."""
+    """One service year (of one group, or all) completed: reported (settled by the as-of
+    date) and completed eligible cost (money units of the data) with its standard error,
+    the claimants likewise."""
 
     year: int
     reported: float
     completed: float
-    low: float
-    high: float
-    log_sd: float
+    se: float
     claimants_reported: float
     claimants_completed: float
+    group: str = ""
+    pooled: bool = False  # completed by the portfolio's factors
 
     @property
     def factor(self) -> float:
@@ -53,21 +53,50 @@ class YearCompletion:
         return (self.claimants_completed / self.claimants_reported
                 if self.claimants_reported > 0 else 1.0)
 
+    def scaled_like(self, whole: YearCompletion, group: str) -> YearCompletion:
+        """This group's year completed by the factors of `whole` (a group too thin for a
+        triangle of its own), its error in proportion to its share."""
+        share = self.reported / whole.reported if whole.reported > 0 else 0.0
+        return YearCompletion(self.year, self.reported, self.reported * whole.factor,
+                              whole.se * share, self.claimants_reported,
+                              self.claimants_reported * whole.claimant_factor, group, True)
+
+    def stated(self, level: float) -> dict:
+        """Plain data with the factors and the lognormal interval at `level`."""
+        low, high, log_sd = lognormal_interval(self.completed, self.se, level)
+        return {**asdict(self), "factor": self.factor, "claimant_factor":
+                self.claimant_factor, "low": low, "high": high, "log_sd": log_sd}
+
+
+def total(parts: list[YearCompletion]) -> YearCompletion:
+    """A year's groups added up: the errors of groups developed apart in quadrature, those
+    of groups sharing the portfolio's factors added (they move together)."""
+    own = sum(p.se**2 for p in parts if not p.pooled)
+    pooled = sum(p.se for p in parts if p.pooled)
+    return YearCompletion(parts[0].year, sum(p.reported for p in parts),
+                          sum(p.completed for p in parts), float(np.sqrt(own + pooled**2)),
+                          sum(p.claimants_reported for p in parts),
+                          sum(p.claimants_completed for p in parts))
+
 
 @dataclass(frozen=True)
 class Completion:
-    """Every year of an as-of view completed by one method."""
+    """Every year of an as-of view completed by one method: the years' totals, and the
+    factors per year and group (`group_by`; the totals' when it is "")."""
 
     as_of: datetime.date
     method: str
     level: float
     years: tuple[YearCompletion, ...]
+    group_by: str = ""
+    groups: tuple[YearCompletion, ...] = ()
 
     def to_dict(self) -> dict:
         """Plain data for provenance, the report and MLflow."""
         return {"as_of": self.as_of.isoformat(), "method": self.method, "level": self.level,
-                "years": [{**asdict(y), "factor": y.factor,
-                           "claimant_factor": y.claimant_factor} for y in self.years]}
+                "group_by": self.group_by,
+                "years": [y.stated(self.level) for y in self.years],
+                "groups": [g.stated(self.level) for g in self.groups]}
 
 
 _METHOD_NAMES = {"chain-ladder": "chain ladder",
@@ -181,9 +210,49 @@ def lognormal_interval(mean: float, se: float, level: float) -> tuple[float, flo
     return float(low), float(high), float(np.sqrt(s2))
 
 
+def _completions(lags: pd.DataFrame, as_of: datetime.date, method: str,
+                 exposure: pd.Series, group: str = "") -> list[YearCompletion]:
+    """Each service year of these lags completed: cost and claimants triangles."""
+    years = sorted(int(y) for y in lags["year"].unique())
+    tri = triangles(lags.groupby(["year", "settled"], as_index=False)[
+        ["cost", "claimants"]].sum(), as_of)
+    weight = exposure.reindex(years).to_numpy(float)
+    cost = complete_column(tri["cost"], method, weight)
+    count = complete_column(tri["claimants"], method, weight)
+    return [YearCompletion(year, float(cost[0][i]), float(cost[1][i]), float(cost[2][i]),
+                           float(count[0][i]), float(count[1][i]), group)
+            for i, year in enumerate(years)]
+
+
+def _by_group(cells: Cells, options: Development, whole: list[YearCompletion]
+              ) -> list[YearCompletion]:
+    """The years completed group by group (`options.group_by`); a group with fewer than
+    `options.min_claimants` claimants reported in its latest year, or fewer than two
+    years, takes the portfolio's factors."""
+    key = options.group_by
+    if key not in cells.lags:
+        raise InputError(f"[development] group_by: {key!r} is not a cohort key (keys: "
+                         f"{', '.join(cells.spec.keys) or 'none'})")
+    exposure = cells.table.groupby(["year", key], observed=True)["exposure"].sum()
+    portfolio = {y.year: y for y in whole}
+    parts = []
+    for value, lags in cells.lags.groupby(key, observed=True, sort=True):
+        latest = lags[lags["year"] == lags["year"].max()]["claimants"].sum()
+        mine = exposure.xs(value, level=key)
+        if lags["year"].nunique() >= 2 and latest >= options.min_claimants:
+            parts += _completions(lags, cells.as_of, options.method, mine, str(value))
+            continue
+        for year, part in lags.groupby("year"):
+            reported = YearCompletion(int(year), float(part["cost"].sum()), 0.0, 0.0,
+                                      float(part["claimants"].sum()), 0.0)
+            parts.append(reported.scaled_like(portfolio[int(year)], str(value)))
+    return parts
+
+
 def complete(cells: Cells, options: Development | None = None) -> Completion:
     """Every year of an as-of view completed by `options.method` (default: the chain
-    ladder; InputError when the data hold no settlement history to build triangles from)."""
+    ladder on the portfolio; InputError when the data hold no settlement history to build
+    triangles from)."""
     options = options or Development()
     if cells.lags is None or cells.as_of is None:
         raise InputError("claims development needs the data as of a date (--as-of) with "
@@ -192,29 +261,33 @@ def complete(cells: Cells, options: Development | None = None) -> Completion:
     if len(years) < 2:
         raise InputError(f"claims development needs at least two service years with "
                          f"settlements by {cells.as_of}; got {years}")
-    tri = triangles(cells.lags, cells.as_of)
-    exposure = cells.table.groupby("year")["exposure"].sum().reindex(years).to_numpy(float)
-    cost = complete_column(tri["cost"], options.method, exposure)
-    count = complete_column(tri["claimants"], options.method, exposure)
-    done = []
-    for i, year in enumerate(years):
-        low, high, log_sd = lognormal_interval(cost[1][i], cost[2][i], options.level)
-        done.append(YearCompletion(year, float(cost[0][i]), float(cost[1][i]), low, high,
-                                   log_sd, float(count[0][i]), float(count[1][i])))
-    return Completion(cells.as_of, options.method, options.level, tuple(done))
+    exposure = cells.table.groupby("year")["exposure"].sum()
+    whole = _completions(cells.lags, cells.as_of, options.method, exposure)
+    if not options.group_by:
+        return Completion(cells.as_of, options.method, options.level, tuple(whole))
+    parts = _by_group(cells, options, whole)
+    totals = tuple(total([p for p in parts if p.year == y]) for y in years)
+    return Completion(cells.as_of, options.method, options.level, totals,
+                      options.group_by, tuple(parts))
 
 
 def completed_cells(cells: Cells, completion: Completion) -> Cells:
-    """Cells with each year scaled to its completed ultimate: claimants (and claim
-    counts) by the claimant factor, cost by the cost factor, each claimant's annual cost
-    by their ratio (the mean cost of a claimant once all is settled)."""
-    factors = pd.DataFrame([(y.year, y.claimant_factor, y.factor) for y in completion.years],
-                           columns=["year", "n", "c"]).set_index("year")
+    """Cells with each year (of each group) scaled to its completed ultimate: claimants
+    (and claim counts) by the claimant factor, cost by the cost factor, each claimant's
+    annual cost by their ratio (the mean cost of a claimant once all is settled)."""
+    key = completion.group_by
+    rows = completion.groups if key else completion.years
+    index = ["year", *([key] if key else [])]
+    factors = pd.DataFrame([(y.year, y.group, y.claimant_factor, y.factor) for y in rows],
+                           columns=["year", "group", "n", "c"])
+    factors = factors.rename(columns={"group": key} if key else {}).set_index(index)[["n", "c"]]
 
     def scaled(frame: pd.DataFrame | None, per_claimant: bool) -> pd.DataFrame | None:
         if frame is None:
             return None
-        f = factors.reindex(frame["year"]).fillna(1.0)
+        at = pd.MultiIndex.from_arrays([frame[c].astype(str) if c == key else frame[c]
+                                        for c in index]) if key else frame["year"]
+        f = factors.reindex(at).fillna(1.0)
         n, c = f["n"].to_numpy(), f["c"].to_numpy()
         out = frame.copy()
         if per_claimant:

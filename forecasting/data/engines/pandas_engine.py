@@ -41,8 +41,11 @@ def cells_from_files(source: Source, options: DataOptions) -> Cells:
     cells = aggregate(members, annual, source.spec, options.reported_above,
                       options.threshold_rule, counts)
     if options.as_of is not None:
+        keys = list(source.spec.keys)
+        keyed = claims.merge(members[["member_id", "year", *keys]], on=["member_id", "year"],
+                             how="left", validate="many_to_one")
         cells = replace(cells, as_of=options.as_of, lags=lag_records(
-            claims, options.reported_above, options.threshold_rule))
+            keyed, options.reported_above, options.threshold_rule, tuple(keys)))
     return summarised(cells) if options.severity_summary else cells
 
 
