@@ -20,22 +20,23 @@ from forecasting.data.cells import is_reported
 
 def lag_records(claims: pd.DataFrame, threshold: float = 0.0, rule: str = "above",
                 keys: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Incremental cost and newly reported claimants by (year, settled, *keys), from
-    claims with member_id, year, eligible_cost, settled (a datetime64 column) and the
-    cohort `keys` of their member-year: the data of every cumulative lag triangle of the
-    as-of view, of the portfolio or of a group (money units of the data, member-years)."""
+    """One row per claim settled by the as-of date, from claims with member_id, year,
+    eligible_cost, settled (datetime64) and the cohort `keys` of their member-year: year,
+    settled, the keys, cost, claimants (1 on the settlement that first made the member-year
+    a claimant) and before (the member-year's settled total before this claim): what every
+    lag triangle is summed from, of the whole cost, of a layer of it, or of a group (money
+    units of the data, member-years)."""
     c = claims.sort_values(["member_id", "year", "settled"], kind="stable")
     running = c.groupby(["member_id", "year"], sort=False)["eligible_cost"].cumsum()
     reported = is_reported(running.to_numpy(), threshold, rule)
     # a member-year counts once: on the settlement date its running total first reported
     first = reported & ~pd.Series(reported, index=c.index).groupby(
         [c["member_id"], c["year"]], sort=False).shift(fill_value=False).to_numpy()
-    out = pd.DataFrame({"year": c["year"].to_numpy(), "settled": c["settled"].to_numpy(),
-                        **{k: c[k].astype(str).to_numpy() for k in keys},
-                        "cost": c["eligible_cost"].to_numpy(),
-                        "claimants": first.astype("int64")})
-    return out.groupby(["year", "settled", *keys], as_index=False, sort=True)[
-        ["cost", "claimants"]].sum()
+    cost = c["eligible_cost"].to_numpy()
+    return pd.DataFrame({"year": c["year"].to_numpy(), "settled": c["settled"].to_numpy(),
+                         **{k: pd.Categorical(c[k].astype(str).to_numpy()) for k in keys},
+                         "cost": cost, "claimants": first.astype("int64"),
+                         "before": running.to_numpy() - cost})
 
 
 def years_under_way(years: np.ndarray, as_of: datetime.date) -> np.ndarray:

@@ -13,6 +13,7 @@ and the uncertainty of the latest factor widens the forecast's scenarios.
 from __future__ import annotations
 
 import datetime
+import itertools
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -25,6 +26,9 @@ from forecasting.config import Development
 from forecasting.data.cells import Cells
 from forecasting.data.dataset import Dataset, load_data
 from forecasting.errors import InputError
+from forecasting.forecast import plan_levels
+from forecasting.models.layer_map import layer_content, layer_edges, layered_map
+from forecasting.scheme.in_force import Scheme
 
 METHODS = ("chain-ladder", "bornhuetter-ferguson")
 
@@ -43,6 +47,8 @@ class YearCompletion:
     claimants_completed: float
     group: str = ""
     pooled: bool = False  # completed by the portfolio's factors
+    layers_reported: tuple[float, ...] = ()  # cost inside each layer (Completion.edges)
+    layers: tuple[float, ...] = ()  # the same completed, adding up to `completed`
 
     @property
     def factor(self) -> float:
@@ -57,9 +63,16 @@ class YearCompletion:
         """This group's year completed by the factors of `whole` (a group too thin for a
         triangle of its own), its error in proportion to its share."""
         share = self.reported / whole.reported if whole.reported > 0 else 0.0
-        return YearCompletion(self.year, self.reported, self.reported * whole.factor,
-                              whole.se * share, self.claimants_reported,
-                              self.claimants_reported * whole.claimant_factor, group, True)
+        completed = self.reported * whole.factor
+        layers = ()
+        if whole.layers:
+            known, done = np.array(whole.layers_reported), np.array(whole.layers)
+            factors = np.divide(done, known, out=np.ones_like(done), where=known > 0)
+            layers = _adding_up(np.array(self.layers_reported) * factors, completed)
+        return YearCompletion(self.year, self.reported, completed, whole.se * share,
+                              self.claimants_reported,
+                              self.claimants_reported * whole.claimant_factor, group, True,
+                              self.layers_reported, layers)
 
     def stated(self, level: float) -> dict:
         """Plain data with the factors and the lognormal interval at `level`."""
@@ -90,11 +103,12 @@ class Completion:
     years: tuple[YearCompletion, ...]
     group_by: str = ""
     groups: tuple[YearCompletion, ...] = ()
+    edges: tuple[float, ...] = ()  # the cost layers developed apart (none: cost alone)
 
     def to_dict(self) -> dict:
         """Plain data for provenance, the report and MLflow."""
         return {"as_of": self.as_of.isoformat(), "method": self.method, "level": self.level,
-                "group_by": self.group_by,
+                "group_by": self.group_by, "edges": list(self.edges),
                 "years": [y.stated(self.level) for y in self.years],
                 "groups": [g.stated(self.level) for g in self.groups]}
 
@@ -124,23 +138,24 @@ def aligned_months(settled: pd.Series, as_of: datetime.date) -> pd.Series:
     return pd.to_datetime(settled) + (as_of + pd.offsets.MonthEnd(0) - as_of)
 
 
-def triangles(lags: pd.DataFrame, as_of: datetime.date):
-    """Cumulative lag triangles of settled cost and claimants first reported, origin =
-    service year, monthly development (chainladder Triangle with columns cost,
-    claimants)."""
+def triangles(lags: pd.DataFrame, as_of: datetime.date,
+              columns: tuple[str, ...] = ("cost", "claimants")):
+    """Cumulative lag triangles of `columns` of the lags (by default settled cost and
+    claimants first reported), origin = service year, monthly development (a chainladder
+    Triangle with those columns)."""
     import chainladder as cl
 
-    frame = pd.DataFrame({"origin": pd.to_datetime(lags["year"].astype(str) + "-01-01"),
-                          "settled": aligned_months(lags["settled"], as_of),
-                          "cost": lags["cost"].astype(float),
-                          "claimants": lags["claimants"].astype(float)})
+    sums = lags.groupby(["year", "settled"], as_index=False)[list(columns)].sum()
+    frame = pd.DataFrame({"origin": pd.to_datetime(sums["year"].astype(str) + "-01-01"),
+                          "settled": aligned_months(sums["settled"], as_of),
+                          **{c: sums[c].astype(float) for c in columns}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tri = cl.Triangle(frame, origin="origin", development="settled",
-                          columns=["cost", "claimants"], cumulative=False).incr_to_cum()
-    years = sorted(int(y) for y in lags["year"].unique())
+                          columns=list(columns), cumulative=False).incr_to_cum()
+    last = int(lags["year"].max())
     # the library lays origins out up to the valuation date; keep the service years
-    return tri[tri.origin <= str(years[-1])]
+    return tri[tri.origin <= str(last)]
 
 
 def _mack(tri) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -148,12 +163,12 @@ def _mack(tri) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     triangle says the year is complete)."""
     import chainladder as cl
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the library's own arithmetic on empty cells
         warnings.simplefilter("ignore")
         mack = cl.MackChainladder().fit(tri)
-    latest = tri.latest_diagonal.values[0, 0, :, -1]
-    ultimate = mack.ultimate_.values[0, 0, :, -1]
-    se = np.nan_to_num(mack.mack_std_err_.values[0, 0, :, -1])
+        latest = tri.latest_diagonal.values[0, 0, :, -1]
+        ultimate = mack.ultimate_.values[0, 0, :, -1]
+        se = np.nan_to_num(mack.mack_std_err_.values[0, 0, :, -1])
     return latest, ultimate, se
 
 
@@ -210,22 +225,54 @@ def lognormal_interval(mean: float, se: float, level: float) -> tuple[float, flo
     return float(low), float(high), float(np.sqrt(s2))
 
 
+def _adding_up(layers: np.ndarray, completed: float) -> tuple[float, ...]:
+    """Layers scaled to add up to the completed cost (their chain ladders, one per layer,
+    need not add up to the total's)."""
+    layers = np.asarray(layers, dtype=float)
+    return tuple(float(x) for x in layers * (completed / layers.sum())) if layers.sum() > 0 \
+        else tuple(float(x) for x in layers)
+
+
+def with_layers(lags: pd.DataFrame, edges: tuple[float, ...]) -> pd.DataFrame:
+    """The lags with each claim's increment of every cost layer (layer_0 ... layer_K) of
+    its member-year's running total."""
+    bounds = np.r_[0.0, edges, np.inf]
+    before = lags["before"].to_numpy()
+    after = before + lags["cost"].to_numpy()
+    return lags.assign(**{
+        f"layer_{k}": layer_content(after, lo, hi) - layer_content(before, lo, hi)
+        for k, (lo, hi) in enumerate(itertools.pairwise(bounds))})
+
+
 def _completions(lags: pd.DataFrame, as_of: datetime.date, method: str,
-                 exposure: pd.Series, group: str = "") -> list[YearCompletion]:
-    """Each service year of these lags completed: cost and claimants triangles."""
+                 exposure: pd.Series, group: str = "", edges: tuple[float, ...] = ()
+                 ) -> list[YearCompletion]:
+    """Each service year of these lags completed: cost and claimants triangles, and one
+    triangle per cost layer when there are `edges`."""
     years = sorted(int(y) for y in lags["year"].unique())
-    tri = triangles(lags.groupby(["year", "settled"], as_index=False)[
-        ["cost", "claimants"]].sum(), as_of)
+    names = [f"layer_{k}" for k in range(len(edges) + 1)] if edges else []
+    tri = triangles(with_layers(lags, edges) if edges else lags, as_of,
+                    ("cost", "claimants", *names))
     weight = exposure.reindex(years).to_numpy(float)
     cost = complete_column(tri["cost"], method, weight)
     count = complete_column(tri["claimants"], method, weight)
-    return [YearCompletion(year, float(cost[0][i]), float(cost[1][i]), float(cost[2][i]),
-                           float(count[0][i]), float(count[1][i]), group)
-            for i, year in enumerate(years)]
+    layers = [complete_column(tri[n], method, weight) for n in names]
+    out = []
+    for i, year in enumerate(years):
+        known = tuple(float(lay[0][i]) for lay in layers)
+        # a layer empty when young (the top ones) has no factors of its own: the total's
+        factor = cost[1][i] / cost[0][i] if cost[0][i] > 0 else 1.0
+        ends = [lay[1][i] if np.isfinite(lay[1][i]) and lay[1][i] >= lay[0][i]
+                else lay[0][i] * factor for lay in layers]
+        done = _adding_up(ends, float(cost[1][i])) if layers else ()
+        out.append(YearCompletion(year, float(cost[0][i]), float(cost[1][i]),
+                                  float(cost[2][i]), float(count[0][i]), float(count[1][i]),
+                                  group, False, known, done))
+    return out
 
 
-def _by_group(cells: Cells, options: Development, whole: list[YearCompletion]
-              ) -> list[YearCompletion]:
+def _by_group(cells: Cells, options: Development, whole: list[YearCompletion],
+              edges: tuple[float, ...] = ()) -> list[YearCompletion]:
     """The years completed group by group (`options.group_by`); a group with fewer than
     `options.min_claimants` claimants reported in its latest year, or fewer than two
     years, takes the portfolio's factors."""
@@ -233,26 +280,32 @@ def _by_group(cells: Cells, options: Development, whole: list[YearCompletion]
     if key not in cells.lags:
         raise InputError(f"[development] group_by: {key!r} is not a cohort key (keys: "
                          f"{', '.join(cells.spec.keys) or 'none'})")
-    exposure = cells.table.groupby(["year", key], observed=True)["exposure"].sum()
+    table = cells.table.assign(**{key: cells.table[key].astype(str)})
+    exposure = table.groupby(["year", key], observed=True)["exposure"].sum()
     portfolio = {y.year: y for y in whole}
     parts = []
     for value, lags in cells.lags.groupby(key, observed=True, sort=True):
         latest = lags[lags["year"] == lags["year"].max()]["claimants"].sum()
         mine = exposure.xs(value, level=key)
         if lags["year"].nunique() >= 2 and latest >= options.min_claimants:
-            parts += _completions(lags, cells.as_of, options.method, mine, str(value))
+            parts += _completions(lags, cells.as_of, options.method, mine, str(value),
+                                  edges)
             continue
-        for year, part in lags.groupby("year"):
+        for year, part in (with_layers(lags, edges) if edges else lags).groupby("year"):
+            known = tuple(float(part[f"layer_{k}"].sum()) for k in range(len(edges) + 1)
+                          ) if edges else ()
             reported = YearCompletion(int(year), float(part["cost"].sum()), 0.0, 0.0,
-                                      float(part["claimants"].sum()), 0.0)
+                                      float(part["claimants"].sum()), 0.0,
+                                      layers_reported=known)
             parts.append(reported.scaled_like(portfolio[int(year)], str(value)))
     return parts
 
 
-def complete(cells: Cells, options: Development | None = None) -> Completion:
+def complete(cells: Cells, options: Development | None = None,
+             edges: tuple[float, ...] = ()) -> Completion:
     """Every year of an as-of view completed by `options.method` (default: the chain
-    ladder on the portfolio; InputError when the data hold no settlement history to build
-    triangles from)."""
+    ladder on the portfolio), each cost layer between `edges` on its own triangle too;
+    InputError when the data hold no settlement history to build triangles from."""
     options = options or Development()
     if cells.lags is None or cells.as_of is None:
         raise InputError("claims development needs the data as of a date (--as-of) with "
@@ -262,19 +315,22 @@ def complete(cells: Cells, options: Development | None = None) -> Completion:
         raise InputError(f"claims development needs at least two service years with "
                          f"settlements by {cells.as_of}; got {years}")
     exposure = cells.table.groupby("year")["exposure"].sum()
-    whole = _completions(cells.lags, cells.as_of, options.method, exposure)
+    whole = _completions(cells.lags, cells.as_of, options.method, exposure, "", edges)
     if not options.group_by:
-        return Completion(cells.as_of, options.method, options.level, tuple(whole))
-    parts = _by_group(cells, options, whole)
+        return Completion(cells.as_of, options.method, options.level, tuple(whole),
+                          edges=tuple(edges))
+    parts = _by_group(cells, options, whole, edges)
     totals = tuple(total([p for p in parts if p.year == y]) for y in years)
     return Completion(cells.as_of, options.method, options.level, totals,
-                      options.group_by, tuple(parts))
+                      options.group_by, tuple(parts), tuple(edges))
 
 
 def completed_cells(cells: Cells, completion: Completion) -> Cells:
-    """Cells with each year (of each group) scaled to its completed ultimate: claimants
-    (and claim counts) by the claimant factor, cost by the cost factor, each claimant's
-    annual cost by their ratio (the mean cost of a claimant once all is settled)."""
+    """Cells with each year (of each group) completed: claimants (and claim counts) scaled
+    by the claimant factor, cost by the cost factor, and each claimant's annual cost
+    mapped so that the layers add up to their developed totals (`layered_map`); where no
+    layers were developed or no map reaches them, scaled by the ratio of the factors (the
+    mean cost of a claimant once all is settled)."""
     key = completion.group_by
     rows = completion.groups if key else completion.years
     index = ["year", *([key] if key else [])]
@@ -282,26 +338,42 @@ def completed_cells(cells: Cells, completion: Completion) -> Cells:
                            columns=["year", "group", "n", "c"])
     factors = factors.rename(columns={"group": key} if key else {}).set_index(index)[["n", "c"]]
 
-    def scaled(frame: pd.DataFrame | None, per_claimant: bool) -> pd.DataFrame | None:
+    def scaled(frame: pd.DataFrame | None) -> pd.DataFrame | None:
         if frame is None:
             return None
         at = pd.MultiIndex.from_arrays([frame[c].astype(str) if c == key else frame[c]
                                         for c in index]) if key else frame["year"]
         f = factors.reindex(at).fillna(1.0)
-        n, c = f["n"].to_numpy(), f["c"].to_numpy()
         out = frame.copy()
-        if per_claimant:
-            out["cost"] = out["cost"].to_numpy() * c / n
-            return out
         for column in ("claimants", "claims"):
             if column in out:
-                out[column] = out[column].to_numpy(float) * n
-        out["cost"] = out["cost"].to_numpy() * c
+                out[column] = out[column].to_numpy(float) * f["n"].to_numpy()
+        out["cost"] = out["cost"].to_numpy() * f["c"].to_numpy()
         return out
 
-    return replace(cells, table=scaled(cells.table, False),
-                   claimants=scaled(cells.claimants, True),
-                   by_age=scaled(cells.by_age, False), completion=completion.to_dict())
+    claimants, layered = _mapped_claimants(cells.claimants, rows, key, completion.edges)
+    done = completion.to_dict() | {"layered": layered}
+    return replace(cells, table=scaled(cells.table), claimants=claimants,
+                   by_age=scaled(cells.by_age), completion=done)
+
+
+def _mapped_claimants(claimants: pd.DataFrame, rows, key: str, edges: tuple[float, ...]
+                      ) -> tuple[pd.DataFrame, list[dict]]:
+    """Each (year, group)'s claimants' costs completed by its layered map, or scaled;
+    with a note of which."""
+    cost = claimants["cost"].to_numpy(dtype=float).copy()
+    groups = claimants[key].astype(str).to_numpy() if key else None
+    notes = []
+    for y in rows:
+        mask = claimants["year"].to_numpy() == y.year
+        if key:
+            mask &= groups == y.group
+        mapped = (layered_map(cost[mask], y.claimant_factor, np.array(edges),
+                              np.array(y.layers)) if y.layers else None)
+        cost[mask] = mapped if mapped is not None else (
+            cost[mask] * y.factor / y.claimant_factor)
+        notes.append({"year": y.year, "group": y.group, "layered": mapped is not None})
+    return claimants.assign(cost=cost), notes
 
 
 def developed(ds: Dataset) -> Dataset:
@@ -312,7 +384,25 @@ def developed(ds: Dataset) -> Dataset:
         return ds
     if cells.lags["year"].nunique() < 2:  # one year: no development to learn from
         return ds
-    return replace(ds, cells=completed_cells(cells, complete(cells, ds.config.development)))
+    done = complete(cells, ds.config.development, development_edges(cells, ds.scheme))
+    return replace(ds, cells=completed_cells(cells, done))
+
+
+# quantiles of the oldest year's claimant costs that bound layers besides the plans' kinks
+LAYER_QUANTILES = (0.5, 0.9, 0.99)
+
+
+def development_edges(cells: Cells, scheme: Scheme) -> tuple[float, ...]:
+    """The cost layers developed apart: the kinks of every year's plan in force (ordinary
+    and special members) and quantiles of the most settled year's claimant costs; none
+    under a reporting threshold (the layers below it are not in the claimants)."""
+    if cells.reported_above > 0:
+        return ()
+    oldest = cells.claimants.loc[cells.claimants["year"] == min(cells.years), "cost"]
+    kinks = [plan_levels(scheme.plans[y]) for y in cells.years if y in scheme.plans]
+    quantiles = np.quantile(oldest, LAYER_QUANTILES) if len(oldest) else []
+    edges = layer_edges(list(quantiles), *kinks)
+    return tuple(float(e) for e in edges if e < oldest.max()) if len(oldest) else ()
 
 
 def trend_leverage(years, year: int) -> float:
