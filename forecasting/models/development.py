@@ -16,7 +16,7 @@ import datetime
 import itertools
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -199,15 +199,21 @@ def trend_prior(ultimate: np.ndarray, exposure: np.ndarray) -> np.ndarray:
     return prior
 
 
-def complete_column(tri, method: str, exposure: np.ndarray | None = None
+def complete_column(tri, method: str, exposure: np.ndarray | None = None,
+                    latest_prior: float | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Latest, completed ultimate and its standard error per origin, for one column of
-    the triangles. Bornhuetter-Ferguson's error is Mack's scaled by the ratio of the two
-    methods' unsettled amounts (its process error grows with what is still to come)."""
+    the triangles. Bornhuetter-Ferguson's prior is `latest_prior` for the latest origin
+    (ciplan's own forecast of it) and the trend of the earlier years otherwise; its error
+    is Mack's scaled by the ratio of the two methods' unsettled amounts (the process error
+    grows with what is still to come)."""
     latest, ultimate, se = _mack(tri)
     if method == "chain-ladder":
         return latest, ultimate, se
-    bf = _bornhuetter_ferguson(tri, trend_prior(ultimate, exposure))
+    prior = trend_prior(ultimate, exposure)
+    if latest_prior is not None and np.isfinite(latest_prior) and latest_prior > 0:
+        prior[-1] = latest_prior
+    bf = _bornhuetter_ferguson(tri, prior)
     to_come_cl, to_come_bf = ultimate - latest, bf - latest
     ratio = np.divide(to_come_bf, to_come_cl, out=np.ones_like(bf), where=to_come_cl > 0)
     return latest, bf, se * np.abs(ratio)
@@ -244,18 +250,31 @@ def with_layers(lags: pd.DataFrame, edges: tuple[float, ...]) -> pd.DataFrame:
         for k, (lo, hi) in enumerate(itertools.pairwise(bounds))})
 
 
-def _completions(lags: pd.DataFrame, as_of: datetime.date, method: str,
-                 exposure: pd.Series, group: str = "", edges: tuple[float, ...] = ()
+@dataclass(frozen=True)
+class Setup:
+    """How an as-of view is completed: date, method, the cost layers developed apart and
+    the prior (cost, claimants) of the latest year per group ("" the portfolio) from
+    ciplan's own forecast, for Bornhuetter-Ferguson."""
+
+    as_of: datetime.date
+    method: str = "chain-ladder"
+    edges: tuple[float, ...] = ()
+    priors: dict = field(default_factory=dict)
+
+
+def _completions(lags: pd.DataFrame, exposure: pd.Series, setup: Setup, group: str = ""
                  ) -> list[YearCompletion]:
     """Each service year of these lags completed: cost and claimants triangles, and one
-    triangle per cost layer when there are `edges`."""
+    triangle per cost layer when there are edges."""
     years = sorted(int(y) for y in lags["year"].unique())
+    edges, method = setup.edges, setup.method
     names = [f"layer_{k}" for k in range(len(edges) + 1)] if edges else []
-    tri = triangles(with_layers(lags, edges) if edges else lags, as_of,
+    tri = triangles(with_layers(lags, edges) if edges else lags, setup.as_of,
                     ("cost", "claimants", *names))
     weight = exposure.reindex(years).to_numpy(float)
-    cost = complete_column(tri["cost"], method, weight)
-    count = complete_column(tri["claimants"], method, weight)
+    prior_cost, prior_count = setup.priors.get(group, (None, None))
+    cost = complete_column(tri["cost"], method, weight, prior_cost)
+    count = complete_column(tri["claimants"], method, weight, prior_count)
     layers = [complete_column(tri[n], method, weight) for n in names]
     out = []
     for i, year in enumerate(years):
@@ -272,7 +291,7 @@ def _completions(lags: pd.DataFrame, as_of: datetime.date, method: str,
 
 
 def _by_group(cells: Cells, options: Development, whole: list[YearCompletion],
-              edges: tuple[float, ...] = ()) -> list[YearCompletion]:
+              setup: Setup) -> list[YearCompletion]:
     """The years completed group by group (`options.group_by`); a group with fewer than
     `options.min_claimants` claimants reported in its latest year, or fewer than two
     years, takes the portfolio's factors."""
@@ -288,9 +307,9 @@ def _by_group(cells: Cells, options: Development, whole: list[YearCompletion],
         latest = lags[lags["year"] == lags["year"].max()]["claimants"].sum()
         mine = exposure.xs(value, level=key)
         if lags["year"].nunique() >= 2 and latest >= options.min_claimants:
-            parts += _completions(lags, cells.as_of, options.method, mine, str(value),
-                                  edges)
+            parts += _completions(lags, mine, setup, str(value))
             continue
+        edges = setup.edges
         for year, part in (with_layers(lags, edges) if edges else lags).groupby("year"):
             known = tuple(float(part[f"layer_{k}"].sum()) for k in range(len(edges) + 1)
                           ) if edges else ()
@@ -302,10 +321,11 @@ def _by_group(cells: Cells, options: Development, whole: list[YearCompletion],
 
 
 def complete(cells: Cells, options: Development | None = None,
-             edges: tuple[float, ...] = ()) -> Completion:
+             edges: tuple[float, ...] = (), priors: dict | None = None) -> Completion:
     """Every year of an as-of view completed by `options.method` (default: the chain
-    ladder on the portfolio), each cost layer between `edges` on its own triangle too;
-    InputError when the data hold no settlement history to build triangles from."""
+    ladder on the portfolio), each cost layer between `edges` on its own triangle too,
+    Bornhuetter-Ferguson's latest year from `priors` (see Setup); InputError when the data
+    hold no settlement history to build triangles from."""
     options = options or Development()
     if cells.lags is None or cells.as_of is None:
         raise InputError("claims development needs the data as of a date (--as-of) with "
@@ -315,11 +335,12 @@ def complete(cells: Cells, options: Development | None = None,
         raise InputError(f"claims development needs at least two service years with "
                          f"settlements by {cells.as_of}; got {years}")
     exposure = cells.table.groupby("year")["exposure"].sum()
-    whole = _completions(cells.lags, cells.as_of, options.method, exposure, "", edges)
+    setup = Setup(cells.as_of, options.method, tuple(edges), priors or {})
+    whole = _completions(cells.lags, exposure, setup)
     if not options.group_by:
         return Completion(cells.as_of, options.method, options.level, tuple(whole),
                           edges=tuple(edges))
-    parts = _by_group(cells, options, whole, edges)
+    parts = _by_group(cells, options, whole, setup)
     totals = tuple(total([p for p in parts if p.year == y]) for y in years)
     return Completion(cells.as_of, options.method, options.level, totals,
                       options.group_by, tuple(parts), tuple(edges))
@@ -384,8 +405,37 @@ def developed(ds: Dataset) -> Dataset:
         return ds
     if cells.lags["year"].nunique() < 2:  # one year: no development to learn from
         return ds
-    done = complete(cells, ds.config.development, development_edges(cells, ds.scheme))
+    options = ds.config.development
+    priors = (model_priors(cells, options) if options.method == "bornhuetter-ferguson"
+              else {})
+    done = complete(cells, options, development_edges(cells, ds.scheme), priors)
     return replace(ds, cells=completed_cells(cells, done))
+
+
+def model_priors(cells: Cells, options: Development) -> dict[str, tuple[float, float]]:
+    """Bornhuetter-Ferguson's priors for the latest year: ciplan's own forecast of it from
+    the years before (completed by the chain ladder when there are two), at the latest
+    year's known exposure per cohort: expected cost and claimants, for the portfolio ("")
+    and for each group of `options.group_by`."""
+    from forecasting.models.claims import ClaimsModel
+
+    latest = max(cells.years)
+    before = cells.until(latest - 1)
+    if before.lags is not None and before.lags["year"].nunique() >= 2:
+        before = completed_cells(before, complete(before))
+    fc = ClaimsModel().fit(before).forecast(latest)
+    cols = list(cells.spec.columns)
+    known = cells.year(latest).table.groupby(cols, observed=True, as_index=False)[
+        "exposure"].sum()
+    rates = fc.cohorts[[*cols, "frequency", "mean_severity"]]
+    at = known.merge(rates, on=cols, how="inner")
+    at = at.assign(claimants=at["frequency"] * at["exposure"],
+                   cost=at["frequency"] * at["exposure"] * at["mean_severity"])
+    priors = {"": (float(at["cost"].sum()), float(at["claimants"].sum()))}
+    if options.group_by:
+        sums = at.groupby(at[options.group_by].astype(str))[["cost", "claimants"]].sum()
+        priors |= {g: (float(r["cost"]), float(r["claimants"])) for g, r in sums.iterrows()}
+    return priors
 
 
 # quantiles of the oldest year's claimant costs that bound layers besides the plans' kinks

@@ -27,6 +27,7 @@ from forecasting.models.development import (
     completion_sd,
     developed,
     lognormal_interval,
+    model_priors,
     trend_leverage,
     trend_prior,
     triangles,
@@ -92,6 +93,10 @@ def test_bornhuetter_ferguson_is_its_closed_form(raa):
     # its error follows what is still to come
     to_come = (bf - latest)[1:] / (cl_ult - latest)[1:]
     np.testing.assert_allclose(bf_se[1:], cl_se[1:] * np.abs(to_come), rtol=1e-9)
+    # the latest year's prior from ciplan's own forecast replaces the trend's there
+    _, own, _ = complete_column(raa, "bornhuetter-ferguson", exposure, latest_prior=25_000.0)
+    assert own[-1] == pytest.approx(latest[-1] + 25_000.0 * (1 - latest[-1] / cl_ult[-1]))
+    np.testing.assert_allclose(own[:-1], bf[:-1], rtol=1e-12)
     # the trend prior: exactly log-linear rates are extrapolated exactly
     rates = np.exp(0.1 * np.arange(5))
     np.testing.assert_allclose(trend_prior(rates * 2.0, np.full(5, 2.0))[2:],
@@ -269,3 +274,18 @@ def test_thin_groups_take_the_portfolio_factors(small_dir):
 def test_group_by_must_be_a_cohort_key(small_dir):
     with pytest.raises(InputError, match=r"group_by: 'district' is not a cohort key"):
         complete(_as_of_keyed(small_dir), Development(group_by="district"))
+
+
+def test_the_prior_is_ciplans_own_forecast_of_the_latest_year(small_dir, small_city):
+    """Bornhuetter-Ferguson's prior for 2021: the models fitted on the years before,
+    at 2021's known exposure; close to 2021's complete cost and claimants, per group too."""
+    cells = _as_of_keyed(small_dir)
+    priors = model_priors(cells, Development(group_by="residence"))
+    claims = small_city.claims[small_city.claims["year"] == 2021]
+    cost, claimants = priors[""]
+    assert cost == pytest.approx(claims["eligible_cost"].sum(), rel=0.1)
+    assert claimants == pytest.approx(claims[["member_id"]].drop_duplicates().shape[0],
+                                      rel=0.1)
+    groups = {g: p for g, p in priors.items() if g}
+    assert len(groups) >= 2
+    assert sum(p[0] for p in groups.values()) == pytest.approx(cost, rel=1e-9)
