@@ -324,6 +324,9 @@ def train(data: DataArgs) -> None:
                                 "score: the median the champion is chosen on"))
     for said in result.warnings:
         typer.echo(f"Warning: {said}", err=True)
+    if ds.cells.as_of is not None:
+        typer.echo(f"Data as of {ds.cells.as_of}; each backtest origin trained on the data "
+                   f"as of its {ds.config.development.negotiation_date} (MM-DD)", err=True)
     if result.left_out:
         typer.echo(f"Backtest years left out of the scores (too few claimants): "
                    f"{', '.join(map(str, result.left_out))}", err=True)

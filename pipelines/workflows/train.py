@@ -146,6 +146,8 @@ def _train(ds: Dataset, progress) -> TrainResult:
                            "reported_above": cells.reported_above, "data": str(ds.path)})
         mlflow.log_text(cells.table.to_csv(index=False), "cells.csv")
         known = as_known(ds) if log_development(cells) else None
+        if known is not None:
+            mlflow.log_param("backtest_as_of", ds.config.development.negotiation_date)
         for cand in todo:
             if progress:
                 progress.update(task, description=f"{cand.kind}: {cand.name}")

@@ -157,6 +157,8 @@ def test_as_of_train_and_forecast_state_the_completion(small_dir, tmp_path, monk
         filter_string="attributes.run_name = 'train'")[0]
     assert run.data.params["as_of"] == "2022-01-31"
     assert run.data.params["development"] == "chain-ladder"
+    assert run.data.params["backtest_as_of"] == "01-31"
+    assert "each backtest origin trained on the data as of its 01-31" in trained.stderr
     factor = run.data.metrics["development_factor"]   # the last step: 2021
     assert factor > 1.01
     out = tmp_path / "fc"
