@@ -673,7 +673,7 @@ class Report:
                                  for label, vals in self.backtest_rows()],
                                 columns=self.backtest_head())
         dev = self.prov.get("development")
-        completion = pd.DataFrame([{"": self.tx("dev_key"), **dev}] if dev else [])
+        completion = pd.DataFrame([sure.development_row(dev, self.lang)] if dev else [])
         terms = frame(self.term_rows(), "")
         settled = frame([(self.tx(n), v) for n, v in
                          contract.settled_rows(self.columns(), self.loss, pct)],

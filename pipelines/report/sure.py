@@ -20,6 +20,9 @@ MEASURES = (("claimants_error", FREQUENCY, "signed"), ("poisson_deviance", FREQU
             ("gamma_deviance", SEVERITY, "score"), ("layer_error", SEVERITY, "mean-abs"),
             ("above_deductible_error", None, "signed"), ("payout_error", None, "signed"),
             ("loss_error_share", None, "signed"))
+# what the workbook's Completion sheet shows of provenance "development"
+DEVELOPMENT_KEYS = ("as_of", "year", "reported", "completed", "factor", "low", "high",
+                    "method", "level")
 METHODS = {"chain ladder": {"en": "the chain ladder", "zh": "链梯法"},
            "Bornhuetter-Ferguson": {"en": "Bornhuetter-Ferguson", "zh": "BF 法"}}
 
@@ -84,12 +87,24 @@ def backtest_sentence(backtest: dict, lang: str) -> str | None:
     return t("bt_sentence", lang, parts=t("list_sep", lang).join(parts))
 
 
+def method_words(method: str, lang: str) -> str:
+    """A development method as the report's language names it."""
+    return METHODS.get(method, {}).get(lang, method)
+
+
+def development_row(dev: dict, lang: str) -> dict:
+    """Provenance "development" as the workbook's Completion row (labels as keys)."""
+    return {"": t("dev_key", lang)} | {
+        t(f"dev_{k}", lang): method_words(v, lang) if k == "method" else v
+        for k, v in dev.items() if k in DEVELOPMENT_KEYS}
+
+
 def development_sentence(dev: dict | None, money, lang: str) -> str | None:
     """How complete the latest year is (provenance "development"), None when the data
     are complete."""
     if not dev:
         return None
-    method = METHODS.get(dev.get("method", ""), {}).get(lang, dev.get("method", "?"))
+    method = method_words(dev.get("method", "?"), lang)
     return t("dev_sentence", lang, year=dev["year"], as_of=dev["as_of"],
              reported=money(dev["reported"]), completed=money(dev["completed"]),
              method=method, factor=f"{dev['factor']:.3f}",
