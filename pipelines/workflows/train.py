@@ -329,9 +329,14 @@ def _register(logged: tuple[str, str], name: str, tags: dict) -> str:
     """Register a logged model (URI, SHA-256 of its file) under `name`; its version. The
     version's tags name the train run and the file's hash, which loading checks."""
     import mlflow
+    from mlflow.utils.logging_utils import disable_logging, enable_logging
 
     model_uri, digest = logged
-    version = mlflow.register_model(model_uri, name, tags=tags | {HASH_TAG: digest})
+    disable_logging()  # MLflow's "Successfully registered" lines: ciplan says it once
+    try:
+        version = mlflow.register_model(model_uri, name, tags=tags | {HASH_TAG: digest})
+    finally:
+        enable_logging()
     return str(version.version)
 
 
