@@ -289,3 +289,70 @@ def test_the_prior_is_ciplans_own_forecast_of_the_latest_year(small_dir, small_c
     groups = {g: p for g, p in priors.items() if g}
     assert len(groups) >= 2
     assert sum(p[0] for p in groups.values()) == pytest.approx(cost, rel=1e-9)
+
+
+def _slow_portfolio(folder, seed: int, n: int = 30_000):
+    """A portfolio unlike L city: five years 2017-2021, about half of the latest year
+    settled by 31 January (lags of months, larger bills slower), a 'district' key with a
+    group of a few dozen people; the plan of L city every year."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    ids = np.arange(1, n + 1)
+    district = rng.choice(["north", "south", "east", "tiny"], n,
+                          p=[0.45, 0.35, 0.195, 0.005])
+    sex, born = rng.choice(["F", "M"], n), rng.integers(1940, 2010, n)
+    years = range(2017, 2023)
+    pd.concat(pd.DataFrame({"member_id": ids, "year": y, "age": y - born, "sex": sex,
+                            "district": district, "exposure": 1.0}) for y in years
+              ).to_csv(folder / "members.csv", index=False)
+    claims = []
+    for y in years:
+        has = rng.random(n) < 0.05 + 0.001 * ((y - born) - 40).clip(0) / 10
+        who = np.repeat(ids[has], rng.poisson(0.6, has.sum()) + 1)
+        cost = rng.lognormal(np.log(8000 * 1.05 ** (y - 2017)), 1.2, len(who))
+        service = pd.Timestamp(f"{y}-01-01") + pd.to_timedelta(
+            rng.integers(0, 365, len(who)), "D")
+        lag = rng.exponential(120 * (cost / 8000) ** 0.3, len(who)) + rng.exponential(
+            60, len(who))
+        claims.append(pd.DataFrame({
+            "member_id": who, "service_date": service.date, "eligible_cost": cost.round(2),
+            "settlement_date": (service + pd.to_timedelta(lag.astype(int), "D")).date}))
+    pd.concat(claims).to_csv(folder / "claims.csv", index=False)
+    plan = ('premium_per_capita = 60.0\ndeductible = 15000.0\nband_edges = [50000.0, '
+            '100000.0, 200000.0]\nratios = [0.60, 0.65, 0.70, 0.75]\ncap = 300000.0\n')
+    (folder / "scheme.toml").write_text("".join(
+        f"[plan.{y}]\n{plan}[plan.{y}.special]\ndeductible_factor = 0.5\n"
+        f"ratio_increment = 0.05\ncap = \"none\"\n[market.{y}]\neligible_population = "
+        f"40000\ndisposable_income = 31500.0\nopex_fixed = 0.0\nopex_share = 0.04\n"
+        for y in years))
+    return folder
+
+
+@pytest.mark.parametrize("method", ["chain-ladder", "bornhuetter-ferguson"])
+@pytest.mark.parametrize("group_by", ["", "district"])
+def test_slow_settlement_completes_every_layer_upwards(tmp_path, method, group_by):
+    """Months-long lags and a top layer (above the cap) with nothing settled yet in the
+    latest year: the completed years' accounts are numbers (they were NaN, or the thin
+    group stopped the layered map with a traceback), no layer is completed below what is
+    already settled in it (a thin top layer's chain ladder used to shrink the others),
+    and the completed cost still adds up."""
+    from forecasting.config import ProjectConfig
+    from forecasting.models.development import development_edges
+
+    path = _slow_portfolio(tmp_path / "data", seed=12)
+    config = ProjectConfig.model_validate({
+        "cohorts": {"keys": ["sex", "district"]},
+        "development": {"method": method, "group_by": group_by, "min_claimants": 100}})
+    ds = load_data(path, DataOptions(as_of=AS_OF, spec=config.cohorts.spec()), config)
+    done = developed(ds)
+    completion = done.cells.completion
+    for y in completion["groups"] or completion["years"]:
+        assert all(d >= k * (1 - 1e-9) for k, d in zip(y["layers_reported"], y["layers"],
+                                                      strict=True)), y
+        if y["layers"]:
+            assert sum(y["layers"]) == pytest.approx(y["completed"], rel=1e-9)
+    for year in (2020, 2021):
+        paid = year_result(done.cells, year, ds.scheme.plan(year), ds.scheme.market(year))
+        assert np.isfinite(paid.payouts) and paid.payouts > 0
+    assert development_edges(ds.cells, ds.scheme)  # layers were developed
+
