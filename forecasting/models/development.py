@@ -366,8 +366,9 @@ def completed_cells(cells: Cells, completion: Completion) -> Cells:
     """Cells with each year (of each group) completed: claimants (and claim counts) scaled
     by the claimant factor, cost by the cost factor, and each claimant's annual cost
     mapped so that the layers add up to their developed totals (`layered_map`); where no
-    layers were developed or no map reaches them, scaled by the ratio of the factors (the
-    mean cost of a claimant once all is settled)."""
+    layers were developed or no map reaches them, scaled to the mean cost of a claimant
+    once all is settled (completed cost / completed claimants; the ratio of the factors
+    when every settled cost is a claimant's)."""
     key = completion.group_by
     rows = completion.groups if key else completion.years
     index = ["year", *([key] if key else [])]
@@ -407,8 +408,13 @@ def _mapped_claimants(claimants: pd.DataFrame, rows, key: str, edges: tuple[floa
             mask &= groups == y.group
         mapped = (layered_map(cost[mask], y.claimant_factor, np.array(edges),
                               np.array(y.layers)) if y.layers else None)
+        # scaled: to the mean cost of a claimant once all is settled. The rows' own sum
+        # is the base, not the year's settled cost: under a reporting threshold that also
+        # holds the costs of member-years not yet over it, which are in no row
+        known = cost[mask].sum()
         cost[mask] = mapped if mapped is not None else (
-            cost[mask] * y.factor / y.claimant_factor)
+            cost[mask] * (y.completed / (y.claimant_factor * known) if known > 0
+                          else y.factor / y.claimant_factor))
         notes.append({"year": y.year, "group": y.group, "layered": mapped is not None})
     return claimants.assign(cost=cost), notes
 
