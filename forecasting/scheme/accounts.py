@@ -92,7 +92,7 @@ def year_result(cells: Cells, year: int, plan: Plan, market: Market) -> YearResu
         loss=payouts + operating - premium_income,
         loss_ratio=payouts / premium_income if premium_income else float("nan"),
         effective_ratio=payouts / above.sum() if above.sum() else float("nan"),
-        claimants_paid=int(round(float(weight[paid > 0].sum()))),
+        claimants_paid=round(float(weight[paid > 0].sum())),
     )
 
 
