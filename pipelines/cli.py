@@ -289,6 +289,10 @@ def history(
     else:
         frame = history_table(ds.cells, ds.scheme).drop(columns="eligible_above_deductible")
         frame = _with_development(frame, ds.cells.completion)
+    if ds.cells.as_of is not None and not ds.cells.completion:
+        typer.echo(f"Note: data as of {ds.cells.as_of} hold one service year "
+                   f"({', '.join(map(str, ds.years))}): nothing to learn its development "
+                   "from, so it is shown as settled by then, not completed", err=True)
     if fmt == "json":
         typer.echo(json.dumps(frame.to_dict(orient="records"), indent=2))
     elif fmt == "csv":

@@ -77,3 +77,13 @@ def test_settled_before_the_care_is_refused(tiny_csv_dir):
     assert result.exit_code == 2, result.output
     assert ("column 'settlement_date', row 4: expected a settlement date on or after the "
             "service date; got 2015-03-01") in result.stderr
+
+
+def test_one_service_year_is_said_to_be_as_settled(tiny_csv_dir):
+    """As of a date with one ended year there is no development to learn: history shows
+    that year as settled by then and says so (it printed it like a complete year)."""
+    result = runner.invoke(app, ["history", "--data", str(tiny_csv_dir), "--as-of",
+                                 "2020-01-31", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "hold one service year (2019): nothing to learn its development from" \
+        in result.stderr
