@@ -4,6 +4,7 @@ year (the simulator settles with realistic lags)."""
 from __future__ import annotations
 
 import datetime
+import json
 
 import numpy as np
 import pandas as pd
@@ -87,3 +88,15 @@ def test_one_service_year_is_said_to_be_as_settled(tiny_csv_dir):
     assert result.exit_code == 0, result.output
     assert "hold one service year (2019): nothing to learn its development from" \
         in result.stderr
+
+
+def test_history_states_the_completed_cost(small_dir):
+    result = runner.invoke(app, ["history", "--data", str(small_dir), "--as-of",
+                                 "2022-01-31", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    for row in json.loads(result.stdout):
+        assert row["cost_completed"] == pytest.approx(
+            row["cost_settled"] * row["completion_factor"], rel=1e-9)
+        cost = row["cost_completed"]
+        assert row["completed_low"] <= cost * (1 + 1e-12)
+        assert cost <= row["completed_high"] * (1 + 1e-12)
