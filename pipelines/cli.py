@@ -289,6 +289,10 @@ def history(
     else:
         frame = history_table(ds.cells, ds.scheme).drop(columns="eligible_above_deductible")
         frame = _with_development(frame, ds.cells.completion)
+    if ds.cells.as_of is not None and not ds.cells.completion:
+        typer.echo(f"Note: data as of {ds.cells.as_of} hold one service year "
+                   f"({', '.join(map(str, ds.years))}): nothing to learn its development "
+                   "from, so it is shown as settled by then, not completed", err=True)
     if fmt == "json":
         typer.echo(json.dumps(frame.to_dict(orient="records"), indent=2))
     elif fmt == "csv":
@@ -299,13 +303,14 @@ def history(
 
 def _with_development(frame: pd.DataFrame, completion: dict | None) -> pd.DataFrame:
     """The accounts with each year's claims development (as-of data): cost settled by the
-    as-of date, completion factor and the completed cost's interval."""
+    as-of date, completed cost, completion factor and the completed cost's interval."""
     if not completion:
         return frame
     dev = pd.DataFrame(completion["years"]).rename(columns={
-        "reported": "cost_settled", "factor": "completion_factor",
-        "low": "completed_low", "high": "completed_high"})
-    cols = ["year", "cost_settled", "completion_factor", "completed_low", "completed_high"]
+        "reported": "cost_settled", "completed": "cost_completed",
+        "factor": "completion_factor", "low": "completed_low", "high": "completed_high"})
+    cols = ["year", "cost_settled", "cost_completed", "completion_factor", "completed_low",
+            "completed_high"]
     return frame.merge(dev[cols], on="year", how="left")
 
 

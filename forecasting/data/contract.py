@@ -269,6 +269,18 @@ def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST,
         if "settlement_date" not in table.column_names:
             raise InputError(f"{path}: --as-of needs a 'settlement_date' column (when each "
                              "claim was settled)")
-        frame["settled"] = col("settlement_date").dates()
+        settled = col("settlement_date").dates()
+        # a claim settled before its care (before its year, without a service date) is
+        # an error in the data: its lag would fall outside every triangle
+        care = (col("service_date").dates() if "service_date" in table.column_names
+                else (year - 1970).astype("datetime64[Y]").astype("datetime64[D]"))
+        early = settled < care
+        if early.any():
+            what = ("a settlement date on or after the service date"
+                    if "service_date" in table.column_names
+                    else "a settlement date in or after the claim's year")
+            col("settlement_date").fail(np.flatnonzero(early), what,
+                                        str(settled[np.flatnonzero(early)[0]]))
+        frame["settled"] = settled
         frame = frame[frame["settled"] <= np.datetime64(as_of, "D")].reset_index(drop=True)
     return frame

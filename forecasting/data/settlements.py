@@ -225,10 +225,16 @@ def _claims(records: pd.DataFrame, path: Path, mapping: Mapping, members: pd.Dat
                           "service": service, "settled": settled,
                           "eligible_cost": cost, "paid": paid})
     frame = frame[~frame.isna().any(axis=1)]
+    early = frame["settled"].dt.normalize() < frame["service"].dt.normalize()
+    rejected.add(path, f"settled before the care began ({cols['setl_time']!r} before "
+                 f"{cols['service_date']!r})", frame.loc[early, "row"])
+    frame = frame[~early]
     # reversals: rows of one settlement id add up (a reversal cancels, a re-settlement
-    # replaces); what is left is the settlement as it stands
+    # replaces); what is left is the settlement as it stands, dated when it was first
+    # settled (a refund or correction months later does not make the bill unknown until
+    # then, nor its settlement lag longer)
     net = frame.groupby(["member_id", "setl_id"], as_index=False, sort=False).agg(
-        row=("row", "min"), service=("service", "min"), settled=("settled", "max"),
+        row=("row", "min"), service=("service", "min"), settled=("settled", "min"),
         eligible_cost=("eligible_cost", "sum"), paid=("paid", "sum"))
     net = net[(net["eligible_cost"].abs() > 1e-9) | (net["paid"].abs() > 1e-9)]
     negative = net["eligible_cost"] < -1e-9

@@ -68,7 +68,8 @@ class YearCompletion:
         if whole.layers:
             known, done = np.array(whole.layers_reported), np.array(whole.layers)
             factors = np.divide(done, known, out=np.ones_like(done), where=known > 0)
-            layers = _adding_up(np.array(self.layers_reported) * factors, completed)
+            known = np.array(self.layers_reported)
+            layers = _adding_up(known, known * factors, completed)
         return YearCompletion(self.year, self.reported, completed, whole.se * share,
                               self.claimants_reported,
                               self.claimants_reported * whole.claimant_factor, group, True,
@@ -166,7 +167,7 @@ def _mack(tri) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with warnings.catch_warnings():  # the library's own arithmetic on empty cells
         warnings.simplefilter("ignore")
         mack = cl.MackChainladder().fit(tri)
-        latest = tri.latest_diagonal.values[0, 0, :, -1]
+        latest = np.nan_to_num(tri.latest_diagonal.values[0, 0, :, -1])
         ultimate = mack.ultimate_.values[0, 0, :, -1]
         se = np.nan_to_num(mack.mack_std_err_.values[0, 0, :, -1])
     return latest, ultimate, se
@@ -231,10 +232,22 @@ def lognormal_interval(mean: float, se: float, level: float) -> tuple[float, flo
     return float(low), float(high), float(np.sqrt(s2))
 
 
-def _adding_up(layers: np.ndarray, completed: float) -> tuple[float, ...]:
-    """Layers scaled to add up to the completed cost (their chain ladders, one per layer,
-    need not add up to the total's)."""
-    layers = np.asarray(layers, dtype=float)
+def _adding_up(known: np.ndarray, layers: np.ndarray, completed: float
+               ) -> tuple[float, ...]:
+    """Layers made to add up to the completed cost (their chain ladders, one per layer,
+    need not add up to the total's): what each layer still expects to come is scaled, so
+    that no layer ends below what is already settled in it (a layer's settled cost cannot
+    fall); the whole layers are scaled only when the completed cost is below the settled."""
+    known, layers = np.asarray(known, dtype=float), np.asarray(layers, dtype=float)
+    if not (np.isfinite(known).all() and np.isfinite(layers).all()):
+        return tuple(float(x) for x in layers)  # no layered map: the cost is scaled
+    to_come = np.maximum(layers - known, 0.0)
+    rest = completed - known.sum()
+    if rest >= 0 and to_come.sum() > 0:
+        return tuple(float(x) for x in known + to_come * (rest / to_come.sum()))
+    if rest >= 0:  # nothing expected to come by layer: in proportion to what is settled
+        out = known * (completed / known.sum()) if known.sum() > 0 else known
+        return tuple(float(x) for x in out)
     return tuple(float(x) for x in layers * (completed / layers.sum())) if layers.sum() > 0 \
         else tuple(float(x) for x in layers)
 
@@ -275,7 +288,10 @@ def _completions(lags: pd.DataFrame, exposure: pd.Series, setup: Setup, group: s
     prior_cost, prior_count = setup.priors.get(group, (None, None))
     cost = complete_column(tri["cost"], method, weight, prior_cost)
     count = complete_column(tri["claimants"], method, weight, prior_count)
-    layers = [complete_column(tri[n], method, weight) for n in names]
+    # the layers give the completed cost its shape (their sum is made the total's): by the
+    # chain ladder whatever the method, as a prior trended over a thin top layer's wild
+    # ultimates can dwarf the whole year
+    layers = [complete_column(tri[n], "chain-ladder") for n in names]
     out = []
     for i, year in enumerate(years):
         known = tuple(float(lay[0][i]) for lay in layers)
@@ -283,7 +299,7 @@ def _completions(lags: pd.DataFrame, exposure: pd.Series, setup: Setup, group: s
         factor = cost[1][i] / cost[0][i] if cost[0][i] > 0 else 1.0
         ends = [lay[1][i] if np.isfinite(lay[1][i]) and lay[1][i] >= lay[0][i]
                 else lay[0][i] * factor for lay in layers]
-        done = _adding_up(ends, float(cost[1][i])) if layers else ()
+        done = _adding_up(known, ends, float(cost[1][i])) if layers else ()
         out.append(YearCompletion(year, float(cost[0][i]), float(cost[1][i]),
                                   float(cost[2][i]), float(count[0][i]), float(count[1][i]),
                                   group, False, known, done))
@@ -350,8 +366,9 @@ def completed_cells(cells: Cells, completion: Completion) -> Cells:
     """Cells with each year (of each group) completed: claimants (and claim counts) scaled
     by the claimant factor, cost by the cost factor, and each claimant's annual cost
     mapped so that the layers add up to their developed totals (`layered_map`); where no
-    layers were developed or no map reaches them, scaled by the ratio of the factors (the
-    mean cost of a claimant once all is settled)."""
+    layers were developed or no map reaches them, scaled to the mean cost of a claimant
+    once all is settled (completed cost / completed claimants; the ratio of the factors
+    when every settled cost is a claimant's)."""
     key = completion.group_by
     rows = completion.groups if key else completion.years
     index = ["year", *([key] if key else [])]
@@ -391,8 +408,13 @@ def _mapped_claimants(claimants: pd.DataFrame, rows, key: str, edges: tuple[floa
             mask &= groups == y.group
         mapped = (layered_map(cost[mask], y.claimant_factor, np.array(edges),
                               np.array(y.layers)) if y.layers else None)
+        # scaled: to the mean cost of a claimant once all is settled. The rows' own sum
+        # is the base, not the year's settled cost: under a reporting threshold that also
+        # holds the costs of member-years not yet over it, which are in no row
+        known = cost[mask].sum()
         cost[mask] = mapped if mapped is not None else (
-            cost[mask] * y.factor / y.claimant_factor)
+            cost[mask] * (y.completed / (y.claimant_factor * known) if known > 0
+                          else y.factor / y.claimant_factor))
         notes.append({"year": y.year, "group": y.group, "layered": mapped is not None})
     return claimants.assign(cost=cost), notes
 

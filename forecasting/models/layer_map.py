@@ -44,7 +44,8 @@ def _knot(above: np.ndarray, width: float, target: float) -> float | None:
     if target >= width * above.size:
         return None
     lo = 0.5 * above.min()
-    hi = max(above.max(), width * above.sum() / target)
+    # a margin above the root's bound, so rounding cannot leave f(hi) of f(lo)'s sign
+    hi = max(above.max(), width * above.sum() / target) * (1 + 1e-9)
     return brentq(lambda d: width * np.minimum(above, d).sum() / d - target, lo, hi,
                   xtol=1e-9 * hi, rtol=1e-12)
 
@@ -57,6 +58,8 @@ def layered_map(costs: np.ndarray, scale: float, edges: np.ndarray, targets: np.
     no such map exists (a layer needs more claimants than the data hold above it)."""
     costs = np.asarray(costs, dtype=float)
     per_row = np.asarray(targets, dtype=float) / scale
+    if not np.isfinite(per_row).all():
+        return None
     bounds = np.r_[0.0, edges]
     knots = [0.0]
     for k in range(len(edges)):

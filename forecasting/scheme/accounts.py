@@ -49,13 +49,33 @@ def claimant_payouts(cells: Cells, plan: Plan) -> np.ndarray:
     return member_payouts(plan, c["cost"].to_numpy(), c["special_group"].to_numpy())
 
 
+def claimant_weights(cells: Cells) -> np.ndarray:
+    """How many claimants each claimant row of `cells` stands for: 1, or in cells completed
+    by claims development (an as-of view) its year's (and group's) claimant factor, the
+    claimants not yet reported by the as-of date being like those reported."""
+    c = cells.claimants
+    done = cells.completion
+    if not done:
+        return np.ones(len(c))
+    key = done["group_by"]
+    rows = done["groups"] if key else done["years"]
+    factors = {(int(r["year"]), r["group"] if key else ""): r["claimant_factor"]
+               for r in rows}
+    groups = c[key].astype(str).to_numpy() if key else np.full(len(c), "")
+    return np.array([factors.get((int(y), g), 1.0)
+                     for y, g in zip(c["year"].to_numpy(), groups, strict=True)], dtype=float)
+
+
 def year_result(cells: Cells, year: int, plan: Plan, market: Market) -> YearResult:
-    """Apply `plan` to the claimants of `year` in `cells` and close the year's accounts."""
+    """Apply `plan` to the claimants of `year` in `cells` and close the year's accounts
+    (each claimant row weighted by the claimants it stands for, see claimant_weights)."""
     one = cells.year(year)
     insured = int(one.table["insured"].sum())
-    paid = claimant_payouts(one, plan)
+    weight = claimant_weights(one)
+    paid = claimant_payouts(one, plan) * weight
     cost = one.claimants["cost"].to_numpy()
-    above = np.maximum(cost - member_deductibles(plan, one.claimants["special_group"]), 0.0)
+    above = weight * np.maximum(
+        cost - member_deductibles(plan, one.claimants["special_group"]), 0.0)
     premium_income = plan.premium_per_capita * insured
     payouts = float(paid.sum())
     operating = market.operating_cost(premium_income)
@@ -72,7 +92,7 @@ def year_result(cells: Cells, year: int, plan: Plan, market: Market) -> YearResu
         loss=payouts + operating - premium_income,
         loss_ratio=payouts / premium_income if premium_income else float("nan"),
         effective_ratio=payouts / above.sum() if above.sum() else float("nan"),
-        claimants_paid=int((paid > 0).sum()),
+        claimants_paid=round(float(weight[paid > 0].sum())),
     )
 
 
@@ -86,7 +106,7 @@ def history(cells: Cells, scheme: Scheme) -> pd.DataFrame:
 def payouts_by_age(cells: Cells, year: int, plan: Plan) -> pd.Series:
     """Payouts (CNY) of `year` under `plan` by age band (lower edge), all bands listed."""
     one = cells.year(year)
-    paid = claimant_payouts(one, plan)
+    paid = claimant_payouts(one, plan) * claimant_weights(one)
     bands = np.arange(cells.spec.n_bands) * cells.spec.band_width
     sums = pd.Series(paid).groupby(one.claimants["age_band"].to_numpy()).sum()
     return sums.reindex(bands, fill_value=0.0).rename_axis("age_band").rename("payouts")

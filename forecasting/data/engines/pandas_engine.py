@@ -31,9 +31,14 @@ def cells_from_files(source: Source, options: DataOptions) -> Cells:
         claims_path, ["member_id", "year", "service_date", "eligible_cost", "paid",
                       "settlement_date"], encoding), max_cost, as_of=options.as_of)
     if options.as_of is not None:  # the data as known then: years ended by that date
+        first = members["year"].min()
         members = members[~years_under_way(members["year"], options.as_of)]
         claims = claims[~years_under_way(claims["year"], options.as_of)]
         members, claims = members.reset_index(drop=True), claims.reset_index(drop=True)
+        if members.empty:
+            raise InputError(f"{members_path}: --as-of expected a date by which a year "
+                             f"of the data had ended ({int(first)}-12-31 or later); got "
+                             f"{options.as_of}")
     annual, counts = annual_costs(members, claims, members_path, claims_path, max_cost,
                                   counts=True)
     if options.as_of is None:  # a year not all settled may hold totals below the threshold

@@ -4,6 +4,7 @@ year (the simulator settles with realistic lags)."""
 from __future__ import annotations
 
 import datetime
+import json
 
 import numpy as np
 import pandas as pd
@@ -53,3 +54,49 @@ def test_as_of_on_the_command_line(small_dir):
     assert bad.exit_code == 2 and "--as-of expected a date like 2022-01-31" in bad.stderr
     with pytest.raises(EngineError, match="as-of view"):
         load_data(small_dir, DataOptions(as_of=AS_OF, engine="duckdb"))
+
+
+def test_as_of_before_any_year_ended_is_one_line(tiny_csv_dir):
+    """An --as-of before the first year of the data ended leaves nothing to read: one
+    line naming the first date that would do, exit 2 (not a numpy traceback)."""
+    result = runner.invoke(app, ["history", "--data", str(tiny_csv_dir), "--as-of",
+                                 "2019-06-30"])
+    assert result.exit_code == 2, result.output
+    assert "--as-of expected a date by which a year of the data had ended " \
+           "(2019-12-31 or later); got 2019-06-30" in result.stderr
+
+
+def test_settled_before_the_care_is_refused(tiny_csv_dir):
+    """A claim settled before its service date would fall outside every triangle (left
+    out of the completion but kept in the cells): an error naming the row."""
+    path = tiny_csv_dir / "claims.csv"
+    claims = pd.read_csv(path)
+    claims.loc[3, "settlement_date"] = "2015-03-01"
+    claims.to_csv(path, index=False)
+    result = runner.invoke(app, ["history", "--data", str(tiny_csv_dir), "--as-of",
+                                 "2022-01-31"])
+    assert result.exit_code == 2, result.output
+    assert ("column 'settlement_date', row 4: expected a settlement date on or after the "
+            "service date; got 2015-03-01") in result.stderr
+
+
+def test_one_service_year_is_said_to_be_as_settled(tiny_csv_dir):
+    """As of a date with one ended year there is no development to learn: history shows
+    that year as settled by then and says so (it printed it like a complete year)."""
+    result = runner.invoke(app, ["history", "--data", str(tiny_csv_dir), "--as-of",
+                                 "2020-01-31", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "hold one service year (2019): nothing to learn its development from" \
+        in result.stderr
+
+
+def test_history_states_the_completed_cost(small_dir):
+    result = runner.invoke(app, ["history", "--data", str(small_dir), "--as-of",
+                                 "2022-01-31", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    for row in json.loads(result.stdout):
+        assert row["cost_completed"] == pytest.approx(
+            row["cost_settled"] * row["completion_factor"], rel=1e-9)
+        cost = row["cost_completed"]
+        assert row["completed_low"] <= cost * (1 + 1e-12)
+        assert cost <= row["completed_high"] * (1 + 1e-12)

@@ -88,3 +88,30 @@ def test_a_mapping_without_the_needed_column_says_which(tiny_city, tmp_path):
                                  str(tmp_path / "out")])
     assert result.exit_code == 2 and "expected record fields joined by + and -" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_late_refund_keeps_the_bill_dated_when_first_settled(tiny_city, tmp_path):
+    """A partial refund under the same settlement id a year later nets into the bill, and
+    the bill keeps its first settlement date (dated at the refund it vanished from every
+    as-of view between the two and its lag grew by a year); a row settled before its care
+    began is left out and named."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims,
+                                            reversals=0.0)
+    records, roster = records.astype(str), roster.astype(str)
+    bill = records.iloc[[10]].copy()
+    refund = bill.assign(结算时间="2022-06-30 00:00:00")
+    money = ["医疗费总额", "符合政策范围金额", "基本医疗保险统筹基金支出", "居民大病保险资金支出"]
+    refund[money] = (-0.1 * bill[money].astype(float)).round(2).astype(str)
+    records.loc[20, "结算时间"] = "2000-01-01 00:00:00"
+    pd.concat([records, refund], ignore_index=True).to_csv(tmp_path / "r.csv", index=False)
+    roster.to_csv(tmp_path / "p.csv", index=False)
+    found = import_settlements(tmp_path / "r.csv", tmp_path / "p.csv")
+    said = "\n".join(found.said)
+    assert "1 row settled before the care began ('结算时间' before '开始日期')" in said
+    first = pd.Timestamp(bill["结算时间"].iloc[0]).date()
+    member = bill["人员编号"].iloc[0]
+    mine = found.claims[(found.claims["member_id"] == member)
+                        & (found.claims["service_date"].astype(str)
+                           == bill["开始日期"].iloc[0])]
+    assert first in set(mine["settlement_date"])
+    assert pd.Timestamp("2022-06-30").date() not in set(found.claims["settlement_date"])
