@@ -59,11 +59,11 @@ def claimant_weights(cells: Cells) -> np.ndarray:
         return np.ones(len(c))
     key = done["group_by"]
     rows = done["groups"] if key else done["years"]
-    factors = {(int(r["year"]), r["group"] if key else ""): r["claimant_factor"]
-               for r in rows}
+    factors = pd.Series({(int(r["year"]), r["group"] if key else ""): r["claimant_factor"]
+                         for r in rows}, dtype=float)
     groups = c[key].astype(str).to_numpy() if key else np.full(len(c), "")
-    return np.array([factors.get((int(y), g), 1.0)
-                     for y, g in zip(c["year"].to_numpy(), groups, strict=True)], dtype=float)
+    at = pd.MultiIndex.from_arrays([c["year"].to_numpy().astype(int), groups])
+    return factors.reindex(at).fillna(1.0).to_numpy()
 
 
 def year_result(cells: Cells, year: int, plan: Plan, market: Market) -> YearResult:
