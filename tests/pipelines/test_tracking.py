@@ -110,6 +110,12 @@ def test_run_end_to_end_and_reuse(tmp_path, monkeypatch):
     assert again.exit_code == 0, again.output
     assert "Reusing train run" in again.output and "Reused:" in again.output
     assert "城乡居民大病保险" in (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert "Reusing the report" not in again.output  # another language: written again
+    written = (out / "report" / "report.html").stat().st_mtime_ns
+    third = runner.invoke(app, ["run", "--scale", "0.01", "--out", str(out), "--lang", "zh"])
+    assert third.exit_code == 0, third.output
+    assert "Reusing the report" in third.output  # nothing changed: the same pages
+    assert (out / "report" / "report.html").stat().st_mtime_ns == written
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'run.db'}")
     runs = client.search_runs([client.get_experiment_by_name("claims-forecast").experiment_id],
                               filter_string="attributes.run_name = 'train'")
