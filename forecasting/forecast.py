@@ -91,9 +91,9 @@ def payout_per_claimant(plan: Plan, severity: BlendedSeverity) -> float:
     x_cap = plan.capped_cost()
     lower = np.minimum(plan.lower_edges, x_cap)
     upper = np.minimum(plan.upper_edges, x_cap)
-    lev_hi = np.asarray(severity.lev(upper), dtype="float64")
-    lev_lo = np.asarray(severity.lev(lower), dtype="float64")
-    return float(np.dot(plan.ratios, lev_hi - lev_lo))
+    # one call for both ends of every band: the same values, half the overhead
+    lev = np.asarray(severity.lev(np.concatenate([upper, lower])), dtype="float64")
+    return float(np.dot(plan.ratios, lev[:len(upper)] - lev[len(upper):]))
 
 
 @dataclass(frozen=True)
@@ -218,10 +218,14 @@ class Forecast:
             return sev.layer(a, b)
         return reported_layer(sev, a, b, self.reported_above)
 
-    def scenarios(self, n: int, seed: int = 0, floor: float = 0.0) -> ScenarioSet:
+    def scenarios(self, n: int, seed: int = 0, floor: float = 0.0,
+                  level: np.ndarray | None = None) -> ScenarioSet:
         """n joint draws of the year: enrolment, parameters, year effects (with the trend's
         uncertainty), claim counts and costs above `floor` (0: every cost; any plan whose
-        deductibles are at or above the floor can then be priced)."""
+        deductibles are at or above the floor can then be priced). `level`: a further cost
+        level per scenario (a later year's trend, length n, > 0) by which the costs are
+        multiplied before the floor applies, so that each scenario draws only the costs
+        that reach the floor at its own level."""
         rng = np.random.default_rng(seed)
         k = len(self.cohorts)
         insured_mult = np.exp(rng.normal(0, self.insured_sd, n))
@@ -232,6 +236,8 @@ class Forecast:
                                             self.freq_covariance, size=n, method="eigh")
             freq_mult = freq_mult * np.exp(shift @ self.freq_design.T)
         cost_mult = np.exp(rng.normal(0, self.sev_year_sd, n))
+        if level is not None:
+            cost_mult = cost_mult * np.asarray(level, dtype="float64")
         lam = freq_mult * self.cohorts["claimants"].to_numpy(float)[None, :]
         costs, scens = zip(*(_draw_cohort(rng, sev, lam[:, c], cost_mult, floor)
                              for c, sev in enumerate(self.severities)), strict=True)

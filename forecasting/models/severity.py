@@ -333,8 +333,17 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
 
 def empirical_lev(costs: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Mean of min(cost, b_j) over the costs, for each b_j (sorted once, O((n + m) log n))."""
+    return _sorted_lev(*_sorted_sums(costs), b)
+
+
+def _sorted_sums(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The costs sorted and their running sums from 0 (CNY)."""
     x = np.sort(costs)
-    cum = np.concatenate([[0.0], np.cumsum(x)])
+    return x, np.concatenate([[0.0], np.cumsum(x)])
+
+
+def _sorted_lev(x: np.ndarray, cum: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean of min(cost, b_j) over sorted costs x with running sums cum (CNY)."""
     pos = np.searchsorted(x, b)  # costs below each b
     return (cum[pos] + np.where(np.isfinite(b), b, 0.0) * (len(x) - pos)) / len(x)
 
@@ -364,13 +373,19 @@ class BlendedSeverity:
             raise ValueError(f"credibility = {credibility!r}; expected a weight in [0, 1]")
         return cls(SplicedSeverity.from_dict(data["parametric"]), costs, credibility)
 
+    @functools.cached_property
+    def _sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        """The past costs sorted, with running sums: sorted once per severity, not once per
+        price asked of it (a plan search prices every cohort thousands of times)."""
+        return _sorted_sums(self.costs)
+
     def lev(self, b) -> np.ndarray:
         """E[min(X, b)] in CNY."""
         param = self.parametric.lev(b)
         if self.credibility == 0 or self.costs.size == 0:
             return param
         b_arr = np.atleast_1d(np.asarray(b, dtype="float64"))
-        emp = empirical_lev(self.costs, b_arr)
+        emp = _sorted_lev(*self._sorted, b_arr)
         out = self.credibility * emp + (1 - self.credibility) * np.atleast_1d(param)
         return out if np.ndim(b) else float(out[0])
 
@@ -379,7 +394,7 @@ class BlendedSeverity:
         param = np.asarray(self.parametric.cdf(x), dtype="float64")
         if self.credibility == 0 or self.costs.size == 0:
             return param
-        emp = np.searchsorted(np.sort(self.costs), np.asarray(x, dtype="float64"),
+        emp = np.searchsorted(self._sorted[0], np.asarray(x, dtype="float64"),
                               side="right") / self.costs.size
         return self.credibility * emp + (1 - self.credibility) * param
 
