@@ -462,19 +462,23 @@ def _solve_level(cdf, q: float, means: pd.Series) -> float:
     return float(np.sqrt(lo * hi))
 
 
-def layer_above(lev, survival: float, a: float, b: float, threshold: float) -> float:
+def layer_above(lev, survival, a: float, b: float, threshold: float):
     """Expected cost inside [a, b) per claimant above the threshold T,
     E[min(X,b) - min(X,a) | X > T], from the limited expected values `lev` and
     survival = P(X > T): with g(x) = E[min(X,x) 1{X>T}] = lev(max(x,T)) - lev(T) +
-    min(x,T) S(T), it is (g(b) - g(a)) / S(T)."""
-    if survival <= 0:
-        return float("nan")
-    lev_t = float(np.asarray(lev(threshold)))
+    min(x,T) S(T), it is (g(b) - g(a)) / S(T); NaN where S(T) = 0. A float, or an array
+    when `lev` and `survival` are those of several distributions at once."""
+    survival = np.asarray(survival, dtype="float64")
+    lev_t = np.asarray(lev(threshold), dtype="float64")
 
-    def g(x: float) -> float:
-        return float(np.asarray(lev(max(x, threshold)))) - lev_t + min(x, threshold) * survival
+    def g(x: float) -> np.ndarray:
+        return np.asarray(lev(max(x, threshold)), dtype="float64") - lev_t + min(
+            x, threshold) * survival
 
-    return (g(b) - g(a)) / survival
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(survival > 0, (g(b) - g(a)) / np.where(survival > 0, survival, 1.0),
+                       np.nan)
+    return float(out) if out.ndim == 0 else out
 
 
 def reported_layer(sev: BlendedSeverity, a: float, b: float, threshold: float) -> float:
