@@ -218,14 +218,16 @@ class Forecast:
             return sev.layer(a, b)
         return reported_layer(sev, a, b, self.reported_above)
 
-    def scenarios(self, n: int, seed: int = 0, floor: float = 0.0,
+    def scenarios(self, n: int, seed: int = 0, floor: float | np.ndarray = 0.0,
                   level: np.ndarray | None = None) -> ScenarioSet:
         """n joint draws of the year: enrolment, parameters, year effects (with the trend's
         uncertainty), claim counts and costs above `floor` (0: every cost; any plan whose
-        deductibles are at or above the floor can then be priced). `level`: a further cost
-        level per scenario (a later year's trend, length n, > 0) by which the costs are
-        multiplied before the floor applies, so that each scenario draws only the costs
-        that reach the floor at its own level."""
+        deductibles are at or above the floor can then be priced). `floor` may be one per
+        cohort (a cost below a cohort's deductible pays nothing: special groups' is lower);
+        the set's floor is then the highest, above which it holds every cost. `level`: a
+        further cost level per scenario (a later year's trend, length n, > 0) by which the
+        costs are multiplied before the floor applies, so that each scenario draws only the
+        costs that reach the floor at its own level."""
         rng = np.random.default_rng(seed)
         k = len(self.cohorts)
         insured_mult = np.exp(rng.normal(0, self.insured_sd, n))
@@ -239,7 +241,8 @@ class Forecast:
         if level is not None:
             cost_mult = cost_mult * np.asarray(level, dtype="float64")
         lam = freq_mult * self.cohorts["claimants"].to_numpy(float)[None, :]
-        costs, scens = zip(*(_draw_cohort(rng, sev, lam[:, c], cost_mult, floor)
+        floors = np.broadcast_to(np.asarray(floor, dtype="float64"), (k,))
+        costs, scens = zip(*(_draw_cohort(rng, sev, lam[:, c], cost_mult, floors[c])
                              for c, sev in enumerate(self.severities)), strict=True)
         sizes = [len(x) for x in costs]
         # tens of millions of costs: each list is freed as soon as it is joined
@@ -248,8 +251,8 @@ class Forecast:
         scen = np.concatenate(scens)
         del scens
         cohort = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-        return ScenarioSet(n, floor, cost, scen, cohort, self._special(),
-                           self.insured * insured_mult)
+        return ScenarioSet(n, float(floors.max(initial=0.0)), cost, scen, cohort,
+                           self._special(), self.insured * insured_mult)
 
     def payout_ranges(self, plan: Plan, n: int, seed: int = 0,
                       coverage: float = COVERAGE) -> tuple[pd.DataFrame, dict]:

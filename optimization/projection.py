@@ -140,15 +140,17 @@ def year_payouts(fc: Forecast, plan: Plan, level: np.ndarray, seed: int,
     """(total payout, insured head count) of each scenario of a year whose cost level is
     `level` (one per scenario, relative to the forecast year). From `given` (scenarios of
     the forecast year) when the level is 1 and they cover the plan: priced from their
-    sorted sums, the year the optimiser settled. Otherwise drawn, each scenario only the
-    costs that reach the plan's lowest deductible at its own level (a cost below it pays
-    nothing, so the payouts are the same as from every cost)."""
+    sorted sums, the year the optimiser settled. Otherwise drawn, each scenario and cohort
+    only the costs that reach the cohort's deductible at the scenario's level (a cost
+    below it pays nothing, so the payouts are the same as from every cost; most costs of
+    ordinary members lie between the special groups' deductible and theirs)."""
     n = len(level)
-    low = min(plan.deductible, plan.for_special_group().deductible)
-    if given is not None and given.n == n and np.all(level == 1.0) and given.floor <= low:
+    floors = np.where(fc._special(), plan.for_special_group().deductible, plan.deductible)
+    if given is not None and given.n == n and np.all(level == 1.0) and (
+            given.floor <= floors.min(initial=np.inf)):
         sc, pay = given, scenario_payouts(plan, given)
     else:
-        sc = fc.scenarios(n, seed, floor=low, level=level)
+        sc = fc.scenarios(n, seed, floor=floors, level=level)
         paid = member_payouts(plan, sc.cost, sc.special[sc.cohort])
         pay = np.bincount(sc.scenario, weights=paid, minlength=n)
     heads = np.full(n, fc.insured) if sc.insured is None else np.asarray(sc.insured, float)

@@ -168,6 +168,20 @@ def test_a_cost_level_per_scenario_multiplies_the_draws(small_forecast):
     assert counts[-10:].mean() > counts[:10].mean()
 
 
+def test_a_floor_per_cohort_draws_each_cohort_above_its_own(small_forecast):
+    """One floor per cohort: the same draws as one floor when they are all equal; else each
+    cohort holds only costs above its own, and the set's floor is the highest (above which
+    it holds every cost)."""
+    k = len(small_forecast.cohorts)
+    one = small_forecast.scenarios(40, 2, floor=6_000.0)
+    same = small_forecast.scenarios(40, 2, floor=np.full(k, 6_000.0))
+    np.testing.assert_array_equal(one.cost, same.cost)
+    floors = np.where(small_forecast._special(), 7_500.0, 15_000.0)
+    by_cohort = small_forecast.scenarios(40, 2, floor=floors)
+    assert (by_cohort.cost > floors[by_cohort.cohort]).all()
+    assert by_cohort.floor == floors.max()
+
+
 def test_the_first_year_is_settled_on_the_given_scenarios(small_forecast, space, status_quo):
     """Given the forecast year's scenarios (the optimiser's), the term's first year pays in
     each scenario what those scenarios pay (priced from their sorted sums), with their
