@@ -109,12 +109,32 @@ class ScenarioSet:
     cohort: np.ndarray
     special: np.ndarray  # per cohort
     insured: np.ndarray | None = None  # per scenario
+    floors: np.ndarray | None = None  # per cohort, when drawn with one floor per cohort
+
+    def cohort_floors(self) -> np.ndarray:
+        """Each cohort's floor (money): the costs above it are all in the set."""
+        return np.full(len(self.special), self.floor) if self.floors is None else self.floors
+
+    def group_floor(self, special: bool) -> float:
+        """The floor of the ordinary (special=False) or special-group members' costs: the
+        highest of their cohorts' (the set's own when it has none of them)."""
+        mine = self.cohort_floors()[self.special == special]
+        return float(mine.max()) if mine.size else float(self.floor)
+
+    def covers(self, plan: Plan) -> bool:
+        """Whether the set holds every cost the plan's payout depends on: each cohort's
+        floor at or below the deductible its members get (ordinary or special)."""
+        low = min(plan.deductible, plan.for_special_group().deductible)
+        if self.floors is None:
+            return low >= self.floor
+        need = np.where(self.special, plan.for_special_group().deductible, plan.deductible)
+        return bool((self.floors <= need).all())
 
     def check_covers(self, plan: Plan) -> None:
         """Scenarios price a plan only if they hold every cost its payout depends on: an
         error, not a range, when a deductible lies below the floor."""
-        low = min(plan.deductible, plan.for_special_group().deductible)
-        if low < self.floor:
+        if not self.covers(plan):
+            low = min(plan.deductible, plan.for_special_group().deductible)
             raise ValueError(f"scenarios hold costs above {self.floor:g} only; the plan's "
                              f"lowest deductible is {low:g}: draw them with floor <= {low:g}")
 
@@ -252,7 +272,8 @@ class Forecast:
         del scens
         cohort = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
         return ScenarioSet(n, float(floors.max(initial=0.0)), cost, scen, cohort,
-                           self._special(), self.insured * insured_mult)
+                           self._special(), self.insured * insured_mult,
+                           None if np.ndim(floor) == 0 else floors.copy())
 
     def payout_ranges(self, plan: Plan, n: int, seed: int = 0,
                       coverage: float = COVERAGE) -> tuple[pd.DataFrame, dict]:

@@ -146,8 +146,7 @@ def year_payouts(fc: Forecast, plan: Plan, level: np.ndarray, seed: int,
     ordinary members lie between the special groups' deductible and theirs)."""
     n = len(level)
     floors = np.where(fc._special(), plan.for_special_group().deductible, plan.deductible)
-    if given is not None and given.n == n and np.all(level == 1.0) and (
-            given.floor <= floors.min(initial=np.inf)):
+    if given is not None and given.n == n and np.all(level == 1.0) and given.covers(plan):
         sc, pay = given, scenario_payouts(plan, given)
     else:
         sc = fc.scenarios(n, seed, floor=floors, level=level)
