@@ -51,6 +51,9 @@ class ClaimsModel:
     credibility_k: claimants at which a cohort's own past costs get half the weight.
     frequency_params, severity_params: passed to the estimators (keys, band width and
     base year come from the cells).
+    claim_counts: also model claims (not claimants) per member-year when the data count
+    them; off where only claimants are scored (backtests and candidate selection), which
+    halves the frequency fits.
     """
 
     frequency: str = "glm"
@@ -58,6 +61,7 @@ class ClaimsModel:
     frequency_params: dict = field(default_factory=dict)
     severity_params: dict = field(default_factory=dict)
     frequency_rows: str = "cells"
+    claim_counts: bool = True
 
     def _frequency_estimator(self, cells: Cells, rows: pd.DataFrame, target: str):
         if self.frequency not in FREQUENCY_MODELS:
@@ -89,7 +93,8 @@ class ClaimsModel:
                       lambda: self._frequency_estimator(cells, rows, "claimants"))
         counts = (_reuse(shared, ("claims", *key),
                          lambda: self._frequency_estimator(cells, rows, "claims"))
-                  if "claims" in rows and rows["claims"].sum() > 0 else None)
+                  if self.claim_counts and "claims" in rows and rows["claims"].sum() > 0
+                  else None)
         sev = _reuse(shared, ("severity", *key[:2], repr(sorted(self.severity_params.items()))),
                      lambda: self._severity(cells))
         return self.use(cells, freq, sev, counts)
