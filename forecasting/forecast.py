@@ -196,10 +196,13 @@ class Forecast:
         """Expected total payout of the year under `plan` (CNY)."""
         return float(self.payout_by_cohort(plan).sum())
 
+    def deductibles(self, plan: Plan) -> np.ndarray:
+        """Each cohort's deductible under `plan` (CNY): the special groups' their own."""
+        return np.where(self._special(), plan.for_special_group().deductible, plan.deductible)
+
     def expected_above_deductible(self, plan: Plan) -> float:
         """Expected eligible cost above each member's deductible (CNY), special ones lower."""
-        special_d = plan.for_special_group().deductible
-        d = np.where(self._special(), special_d, plan.deductible)
+        d = self.deductibles(plan)
         return float(sum(n * sev.layer(di, np.inf) for n, sev, di in
                          zip(self.cohorts["claimants"], self.severities, d, strict=True)))
 

@@ -145,7 +145,7 @@ def year_payouts(fc: Forecast, plan: Plan, level: np.ndarray, seed: int,
     below it pays nothing, so the payouts are the same as from every cost; most costs of
     ordinary members lie between the special groups' deductible and theirs)."""
     n = len(level)
-    floors = np.where(fc._special(), plan.for_special_group().deductible, plan.deductible)
+    floors = fc.deductibles(plan)
     if given is not None and given.n == n and np.all(level == 1.0) and given.covers(plan):
         sc, pay = given, scenario_payouts(plan, given)
     else:

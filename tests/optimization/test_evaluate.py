@@ -37,8 +37,9 @@ def test_a_floor_per_cohort_prices_each_group_above_its_own(small_forecast, stat
     deductible below the ordinary members' floor even when it is above the special one."""
     special = small_forecast._special()
     assert special.any() and not special.all()
-    floors = np.where(special, status_quo.for_special_group().deductible,
-                      status_quo.deductible)
+    floors = small_forecast.deductibles(status_quo)
+    assert (floors[special] == status_quo.for_special_group().deductible).all()
+    assert (floors[~special] == status_quo.deductible).all()
     sc = small_forecast.scenarios(300, seed=6, floor=floors)
     assert sc.covers(status_quo)
     np.testing.assert_allclose(scenario_payouts(status_quo, sc), sc.payouts(status_quo),
