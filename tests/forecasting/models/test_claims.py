@@ -90,3 +90,21 @@ def test_without_claim_counts_only_the_claims_column_is_missing(both):
     ref = backtest(cells, scheme, ClaimsModel, origins=[2021])
     got = backtest(cells, scheme, lambda: ClaimsModel(claim_counts=False), origins=[2021])
     pd.testing.assert_frame_equal(got, ref)
+
+
+def test_rows_by_key_are_pandas_groups_in_row_order():
+    """Each key's rows in order, as pandas' group-by gives them (the blend's past costs)."""
+    from forecasting.models.claims import _rows_by_key
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"age_band": rng.choice([0, 5, 85], 500),
+                          "sex": pd.Categorical(rng.choice(["F", "M"], 500)),
+                          "special_group": rng.random(500) < 0.1})
+    keys = ["age_band", "sex", "special_group"]
+    got = _rows_by_key(frame, keys)
+    want = {key: rows.to_numpy() for key, rows in pd.Series(np.arange(500)).groupby(
+        [frame[k].to_numpy() for k in keys])}
+    assert set(got) == set(want)
+    for key, rows in want.items():
+        np.testing.assert_array_equal(got[key], rows)
+    assert _rows_by_key(frame.iloc[:0], keys) == {}
