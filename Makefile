@@ -35,6 +35,8 @@ bench-large: $(STAMP)
 STORE ?= sqlite:///mlruns/mlflow.db
 ui: $(STAMP)
 	mkdir -p mlruns
+	@echo "Runs tables: switch the sidebar to 'Model training' (MLflow 3 opens on GenAI traces)," \
+		"or open the 'Proposals side by side' address ciplan run printed"
 	$(BIN)/mlflow ui --backend-store-uri '$(STORE)' \
 		--default-artifact-root ./mlruns/artifacts --host 127.0.0.1 --port 5000
 

@@ -19,16 +19,23 @@ interactions = ["sex"]           # keys whose levels get their own age curve (ca
 credibility_k = 200.0            # claimants at which a cohort's own costs weigh half
 splice_quantile = "profile"      # or a quantile such as 0.95 to fix the splice point
 min_backtest_claimants = 30      # backtest years with fewer held-out claimants are left out
+[development]                    # completing years not all settled on --as-of
+method = "chain-ladder"          # or "bornhuetter-ferguson" (prior: the earlier years' trend)
+level = 0.9                      # coverage of the completion's interval
+negotiation_date = "01-31"       # MM-DD: as-of backtests see each origin's data as of then
+group_by = ""                    # a cohort key to develop each of its groups apart ("": none)
+min_claimants = 200              # a thinner group (latest year) takes the portfolio's factors
 ```
 """
 
 from __future__ import annotations
 
+import datetime
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from forecasting.data.cohorts import CohortSpec
 from forecasting.data.io import read_text
@@ -73,12 +80,35 @@ class Models(_Frozen):
     min_backtest_claimants: int = Field(default=30, ge=0)
 
 
+def _month_day(value: str) -> str:
+    """A negotiation date as MM-DD (a day every year has)."""
+    try:
+        datetime.date(2001, *map(int, str(value).split("-")))
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a day of the year as MM-DD like 01-31; got {value!r}"
+                         ) from None
+    return str(value)
+
+
+class Development(_Frozen):
+    method: Literal["chain-ladder", "bornhuetter-ferguson"] = "chain-ladder"
+    level: float = Field(default=0.9, gt=0, lt=1)
+    negotiation_date: Annotated[str, AfterValidator(_month_day)] = "01-31"
+    group_by: str = ""
+    min_claimants: int = Field(default=200, ge=1)
+
+    def negotiation(self, year: int) -> datetime.date:
+        """The day of `year` the negotiation of that year's contract is held."""
+        return datetime.date(year, *map(int, self.negotiation_date.split("-")))
+
+
 class ProjectConfig(_Frozen):
     """Cohorts, data reading and model settings of a project (see module doc)."""
 
     cohorts: Cohorts = Cohorts()
     data: Data = Data()
     models: Models = Models()
+    development: Development = Development()
 
     def overridden(self, **changes) -> ProjectConfig:
         """A copy with `section__key=value` changes (None values are ignored), validated."""

@@ -74,10 +74,12 @@ class DataArgs:
 
     def open(self) -> Dataset:
         """Load --data, or the built-in L-city data (generated once) at `scale`."""
+        from forecasting.models.development import developed
+
         with console.status("Reading and validating data…"):
             path = self.data if self.data is not None else builtin_data(scale=self.scale)
             config = self.config(path)
-            return load_data(path, self.options(config), config)
+            return developed(load_data(path, self.options(config), config))
 
 
 # The data options, declared once and added to every command that reads data.
@@ -286,12 +288,25 @@ def history(
         frame = frame.rename_axis("age_band").reset_index()
     else:
         frame = history_table(ds.cells, ds.scheme).drop(columns="eligible_above_deductible")
+        frame = _with_development(frame, ds.cells.completion)
     if fmt == "json":
         typer.echo(json.dumps(frame.to_dict(orient="records"), indent=2))
     elif fmt == "csv":
         typer.echo(frame.to_csv(index=False), nl=False)
     else:
         Console().print(_history_rich(frame, ds.config.data.currency))
+
+
+def _with_development(frame: pd.DataFrame, completion: dict | None) -> pd.DataFrame:
+    """The accounts with each year's claims development (as-of data): cost settled by the
+    as-of date, completion factor and the completed cost's interval."""
+    if not completion:
+        return frame
+    dev = pd.DataFrame(completion["years"]).rename(columns={
+        "reported": "cost_settled", "factor": "completion_factor",
+        "low": "completed_low", "high": "completed_high"})
+    cols = ["year", "cost_settled", "completion_factor", "completed_low", "completed_high"]
+    return frame.merge(dev[cols], on="year", how="left")
 
 
 @command
@@ -309,6 +324,9 @@ def train(data: DataArgs) -> None:
                                 "score: the median the champion is chosen on"))
     for said in result.warnings:
         typer.echo(f"Warning: {said}", err=True)
+    if ds.cells.as_of is not None:
+        typer.echo(f"Data as of {ds.cells.as_of}; each backtest origin trained on the data "
+                   f"as of its {ds.config.development.negotiation_date} (MM-DD)", err=True)
     if result.left_out:
         typer.echo(f"Backtest years left out of the scores (too few claimants): "
                    f"{', '.join(map(str, result.left_out))}", err=True)
@@ -504,14 +522,29 @@ def run(
                f"forecast run {summary.forecast_run}; train run {summary.train_run}")
     if summary.reused:
         typer.echo("Reused: " + "; ".join(summary.reused))
-    typer.echo(ui_hint(tracking_uri()))
+    typer.echo(ui_hint(tracking_uri(), plan_experiment_id()))
 
 
-def ui_hint(uri: str) -> str:
-    """The store the runs went to and a command that opens the MLflow UI on it."""
-    if uri.startswith(("http://", "https://")):
-        return f"MLflow store: {uri} (a tracking server: open {uri} in a browser)"
-    return f"MLflow store: {uri} (open the UI with `make ui STORE={uri}`)"
+def plan_experiment_id() -> str | None:
+    """The id of the plan experiment in the store, if it has one."""
+    from pipelines.tracking import PLAN_EXPERIMENT, connect
+
+    found = connect().get_experiment_by_name(PLAN_EXPERIMENT)
+    return None if found is None else found.experiment_id
+
+
+def ui_hint(uri: str, experiment_id: str | None = None) -> str:
+    """The store the runs went to, a command that opens the MLflow UI on it and, given the
+    plan experiment, the address of its runs table (the proposals side by side)."""
+    from pipelines.tracking import UI_ADDRESS, runs_page
+
+    server = uri.startswith(("http://", "https://"))
+    hint = (f"MLflow store: {uri} (a tracking server: open {uri} in a browser)" if server
+            else f"MLflow store: {uri} (open the UI with `make ui STORE={uri}`)")
+    if experiment_id is None:
+        return hint
+    return (f"{hint}\nProposals side by side: "
+            f"{runs_page(uri if server else UI_ADDRESS, experiment_id)}")
 
 
 def _progress():
@@ -544,7 +577,7 @@ def _history_rich(frame: pd.DataFrame, currency: str) -> Table:
     for year in frame["year"]:
         table.add_column(str(year), justify="right")
     formats = {"insured_rate": "{:.1%}", "loss_ratio": "{:.1%}", "effective_ratio": "{:.1%}",
-               "premium_per_capita": "{:,.2f}"}
+               "premium_per_capita": "{:,.2f}", "completion_factor": "{:.4f}"}
     for col in frame.columns[1:]:
         fmt = formats.get(col, "{:,.0f}")
         table.add_row(col, *(fmt.format(v) for v in frame[col]))

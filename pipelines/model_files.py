@@ -5,6 +5,12 @@ signature and the UI stay MLflow's), and its registered version carries the SHA-
 `model.skops` file. Loading never asks the `MLmodel` file beside the model how to load it:
 ciplan reads `model.skops` itself, checks the hash recorded at training, and lets skops
 build only the types listed here, in ciplan's code (not in any file of the store).
+
+What is logged is a `ServedModel`: the estimator and the categories each cohort key was
+trained on. MLflow's signature checks column types only, so a served model (`mlflow models
+serve`, `mlflow.pyfunc.load_model`) checks the values itself: sex "X" or residence "moon"
+is refused with the column, the values and the known ones, never priced as the baseline
+cohort (which is what the one-hot design makes of a level it has not seen).
 """
 
 from __future__ import annotations
@@ -13,15 +19,19 @@ import hashlib
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+from sklearn.base import BaseEstimator
+
 from forecasting.errors import UserError
 from pipelines.tracking import connect
 
-__all__ = ["HASH_TAG", "MODEL_FILE", "MODEL_FORMAT", "TRUSTED_TYPES", "load_estimator",
-           "log_estimator"]
+__all__ = ["HASH_TAG", "MODEL_FILE", "MODEL_FORMAT", "TRUSTED_TYPES", "ServedModel",
+           "key_levels", "load_estimator", "log_estimator"]
 
 MODEL_FILE = "model.skops"
 HASH_TAG = "model_sha256"
-MODEL_FORMAT = "skops+sha256"  # how models are stored; part of the train config
+MODEL_FORMAT = "skops+sha256+levels"  # how models are stored (served with their levels
+# checked); part of the train config, so a store of another format trains again
 # Types beyond skops' own defaults that ciplan's estimators hold; a test fails when a
 # candidate model holds one not listed (add it here, after reading what it is).
 TRUSTED_TYPES = (
@@ -30,10 +40,46 @@ TRUSTED_TYPES = (
     "forecasting.models.frequency.PoissonFrequencyGLM",
     "forecasting.models.severity.SplicedSeverityModel",
     "forecasting.models.spliced.SplicedSeverity",
+    "pipelines.model_files.ServedModel",
     "scipy._lib.array_api_compat.numpy._aliases.asarray",
     "scipy.interpolate._bsplines.BSpline",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )
+
+
+class ServedModel(BaseEstimator):
+    """A fitted estimator as MLflow serves it: `levels` maps each category column of the
+    model's input to the values it was trained on; `predict` refuses any other value."""
+
+    def __init__(self, estimator=None, levels: dict[str, list[str]] | None = None):
+        self.estimator = estimator
+        self.levels = levels
+
+    def predict(self, frame: pd.DataFrame):
+        check_levels(frame, self.levels or {})
+        return self.estimator.predict(frame)
+
+
+def key_levels(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """The values of each text column of a model's input frame (its category keys)."""
+    return {c: sorted(map(str, frame[c].unique())) for c in frame.columns
+            if pd.api.types.is_string_dtype(frame[c])}
+
+
+def check_levels(frame: pd.DataFrame, levels: dict[str, list[str]]) -> None:
+    """An MLflow invalid-parameter error (HTTP 400 when served) naming the first column
+    holding a value outside its known levels, the values and the known ones."""
+    for column, known in levels.items():
+        if column not in frame:
+            continue  # a missing column is the signature's to refuse
+        values = frame[column].astype(str)
+        odd = sorted(set(values[~values.isin(known)]))
+        if odd:
+            from mlflow.exceptions import MlflowException
+
+            raise MlflowException.invalid_parameter_value(
+                f"column {column!r}: {', '.join(map(repr, odd[:5]))} not among the values "
+                f"the model was trained on ({', '.join(known)})")
 
 
 def untrusted_types(estimator) -> list[str]:
@@ -48,14 +94,17 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def log_estimator(estimator, signature, requirements: list[str]) -> tuple[str, str]:
-    """Log `estimator` as model "model" of the active run (skops format); its model URI
-    and the SHA-256 of the file written, to register with the version."""
+def log_estimator(estimator, signature, requirements: list[str],
+                  levels: dict[str, list[str]] | None = None) -> tuple[str, str]:
+    """Log `estimator` as model "model" of the active run (skops format), served with its
+    category `levels` checked (ServedModel); its model URI and the SHA-256 of the file
+    written, to register with the version."""
     import mlflow.sklearn
 
+    estimator = ServedModel(estimator, levels or {})
     odd = untrusted_types(estimator)
     if odd:
-        raise TypeError(f"{type(estimator).__name__} holds types outside "
+        raise TypeError(f"{type(estimator.estimator).__name__} holds types outside "
                         f"pipelines.model_files.TRUSTED_TYPES: {odd}")
     info = mlflow.sklearn.log_model(estimator, name="model", pip_requirements=requirements,
                                     signature=signature, serialization_format="skops",
@@ -88,7 +137,8 @@ def load_estimator(name: str, version: str):
             raise UserError(f"{label}: {MODEL_FILE} does not match the SHA-256 recorded when "
                             "it was trained (the store was altered); run `ciplan train`")
         try:
-            return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+            model = skops.io.load(path, trusted=list(TRUSTED_TYPES))
         except skops.io.exceptions.UntrustedTypesFoundException as exc:
             raise UserError(f"{label}: {MODEL_FILE} holds types ciplan does not load "
                             f"({exc})") from None
+    return model.estimator if isinstance(model, ServedModel) else model

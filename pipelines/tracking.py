@@ -32,6 +32,11 @@ SEVERITY_MODEL = "claim-severity"
 CHAMPION = "champion"
 MODELS = (FREQUENCY_MODEL, SEVERITY_MODEL)
 MLRUNS = Path("mlruns")
+# experiments are model development, not GenAI: the experiment-kind tag MLflow 3's UI
+# read before its sidebar switch (3.17 reads the switch, or the address: `runs_page`)
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+UI_WORKFLOW = "machine_learning"
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `make ui` serves the UI
 PROCESS_TAG = "ciplan.process"  # the process that ran a run (publish.owner_id)
 TRAIN_RUN_TAG = "train_run"     # on a model version: the train run that made it
 
@@ -119,12 +124,22 @@ def use_experiment(name: str) -> str:
             reap_dead_runs(mlflow.MlflowClient())
         _reaped.add(uri)
     found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        experiment_id = found.experiment_id
+    if found is None:
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifact_root(),
+                                                 tags={KIND_TAG: KIND})
     else:
-        experiment_id = mlflow.create_experiment(name, artifact_location=artifact_root())
+        experiment_id = found.experiment_id
+        if found.tags.get(KIND_TAG) != KIND:
+            mlflow.MlflowClient().set_experiment_tag(experiment_id, KIND_TAG, KIND)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def runs_page(ui: str, experiment_id: str) -> str:
+    """The address of an experiment's runs table in the MLflow UI at `ui`. MLflow 3's UI
+    opens an experiment on its GenAI overview (traces) unless its sidebar switch says
+    "Model training"; `workflowType=machine_learning` in the address says it."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType={UI_WORKFLOW}"
 
 
 def artifact_root() -> str | None:

@@ -7,6 +7,7 @@ the distribution, so every claimant's annual eligible cost is kept beside the ce
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,6 +46,10 @@ class Cells:
     rule: "above" or "at-or-above" (how the threshold reads).
     by_age: the same cells at single years of age (age_band = age), when the loader made
     them: for any model of age, keys and year they hold what the member rows hold.
+    as_of: the date the data are known on (None: complete), and `lags` the settled cost
+    and claimants by (year, settled date) behind the triangles (`forecasting.data.lags`).
+    completion: per year, the claims development that completed these cells (None: as
+    reported; `forecasting.models.development`).
     """
 
     table: pd.DataFrame
@@ -53,6 +58,9 @@ class Cells:
     reported_above: float = 0.0
     rule: str = "above"
     by_age: pd.DataFrame | None = None
+    as_of: datetime.date | None = None
+    lags: pd.DataFrame | None = None
+    completion: dict | None = None
 
     @property
     def years(self) -> list[int]:
@@ -65,7 +73,7 @@ class Cells:
                 return None
             return frame[keep(frame["year"])].reset_index(drop=True)
         return replace(self, table=part(self.table), claimants=part(self.claimants),
-                       by_age=part(self.by_age))
+                       by_age=part(self.by_age), lags=part(self.lags))
 
     def until(self, year: int) -> Cells:
         """The cells of the years up to and including `year` (a training window)."""

@@ -244,7 +244,8 @@ def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST,
                     as_of: datetime.date | None = None) -> pd.DataFrame:
     """Claims as a typed frame: member_id, year, eligible_cost (from 0 to `max_cost`,
     money units of the data), optional paid (the same range). With `as_of`, only the
-    claims settled by that date (their `settlement_date`): the data as known then."""
+    claims settled by that date (their `settlement_date`, kept as `settled`): the data as
+    known then."""
     year = _claim_years(path, table)
     require_columns(path, table, tuple(c for c in CLAIM_COLUMNS if c != "year"))
     col = columns(path, table)
@@ -268,6 +269,6 @@ def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST,
         if "settlement_date" not in table.column_names:
             raise InputError(f"{path}: --as-of needs a 'settlement_date' column (when each "
                              "claim was settled)")
-        settled = col("settlement_date").dates()
-        frame = frame[settled <= np.datetime64(as_of, "D")].reset_index(drop=True)
+        frame["settled"] = col("settlement_date").dates()
+        frame = frame[frame["settled"] <= np.datetime64(as_of, "D")].reset_index(drop=True)
     return frame

@@ -33,6 +33,7 @@ class Dataset:
     scheme: Scheme
     fingerprint: str
     config: ProjectConfig = field(default_factory=ProjectConfig)
+    options: DataOptions = field(default_factory=DataOptions)
 
     @property
     def years(self) -> list[int]:
@@ -99,7 +100,8 @@ def load_data(directory: Path, options: DataOptions | None = None,
     with ThreadPoolExecutor(max_workers=1) as pool:
         fp = pool.submit(fingerprint, inputs, options.fingerprint_text(spec))
         cells = build_cells(source, options).coarsened(spec)
-        return Dataset(directory, cells, scheme, fp.result(), config or ProjectConfig())
+        return Dataset(directory, cells, scheme, fp.result(), config or ProjectConfig(),
+                       options)
 
 
 def build_cells(source: Source, options: DataOptions) -> Cells:

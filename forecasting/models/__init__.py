@@ -1,5 +1,6 @@
 """Claim models fitted on cells (scikit-learn estimators), the enrolment projection, the
-ClaimsModel that makes a Forecast, and the rolling-origin backtest."""
+ClaimsModel that makes a Forecast, the rolling-origin backtest, and the claims development
+that completes years not all settled."""
 
 from forecasting._lazy import exports
 
@@ -7,6 +8,9 @@ _NAMES = {
     "backtest": "forecasting.models.backtesting",
     "BlendedSeverity": "forecasting.models.severity",
     "ClaimsModel": "forecasting.models.claims",
+    "complete": "forecasting.models.development",
+    "Completion": "forecasting.models.development",
+    "developed": "forecasting.models.development",
     "fit_spliced": "forecasting.models.spliced",
     "GammaSeverityGLM": "forecasting.models.severity",
     "GBMFrequency": "forecasting.models.frequency",

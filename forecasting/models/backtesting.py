@@ -113,15 +113,19 @@ def evaluate(model: ClaimsModel, forecast: Forecast, cells: Cells, scheme: Schem
 
 
 def backtest(cells: Cells, scheme: Scheme, make_model: Callable[[], ClaimsModel],
-             origins: list[int] | None = None, shared: dict | None = None) -> pd.DataFrame:
+             origins: list[int] | None = None, shared: dict | None = None,
+             known: Callable[[int], Cells] | None = None) -> pd.DataFrame:
     """One row of metrics per forecast year t (trained on the years before t), with the
     year's held-out claimants; `shared` lets candidates reuse each other's fits (see
-    ClaimsModel.fit)."""
+    ClaimsModel.fit). `known(t)`: the cells a negotiator had for year t (the data as of
+    that year's negotiation date, completed); by default the years before t as they are
+    now."""
     years = cells.years
     origins = origins or years[1:]
+    known = known or (lambda year: cells.until(year - 1))
     rows = []
     for year in origins:
-        model = make_model().fit(cells.until(year - 1), shared)
+        model = make_model().fit(known(year), shared)
         forecast = model.forecast(year)
         rows.append({"year": year, "claimants": int(cells.year(year).table["claimants"].sum()),
                      **evaluate(model, forecast, cells, scheme)})

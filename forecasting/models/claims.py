@@ -10,6 +10,7 @@ from sklearn.base import clone
 
 from forecasting.data.cells import Cells
 from forecasting.forecast import Forecast
+from forecasting.models.development import completion_sd
 from forecasting.models.enrollment import insured_sd, project_enrollment
 from forecasting.models.frequency import GBMFrequency, PoissonFrequencyGLM
 from forecasting.models.severity import BlendedSeverity, SplicedSeverityModel
@@ -99,7 +100,8 @@ class ClaimsModel:
         other ClaimsModels on the same cells with the same settings (candidates that
         differ only in frequency share their severity fit, and vice versa)."""
         rows = self._frequency_rows(cells)
-        key = (tuple(cells.years), len(cells.claimants), self.frequency, self.frequency_rows,
+        key = (tuple(cells.years), len(cells.claimants), str(cells.as_of), self.frequency,
+               self.frequency_rows,
                repr(sorted(self.frequency_params.items())))
         freq = _reuse(shared, ("claimants", *key),
                       lambda: self._frequency_estimator(cells, rows, "claimants"))
@@ -107,7 +109,7 @@ class ClaimsModel:
                          lambda: self._frequency_estimator(cells, rows, "claims"))
                   if self.claim_counts and "claims" in rows and rows["claims"].sum() > 0
                   else None)
-        sev = _reuse(shared, ("severity", *key[:2], repr(sorted(self.severity_params.items()))),
+        sev = _reuse(shared, ("severity", *key[:3], repr(sorted(self.severity_params.items()))),
                      lambda: self._severity(cells))
         return self.use(cells, freq, sev, counts)
 
@@ -191,7 +193,8 @@ class ClaimsModel:
                 self.freq_.covariance_
         widen = prediction_factor(cells.table["year"].to_numpy(), year)
         return Forecast(year, cells.spec, cohorts, severities, design, cov,
-                        self.freq_year_sd_ * widen, self.sev_year_sd_ * widen,
+                        self.freq_year_sd_ * widen,
+                        float(np.hypot(self.sev_year_sd_ * widen, completion_sd(cells, year))),
                         dict(provenance or {}), insured_sd(cells.table, year),
                         cells.reported_above)
 

@@ -25,8 +25,8 @@ from forecasting.errors import InputError, UserError
 from forecasting.failpoints import stop_here
 from forecasting.scheme.in_force import plan_from_dict
 from pipelines.conventions import PLAN_FILE, PROPOSALS, check_lang, proposal_of
-from pipelines.report import contract
-from pipelines.report.labels import rule, t, unit
+from pipelines.report import contract, sure
+from pipelines.report.labels import rule, solver_word, t, unit
 from pipelines.report.plots import new_figure
 
 # the KPIs of a plan the report reads (plan.json "kpis" and "status_quo"."kpis")
@@ -116,6 +116,12 @@ def premium(x: float) -> str:
     return f"{x:,.2f}".rstrip("0").rstrip(".")
 
 
+def wan_figure(x: float) -> str:
+    """An amount in 万 (10,000) as Chinese writes it: 15000 -> 1.5万, 435333 -> 43.53万;
+    below 10,000 as it is (5,000)."""
+    return f"{premium(x / 10_000)}万" if abs(x) >= 10_000 else money(x)
+
+
 def cell(value: float, text: str | None = None) -> str:
     """A table cell that shows `text` and carries the exact value for machines."""
     shown = text if text is not None else money(value)
@@ -186,6 +192,11 @@ class Report:
     def tx(self, key: str, **kw) -> str:
         return t(key, self.lang, **kw)
 
+    @property
+    def k_unit(self) -> float:
+        """The money unit of the member chart: thousands (CNY k), 万 (10,000) in Chinese."""
+        return 10_000.0 if self.lang == "zh" else 1_000.0
+
     def columns(self) -> list[tuple[str, dict, dict]]:
         """(name, plan, kpis) of today's plan and each feasible proposal."""
         cols = [(self.tx("status_quo"), self.sq["plan"], self.sq["kpis"])]
@@ -253,12 +264,35 @@ class Report:
         """An amount of money as a negotiator writes it: 15,000 in English, 1.5万元 in
         Chinese."""
         if self.lang == "zh" and abs(x) >= 10_000:
-            return f"{x / 10_000:g}万元"
+            return f"{wan_figure(x)}元"
         return money(x)
+
+    def band(self, key: str) -> str:
+        """An annual-cost band of the member-impact table ("15,000–50,000", "435,333–") as
+        a negotiator writes it: 15,000–50,000 and 435,333 and above; in Chinese
+        1.5万–5万元 and 43.53万元以上."""
+        lo, _, hi = key.partition("–")
+        try:
+            lo_x, hi_x = float(lo.replace(",", "")), float(hi.replace(",", "") or "nan")
+        except ValueError:
+            return key
+        figure = wan_figure if self.lang == "zh" else money
+        unit = "元" if self.lang == "zh" else ""
+        if np.isnan(hi_x):
+            return self.tx("band_above", x=f"{figure(lo_x)}{unit}")
+        return f"{figure(lo_x)}–{figure(hi_x)}{unit}"
+
+    def impact_key(self, r: dict) -> str:
+        """The group of a member-impact row in words."""
+        if r["by"] == "cost_band":
+            return self.band(str(r["key"]))
+        if r["by"] == "group" and r["key"] in ("ordinary", "special"):
+            return self.tx(f"grp_{r['key']}")
+        return str(r["key"])
 
     def member_rows(self):
         cols = self.columns()
-        return [(money(float(x)), [(k["payout_at"][x], money(k["payout_at"][x]))
+        return [(self.wan(float(x)), [(k["payout_at"][x], money(k["payout_at"][x]))
                                    for _, _, k in cols])
                 for x in cols[0][2]["payout_at"]]
 
@@ -299,7 +333,8 @@ class Report:
 
     def status_sentence(self, prop: Proposal) -> str:
         sv = prop.doc.get("solver", {})
-        return self.tx("status", status=sv.get("status", "?"), method=sv.get("method", "?"),
+        return self.tx("status", status=solver_word(sv.get("status", "?"), self.lang),
+                       method=solver_word(sv.get("method", "?"), self.lang),
                        plans=f"{sv.get('plans_priced', 0):,}")
 
     def impact_html(self) -> str:
@@ -313,7 +348,7 @@ class Report:
             if not p.feasible or not p.doc.get("member_impact"):
                 continue
             rows = [row(self.tx(r["by"]) if r["by"] != "age_band" else self.tx("age_band"),
-                        [cell(float("nan"), str(r["key"]))]
+                        [cell(float("nan"), self.impact_key(r))]
                         + [cell(r[c], f"{r[c]:,.1f}") for c in ("claimants", "gain", "lose")]
                         + [cell(r["change"], money(r["change"])),
                            cell(r["change_per_claimant"] if r["change_per_claimant"]
@@ -470,7 +505,7 @@ class Report:
         styles = [dict(color="#222", linestyle="--", linewidth=2.4, zorder=5)] + [
             dict(linewidth=1.4, linestyle=ls) for ls in ("-", "-.", ":", "-")]
         for (name, q), style in zip(plans, styles, strict=False):
-            ax.plot(xs / 1000, q.payout(xs) / 1000, label=name, **style)
+            ax.plot(xs / self.k_unit, q.payout(xs) / self.k_unit, label=name, **style)
         ax.set_xlabel(self.tx("cost_level_k"))
         ax.set_ylabel(self.tx("payout_k"))
         ax.legend(fontsize=7)
@@ -542,12 +577,13 @@ class Report:
             ("verdict", "".join(f"<p>{html.escape(s)}</p>" for s in self.verdict())
              + grid([kpis[0], kpis[4], kpis[9]])),
             ("summary", "".join(f"<p>{html.escape(s)}</p>" for s in self.summary())),
+            ("sure", self.sure_html(grid)),
             ("history", table([self.tx("year"), self.tx("insured"), self.tx("insured_rate"),
                                self.tx("premium_income"), self.tx("payouts"), self.tx("loss"),
                                self.tx("loss_ratio")],
                               [row(y, [cell(v, s) for v, s in vals])
                                for y, vals in self.history_rows()], "kpi")
-             + charts.get("history", "")),
+             + paragraphs([self.development()]) + charts.get("history", "")),
             ("kpis", grid(self.kpi_rows())),
             ("terms", grid(self.term_rows())),
             ("member", table([self.tx("cost_level"), *names],
@@ -575,17 +611,44 @@ class Report:
                 f'<meta charset="utf-8"><title>{title}</title><style>{CSS}</style></head>'
                 f"<body><h1>{title}</h1>{body}</body></html>")
 
+    def development(self) -> str | None:
+        """How complete the latest year of data is, in words (None when complete)."""
+        return sure.development_sentence(self.prov.get("development"), money, self.lang)
+
+    def sure_rows(self) -> list[tuple[str, list[tuple[float, str]]]]:
+        """Premium income and payouts, expected and both ends, of each column."""
+        return [(self.tx(key), vals) for key, vals in sure.range_rows(self.columns(), money)]
+
+    def backtest_rows(self) -> list[tuple[str, list[tuple[float, str]]]]:
+        """Each backtest measure in words, its value under each model's backtest."""
+        return [(self.tx(f"m_{metric}"),
+                 [(float("nan") if v is None else v, sure.formatted(v, kind)) for v in values])
+                for metric, kind, values in sure.backtest_cells(self.prov.get("backtest", {}))]
+
+    def backtest_head(self) -> list[str]:
+        return [self.tx("bt_measure"), *[self.tx(f"bt_{m}") for m in sure.MODELS]]
+
+    def sure_html(self, grid) -> str:
+        """Ranges in words and figures, the backtest in a sentence, the completion of the
+        latest year."""
+        words = [sure.range_sentence(self.sq["kpis"], money, self.result, self.lang),
+                 sure.backtest_sentence(self.prov.get("backtest", {}), self.lang),
+                 self.development()]
+        rows = self.sure_rows()
+        return paragraphs(words) + (grid(rows) if rows else "")
+
     def backtest_html(self) -> str:
-        bt = self.prov.get("backtest", {})
-        rows = [row(f"{model}: {metric}", [cell(v, f"{v:.4g}")])
-                for model, metrics in bt.items() for metric, v in sorted(metrics.items())]
-        return table([self.tx("metric"), self.tx("value")], rows)
+        return table(self.backtest_head(),
+                     [row(label, [cell(v, s) for v, s in vals])
+                      for label, vals in self.backtest_rows()], "kpi")
 
     def provenance_text(self) -> str:
         space = self.space
         return self.tx(
             "prov_text", fp=self.prov.get("data_fingerprint", "?"),
-            fr=self.prov.get("forecast_run", "?"), mv=self.prov.get("model_versions", {}),
+            fr=self.prov.get("forecast_run", "?"),
+            mv=", ".join(f"{name} {version}" for name, version
+                         in self.prov.get("model_versions", {}).items()) or "?",
             pr=", ".join(f"{p.key}={p.doc.get('run_id', '?')}" for p in self.props),
             os=pct(space.get("costs", {}).get("opex_share", 0.0)),
             pc=pct(space.get("contract", {}).get("profit_cap_share", 0.0)),
@@ -606,9 +669,11 @@ class Report:
         shadow = pd.DataFrame([{"proposal": self.tx(p.key), **r} for p in self.props
                                if p.feasible for r in p.doc.get("shadow_prices", [])])
         front = next((p.frontier for p in self.props if p.frontier is not None), pd.DataFrame())
-        backtest = pd.DataFrame([{"model": m, "metric": k, "value": v}
-                                 for m, ms in self.prov.get("backtest", {}).items()
-                                 for k, v in ms.items()])
+        backtest = pd.DataFrame([[label, *[v for v, _ in vals]]
+                                 for label, vals in self.backtest_rows()],
+                                columns=self.backtest_head())
+        dev = self.prov.get("development")
+        completion = pd.DataFrame([sure.development_row(dev, self.lang)] if dev else [])
         terms = frame(self.term_rows(), "")
         settled = frame([(self.tx(n), v) for n, v in
                          contract.settled_rows(self.columns(), self.loss, pct)],
@@ -622,12 +687,14 @@ class Report:
         history["_year"] = [as_number(y) for y in history[self.tx("year")]]
         history[self.tx("year")] = history.pop("_year")
         return {"Verdict": pd.DataFrame({"": self.verdict()}),
-                "KPIs": frame(self.kpi_rows(), self.tx("metric")), "Terms": terms,
+                "KPIs": frame(self.kpi_rows(), self.tx("metric")),
+                "HowSure": frame(self.sure_rows(), self.tx("metric")), "Terms": terms,
                 "Contract": settled, "Term": term,
                 "Member": member,
                 "ByAge": frame(self.age_rows(), self.tx("age_band")),
                 "History": history, "Shadow": shadow, "Frontier": front,
                 "Forecast": pd.DataFrame(self.prov.get("by_age", [])), "Backtest": backtest,
+                "Completion": completion,
                 "Sources": pd.DataFrame({"text": [self.provenance_text()]})}
 
 
@@ -699,6 +766,11 @@ def print_pdf(page: Path, pdf: Path) -> bool:
     if not ok:
         pdf.unlink(missing_ok=True)
     return ok
+
+
+def paragraphs(texts: list[str | None]) -> str:
+    """Each text that is there as a paragraph."""
+    return "".join(f"<p>{html.escape(x)}</p>" for x in texts if x)
 
 
 def as_number(label: str) -> float | str:

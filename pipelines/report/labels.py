@@ -113,7 +113,7 @@ TEXT: dict[str, dict[str, str]] = {
     "impact_lose": {"en": "Paid less", "zh": "少获赔付"},
     "impact_change": {"en": "Change in payouts (CNY)", "zh": "赔付变化（元）"},
     "impact_per": {"en": "Change per claimant (CNY)", "zh": "人均变化（元）"},
-    "cost_band": {"en": "annual cost (CNY)", "zh": "年度费用（元）"},
+    "cost_band": {"en": "annual cost (CNY)", "zh": "年度合规费用"},
     "group": {"en": "member group", "zh": "人群"},
     "status": {"en": "How the optimum is known: {status} ({method}, {plans} plans priced "
                      "exactly).",
@@ -140,7 +140,7 @@ TEXT: dict[str, dict[str, str]] = {
     "cap": {"en": "Annual cap (CNY)", "zh": "年度封顶线（元）"},
     "special": {"en": "Special groups", "zh": "特殊群体"},
     "none": {"en": "none", "zh": "不设"},
-    "cost_level": {"en": "Annual eligible cost (CNY)", "zh": "年度合规费用（元）"},
+    "cost_level": {"en": "Annual eligible cost (CNY)", "zh": "年度合规费用"},
     "cny_m": {"en": "CNY M", "zh": "百万元"},
     "frontier_line": {"en": "frontier", "zh": "有效前沿"},
     "frontier_at": {"en": "At today's premium, {p} CNY per capita; marks: premium per capita",
@@ -148,8 +148,8 @@ TEXT: dict[str, dict[str, str]] = {
     "effective_ratio_pct": {"en": "Effective reimbursement ratio (%)",
                             "zh": "实际报销比例（%）"},
     "expected_loss_m": {"en": "Expected loss, CNY M", "zh": "预期亏损（百万元）"},
-    "cost_level_k": {"en": "Annual eligible cost, CNY k", "zh": "年度合规费用（千元）"},
-    "payout_k": {"en": "Payout, CNY k", "zh": "赔付（千元）"},
+    "cost_level_k": {"en": "Annual eligible cost, CNY k", "zh": "年度合规费用（万元）"},
+    "payout_k": {"en": "Payout, CNY k", "zh": "赔付（万元）"},
     "age_band": {"en": "Age band", "zh": "年龄段"},
     "constraint": {"en": "Rule", "zh": "约束"},
     "price": {"en": "Cost to the insurer", "zh": "对保险机构的代价"},
@@ -184,6 +184,78 @@ TEXT: dict[str, dict[str, str]] = {
     "sh_prem_down": {"en": "lowers the premium the insurer needs by CNY {v} per capita",
                      "zh": "所需人均筹资标准降低 {v} 元"},
     "no_binding": {"en": "No rule binds at this plan.", "zh": "该方案下无约束起作用。"},
+    "sure": {"en": "How sure: ranges, backtest and the data's completeness",
+             "zh": "可靠程度：区间、回测与数据完整性"},
+    "sure_sentence": {
+        "en": "Under today's plan premium income is expected at CNY {inc} (CNY {inc_lo} to "
+              "{inc_hi} in 90 % of scenarios, as enrolment varies) and payouts at CNY {pay} "
+              "(CNY {pay_lo} to {pay_hi}); the result lies between {lo} and {hi}.",
+        "zh": "按现行方案，保费收入预计 {inc} 元（90% 的情景在 {inc_lo} 至 {inc_hi} 元之间，"
+              "随参保人数变动），赔付预计 {pay} 元（{pay_lo} 至 {pay_hi} 元）；经营结果在"
+              "{lo}与{hi}之间。"},
+    "sure_premium_income": {"en": "Premium income, expected (CNY)", "zh": "保费收入：预期（元）"},
+    "sure_premium_income_p05": {"en": "Premium income, 5 % end (CNY)",
+                                "zh": "保费收入：5% 分位（元）"},
+    "sure_premium_income_p95": {"en": "Premium income, 95 % end (CNY)",
+                                "zh": "保费收入：95% 分位（元）"},
+    "sure_payouts": {"en": "Payouts, expected (CNY)", "zh": "赔付支出：预期（元）"},
+    "sure_payouts_p05": {"en": "Payouts, 5 % end (CNY)", "zh": "赔付支出：5% 分位（元）"},
+    "sure_payouts_p95": {"en": "Payouts, 95 % end (CNY)", "zh": "赔付支出：95% 分位（元）"},
+    "bt_sentence": {
+        "en": "Back-tested (each past year forecast from the years before it; + means the "
+              "forecast was above what happened): {parts}.",
+        "zh": "回测（用此前各年预测过去每一年；正数表示预测高于实际）：{parts}。"},
+    "bt_claimants_error": {"en": "claimants within {x}", "zh": "患者人数偏差 {x}"},
+    "bt_severity_error": {"en": "the mean annual cost per claimant within {x}",
+                          "zh": "例均年度费用偏差 {x}"},
+    "bt_payout_error": {"en": "payouts within {x}", "zh": "赔付偏差 {x}"},
+    "bt_loss_error_share": {"en": "the loss within {x} of premium income",
+                            "zh": "亏损偏差为保费收入的 {x}"},
+    "list_sep": {"en": ", ", "zh": "，"},
+    "from_to": {"en": "{a} to {b}", "zh": "{a} 至 {b}"},
+    "bt_measure": {"en": "Measure", "zh": "指标"},
+    "bt_claim-frequency": {"en": "Frequency model's backtest", "zh": "发生率模型回测"},
+    "bt_claim-severity": {"en": "Severity model's backtest", "zh": "费用模型回测"},
+    "m_claimants_error": {"en": "Claimants: forecast against actual",
+                          "zh": "患者人数：预测相对实际的偏差"},
+    "m_poisson_deviance": {"en": "Claim frequency: Poisson deviance (lower is better)",
+                           "zh": "发生率：泊松偏差（越小越好）"},
+    "m_gini": {"en": "Claim frequency: Gini of the risk ranking (higher is better)",
+               "zh": "发生率：风险排序的基尼系数（越大越好）"},
+    "m_severity_error": {"en": "Mean annual cost per claimant: forecast against actual",
+                         "zh": "例均年度费用：预测相对实际的偏差"},
+    "m_gamma_deviance": {"en": "Mean annual cost per claimant: gamma deviance (lower is "
+                               "better)",
+                         "zh": "例均年度费用：伽马偏差（越小越好）"},
+    "m_layer_error": {"en": "Cost layers: mean absolute error",
+                      "zh": "费用分层：平均绝对误差"},
+    "m_above_deductible_error": {"en": "Eligible cost above the deductible: forecast against "
+                                       "actual",
+                                 "zh": "起付线以上合规费用：预测相对实际的偏差"},
+    "m_payout_error": {"en": "Payouts: forecast against actual",
+                       "zh": "赔付支出：预测相对实际的偏差"},
+    "m_loss_error_share": {"en": "Loss: forecast error as a share of premium income",
+                           "zh": "亏损：预测误差占保费收入的比例"},
+    "dev_sentence": {
+        "en": "The latest year, {year}, is not complete: the eligible cost settled by {as_of} "
+              "comes to CNY {reported}; completed by {method} it is CNY {completed} (factor "
+              "{factor}; {level} range CNY {low} to {high}).",
+        "zh": "最近一年（{year} 年）尚未结算完毕：截至 {as_of} 已结算的合规费用为 {reported} 元，"
+              "按{method}补足后为 {completed} 元（进展因子 {factor}；{level} 区间 {low} 至 "
+              "{high} 元）。"},
+    "dev_key": {"en": "Completion of the latest year", "zh": "最近一年的结算进展"},
+    "dev_as_of": {"en": "Data as of", "zh": "数据截至"},
+    "dev_year": {"en": "Year", "zh": "年度"},
+    "dev_reported": {"en": "Eligible cost settled (CNY)", "zh": "已结算合规费用（元）"},
+    "dev_completed": {"en": "Completed (CNY)", "zh": "补足后合规费用（元）"},
+    "dev_factor": {"en": "Completion factor", "zh": "进展因子"},
+    "dev_low": {"en": "Completed, low end (CNY)", "zh": "补足后区间下限（元）"},
+    "dev_high": {"en": "Completed, high end (CNY)", "zh": "补足后区间上限（元）"},
+    "dev_method": {"en": "Method", "zh": "方法"},
+    "dev_level": {"en": "Coverage of the range", "zh": "区间覆盖率"},
+    "grp_ordinary": {"en": "ordinary members", "zh": "普通参保人"},
+    "grp_special": {"en": "special groups", "zh": "特殊人群"},
+    "band_above": {"en": "{x} and above", "zh": "{x}以上"},
     "prov_text": {
         "en": "Data fingerprint {fp}; forecast run {fr}; model versions {mv}; plan runs {pr}. "
               "Operating cost {os} of premium; profit cap {pc} of premium; figures are "
@@ -229,6 +301,19 @@ UNITS: dict[str, dict[str, str]] = {
     "CNY paid at a cost level": {"en": "CNY paid at a cost level", "zh": "某费用水平下赔付1元"},
     "point of nominal ratio": {"en": "point of nominal ratio", "zh": "名义报销比例一个百分点"},
 }
+
+
+# the optimiser's status and method words (plan.json "solver"), in Chinese
+SOLVER_WORDS: dict[str, str] = {
+    "Optimal": "已证明最优", "Not proved": "未证明最优",
+    "Not proved: the search's price and the evaluator's differ":
+        "未证明最优：搜索定价与精确评估不一致",
+    "exhaustive": "穷举", "branch and bound": "分支定界", "today's benefits": "保持现行待遇"}
+
+
+def solver_word(text: str, lang: str) -> str:
+    """A solver status or method as the report's language says it."""
+    return SOLVER_WORDS.get(text, text) if lang == "zh" else text
 
 
 WHO = {"general": {"en": "ordinary", "zh": "普通参保人"},

@@ -17,6 +17,7 @@ from forecasting.errors import UserError
 from forecasting.failpoints import stop_here
 from forecasting.forecast import Forecast
 from forecasting.models.claims import ClaimsModel, counts_like
+from forecasting.models.development import statement
 from forecasting.models.warnings import collected
 from forecasting.scheme.accounts import history
 from forecasting.scheme.in_force import plan_to_dict
@@ -164,10 +165,12 @@ def _run_forecast(ds: Dataset, year: int, out: Path, models, scenarios: int,
                    "model_versions": used, "currency": ds.config.data.currency,
                    **_priced(ds, cells, plan), "backtest": backtest_of(used)})
         fc.provenance["by_age"] = by_age(cells, fc).to_dict(orient="records")
+        if (development := statement(cells)) is not None:
+            fc.provenance["development"] = development
         table, summary = forecast_table(fc, plan, scenarios, seed)
         summary |= {"forecast_run": run.info.run_id, "model_versions": used,
                     "data_fingerprint": ds.fingerprint, "currency": ds.config.data.currency,
-                    "warnings": said}
+                    "warnings": said, "development": statement(cells)}
         inputs = fc.inputs() | {"scenarios": scenarios, "seed": seed}
         with publish(Path(out), "forecast", inputs) as tmp:
             table.to_csv(tmp / "forecast.csv", index=False)

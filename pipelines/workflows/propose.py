@@ -5,8 +5,10 @@ logged as an MLflow run in `plan-optimization` that points to the forecast run i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,14 @@ from forecasting.failpoints import stop_here
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.in_force import plan_from_dict, plan_to_dict
 from forecasting.scheme.plan import Plan
-from optimization.evaluate import KPI_NAMES, evaluate_plan, impact_table, member_impact
+from optimization.evaluate import (
+    KPI_NAMES,
+    evaluate_plan,
+    impact_table,
+    member_impact,
+    scenario_money,
+)
+from optimization.milp import InfeasibleError
 from optimization.projection import project, term_break_even
 from optimization.solve import Optimum, frontier, optimize, scenario_set, shadow_prices
 from optimization.space import PlanSpace
@@ -31,6 +40,10 @@ from pipelines.tracking import (
     store_lock,
     use_experiment,
 )
+
+# plan.json's format: a folder of an older format is made again, not reused (2: the
+# ranges of premium income and payouts)
+PLAN_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -76,10 +89,12 @@ def status_quo_of(forecast: Forecast, space: PlanSpace) -> Plan:
 
 
 def plan_inputs(document: dict) -> dict:
-    """What a plan folder came from, for its manifest: the forecast (run and content hash),
+    """What a plan folder came from, for its manifest: the format of plan.json, the
+    forecast (run and content hash),
     the plan space, the objective and proposal, and its own run (None if infeasible)."""
     prov = document.get("provenance", {})
-    return {"forecast_run": prov.get("forecast_run"), "forecast_hash": prov.get("forecast_hash"),
+    return {"plan_format": PLAN_FORMAT,
+            "forecast_run": prov.get("forecast_run"), "forecast_hash": prov.get("forecast_hash"),
             "space_hash": document.get("space_hash"), "objective": document.get("objective"),
             "proposal": document.get("proposal"), "plan_run": document.get("run_id")}
 
@@ -113,53 +128,109 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
                  scenarios: ScenarioSet | None = None, proposal: str | None = None
                  ) -> OptimizeResult:
     """Solve, evaluate, explain; write plan.json, shadow_prices.csv, frontier.csv,
-    member_impact.csv; log the run."""
+    member_impact.csv; all inside the plan's MLflow run (opened before the solve, so its
+    duration is the solve's)."""
     status_quo = status_quo_of(forecast, space)
     if scenarios is None:
         scenarios = scenario_set(forecast, space, status_quo, seed)
-    opt = optimize(forecast, space, status_quo, objective, solver, scenarios)
-    shadow = shadow_prices(opt, forecast, space, status_quo, scenarios)
-    front = (frontier(forecast, space, status_quo, frontier_floors(space, frontier_points))
-             if frontier_points else pd.DataFrame())
-    before = evaluate_plan(status_quo, forecast, space.costs, scenarios,
-                           levels=space.report.cost_levels, cvar_level=space.risk.cvar_level,
-                           terms=space.contract.terms())
-    bands = impact_bands(status_quo)
-    impact = impact_table(member_impact(opt.plan, status_quo, forecast, bands), bands,
-                          forecast.spec.label)
-    terms = opt.terms or space.contract.terms()
-    term = project(forecast, opt.plan, space, terms, space.costs.disposable_income,
-                   n=space.risk.scenarios, seed=seed, scenarios=scenarios)
-    before_term = project(forecast, status_quo, space, space.contract.terms(),
-                          space.costs.disposable_income, n=space.risk.scenarios, seed=seed,
-                          scenarios=scenarios)
-    document = {
-        "objective": objective, "year": forecast.year, "proposal": proposal,
-        "keep_benefits": opt.keep_benefits,
-        "space_hash": config_hash(space.model_dump(mode="json")),
-        "plan": plan_to_dict(opt.plan), "kpis": opt.kpis.as_dict(),
-        "status_quo": {"plan": plan_to_dict(status_quo), "kpis": before.as_dict()},
-        "solver": {"name": opt.solver, "status": opt.status, "proved": opt.proved,
-                   "method": opt.method, "plans_priced": opt.plans_priced, "gap": opt.gap,
-                   "seconds": opt.seconds, "tolerance": space.solver.tolerance,
-                   "time_limit": space.solver.time_limit, "mip_gap": space.solver.mip_gap,
-                   "search_expected_loss": opt.search_loss},
-        "notes": list(opt.notes),
-        "contract": terms.model_dump(mode="json"),
-        "term": term.years.to_dict(orient="records"),
-        "term_break_even_premium": term_break_even(term.years, space),
-        "status_quo_term": before_term.years.to_dict(orient="records"),
-        "shadow_prices": shadow.to_dict(orient="records"),
-        "member_impact": impact.to_dict(orient="records"),
-        "provenance": forecast.provenance,
-        "space": space.model_dump(mode="json"),
-    }
-    with store_lock():
-        run_id = _log(document, {"shadow_prices.csv": shadow, "frontier.csv": front,
-                                 "member_impact.csv": impact, "term.csv": term.years,
-                                 "settlement.parquet": term.scenarios}, opt, objective,
-                      forecast, space, out)
+    with plan_run(forecast, space, objective, proposal) as run_id:
+        opt = optimize(forecast, space, status_quo, objective, solver, scenarios)
+        shadow = shadow_prices(opt, forecast, space, status_quo, scenarios)
+        front = (frontier(forecast, space, status_quo, frontier_floors(space, frontier_points))
+                 if frontier_points else pd.DataFrame())
+        before = evaluate_plan(status_quo, forecast, space.costs, scenarios,
+                               levels=space.report.cost_levels,
+                               cvar_level=space.risk.cvar_level, terms=space.contract.terms())
+        bands = impact_bands(status_quo)
+        impact = impact_table(member_impact(opt.plan, status_quo, forecast, bands), bands,
+                              forecast.spec.label)
+        terms = opt.terms or space.contract.terms()
+        term = project(forecast, opt.plan, space, terms, space.costs.disposable_income,
+                       n=space.risk.scenarios, seed=seed, scenarios=scenarios)
+        before_term = project(forecast, status_quo, space, space.contract.terms(),
+                              space.costs.disposable_income, n=space.risk.scenarios, seed=seed,
+                              scenarios=scenarios)
+        document = {
+            "objective": objective, "year": forecast.year, "proposal": proposal,
+            "keep_benefits": opt.keep_benefits,
+            "space_hash": config_hash(space.model_dump(mode="json")),
+            "plan": plan_to_dict(opt.plan),
+            "kpis": opt.kpis.as_dict() | {"ranges": money_ranges(opt.plan, forecast, space,
+                                                                 scenarios)},
+            "status_quo": {"plan": plan_to_dict(status_quo),
+                           "kpis": before.as_dict() | {"ranges": money_ranges(
+                               status_quo, forecast, space, scenarios)}},
+            "solver": {"name": opt.solver, "status": opt.status, "proved": opt.proved,
+                       "method": opt.method, "plans_priced": opt.plans_priced, "gap": opt.gap,
+                       "seconds": opt.seconds, "tolerance": space.solver.tolerance,
+                       "time_limit": space.solver.time_limit, "mip_gap": space.solver.mip_gap,
+                       "search_expected_loss": opt.search_loss},
+            "notes": list(opt.notes),
+            "contract": terms.model_dump(mode="json"),
+            "term": term.years.to_dict(orient="records"),
+            "term_break_even_premium": term_break_even(term.years, space),
+            "status_quo_term": before_term.years.to_dict(orient="records"),
+            "shadow_prices": shadow.to_dict(orient="records"),
+            "member_impact": impact.to_dict(orient="records"),
+            "provenance": forecast.provenance,
+            "space": space.model_dump(mode="json"),
+            "run_id": run_id,
+        }
+        with store_lock():
+            _log(document, {"shadow_prices.csv": shadow, "frontier.csv": front,
+                            "member_impact.csv": impact, "term.csv": term.years,
+                            "settlement.parquet": term.scenarios}, opt, objective, space, out)
     return OptimizeResult(run_id, opt, status_quo, document, shadow, front)
+
+
+def money_ranges(plan: Plan, forecast: Forecast, space: PlanSpace,
+                 scenarios: ScenarioSet) -> dict[str, list[float]]:
+    """The 5 % and 95 % ends of premium income (the insured count varies by scenario)
+    and of payouts over the scenarios the loss range comes from."""
+    payouts, income, _ = scenario_money(plan, forecast, space.costs, scenarios)
+    return {"premium_income": [float(v) for v in np.percentile(income, [5, 95])],
+            "payouts": [float(v) for v in np.percentile(payouts, [5, 95])]}
+
+
+def run_name(objective: str, proposal: str | None) -> str:
+    """A plan run's name: A-min-loss, B-break-even, ... or plan-<objective>."""
+    return f"{proposal}-{objective}" if proposal else f"plan-{objective}"
+
+
+def plan_tags(forecast: Forecast, space: PlanSpace, objective: str,
+              proposal: str) -> dict[str, str]:
+    """Tags of a plan run: lineage, the forecast run and model versions it used, the
+    objective and the proposal (A, B, C, baseline or none)."""
+    tags = lineage(str(forecast.provenance.get("data_fingerprint", "unknown")),
+                   space.model_dump(mode="json"))
+    tags |= {"forecast_run": str(forecast.provenance.get("forecast_run", "none")),
+             "objective": objective, "proposal": proposal}
+    return tags | {f"version_{k}": str(v) for k, v in
+                   forecast.provenance.get("model_versions", {}).items()}
+
+
+@contextlib.contextmanager
+def plan_run(forecast: Forecast, space: PlanSpace, objective: str,
+             proposal: str | None) -> Iterator[str]:
+    """A `plan-optimization` run open for the whole solve (the store lock is held only to
+    start and end it, not while solving); its id. An infeasible proposal ends FAILED with
+    the reason as tag `infeasible`, any other error FAILED too, an interrupt KILLED."""
+    import mlflow
+
+    tags = plan_tags(forecast, space, objective, proposal or "none")
+    with store_lock():
+        use_experiment(PLAN_EXPERIMENT)
+        run = mlflow.start_run(run_name=run_name(objective, proposal), tags=tags)
+    try:
+        yield run.info.run_id
+    except BaseException as exc:
+        with store_lock():
+            if isinstance(exc, InfeasibleError):
+                mlflow.set_tag("infeasible", str(exc)[:5000])
+            mlflow.end_run("FAILED" if isinstance(exc, Exception) else "KILLED")
+        raise
+    with store_lock():
+        mlflow.end_run()
 
 
 def log_baseline(document: dict, forecast: Forecast, space: PlanSpace) -> str:
@@ -169,10 +240,7 @@ def log_baseline(document: dict, forecast: Forecast, space: PlanSpace) -> str:
     import mlflow
 
     use_experiment(PLAN_EXPERIMENT)
-    tags = lineage(str(forecast.provenance.get("data_fingerprint", "unknown")),
-                   space.model_dump(mode="json"))
-    tags |= {"forecast_run": str(forecast.provenance.get("forecast_run", "none")),
-             "objective": "today", "proposal": "baseline"}
+    tags = plan_tags(forecast, space, "today", "baseline")
     found = mlflow.search_runs(
         experiment_names=[PLAN_EXPERIMENT], output_format="list",
         filter_string=(f"tags.proposal = 'baseline' and tags.forecast_run = "
@@ -210,34 +278,24 @@ def run_metrics(opt: Optimum, impact: pd.DataFrame) -> dict[str, float]:
 
 
 def _log(document: dict, tables: dict[str, pd.DataFrame], opt: Optimum,
-         objective: str, forecast: Forecast, space: PlanSpace, out: Path) -> str:
-    """Write the plan folder atomically and log it as a `plan-optimization` run; its id."""
+         objective: str, space: PlanSpace, out: Path) -> None:
+    """Write the plan folder atomically and log it, params and metrics to the active
+    plan run."""
     import mlflow
 
-    use_experiment(PLAN_EXPERIMENT)
-    tags = lineage(str(forecast.provenance.get("data_fingerprint", "unknown")),
-                   space.model_dump(mode="json"))
-    tags |= {"forecast_run": str(forecast.provenance.get("forecast_run", "none")),
-             "objective": objective, "proposal": document["proposal"] or "none"}
-    tags |= {f"version_{k}": str(v) for k, v in
-             forecast.provenance.get("model_versions", {}).items()}
-    name = f"{document['proposal']}-{objective}" if document["proposal"] else f"plan-{objective}"
-    with mlflow.start_run(run_name=name, tags=tags) as run:
-        document["run_id"] = run.info.run_id
-        stop_here(f"propose:{document['proposal'] or objective}")
-        with publish(Path(out), "plan", plan_inputs(document)) as tmp:
-            (tmp / PLAN_FILE).write_text(json.dumps(document, indent=2, default=str),
-                                         encoding="utf-8")
-            for name, table in tables.items():
-                if name.endswith(".parquet"):
-                    table.to_parquet(tmp / name, index=False)
-                else:
-                    table.to_csv(tmp / name, index=False)
-        mlflow.log_artifacts(str(out), artifact_path="plan")
-        terms = opt.terms or space.contract.terms()
-        params = plan_terms(opt.plan) | terms.words() | {"objective": objective,
-                                                          "solver": opt.solver}
-        mlflow.log_params(params)
-        mlflow.log_metrics({k: v for k, v in run_metrics(opt, tables["member_impact.csv"])
-                            .items() if k not in params})
-    return run.info.run_id
+    stop_here(f"propose:{document['proposal'] or objective}")
+    with publish(Path(out), "plan", plan_inputs(document)) as tmp:
+        (tmp / PLAN_FILE).write_text(json.dumps(document, indent=2, default=str),
+                                     encoding="utf-8")
+        for name, table in tables.items():
+            if name.endswith(".parquet"):
+                table.to_parquet(tmp / name, index=False)
+            else:
+                table.to_csv(tmp / name, index=False)
+    mlflow.log_artifacts(str(out), artifact_path="plan")
+    terms = opt.terms or space.contract.terms()
+    params = plan_terms(opt.plan) | terms.words() | {"objective": objective,
+                                                      "solver": opt.solver}
+    mlflow.log_params(params)
+    mlflow.log_metrics({k: v for k, v in run_metrics(opt, tables["member_impact.csv"])
+                        .items() if k not in params})

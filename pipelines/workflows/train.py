@@ -14,15 +14,17 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import Models
+from forecasting.data.cells import Cells
 from forecasting.data.cohorts import CohortSpec
 from forecasting.data.dataset import Dataset
 from forecasting.errors import UserError
 from forecasting.failpoints import stop_here
 from forecasting.models.backtesting import METRICS, backtest, summarise
 from forecasting.models.claims import ClaimsModel
+from forecasting.models.development import as_known
 from forecasting.models.diagnostics import layer_fit, scale_free
 from forecasting.models.warnings import collected
-from pipelines.model_files import HASH_TAG, MODEL_FORMAT, log_estimator
+from pipelines.model_files import HASH_TAG, MODEL_FORMAT, key_levels, log_estimator
 from pipelines.report import plots
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
@@ -143,10 +145,14 @@ def _train(ds: Dataset, progress) -> TrainResult:
         mlflow.log_params({"years": ",".join(map(str, cells.years)), "n_cells": len(cells.table),
                            "reported_above": cells.reported_above, "data": str(ds.path)})
         mlflow.log_text(cells.table.to_csv(index=False), "cells.csv")
+        known = as_known(ds) if log_development(cells) else None
+        if known is not None:
+            mlflow.log_param("backtest_as_of", ds.config.development.negotiation_date)
         for cand in todo:
             if progress:
                 progress.update(task, description=f"{cand.kind}: {cand.name}")
-            table = backtest(cells, ds.scheme, lambda c=cand: _copy(c.model), shared=shared)
+            table = backtest(cells, ds.scheme, lambda c=cand: _copy(c.model), shared=shared,
+                             known=known)
             final = _copy(cand.model).fit(cells, shared)
             score, skipped = summarise(table, SELECT_BY[cand.kind],
                                        ds.config.models.min_backtest_claimants)
@@ -177,6 +183,30 @@ def _train(ds: Dataset, progress) -> TrainResult:
     move_champions(versions)  # only now that the run has FINISHED
     return TrainResult(parent.info.run_id, champions, versions, tables, scores,
                        sorted(left_out), said)
+
+
+def log_development(cells: Cells) -> bool:
+    """State on the train run the as-of date and how each year was completed (params:
+    as_of, method; metrics per service year as steps: reported, completed, factor and the
+    interval's ends); True when the backtests must then be cut as of each origin too."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    if cells.as_of is None:
+        return False
+    mlflow.log_param("as_of", cells.as_of.isoformat())
+    if not cells.completion:
+        mlflow.log_param("development", "none (fewer than two service years)")
+        return True
+    mlflow.log_params({"development": cells.completion["method"],
+                       "development_level": cells.completion["level"]})
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"development_{k}", float(y[k]), now, int(y["year"]))
+               for y in cells.completion["years"]
+               for k in ("reported", "completed", "factor", "low", "high")]
+    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=metrics)
+    mlflow.log_dict(cells.completion, "development.json")
+    return True
 
 
 def _champion(scores: dict[str, float], kind: str) -> str:
@@ -229,7 +259,8 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds:
         # never miss a value (the data contract refuses them), so it is noise on the console
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         return log_estimator(est, infer_signature(_model_frame(example, cells.spec),
-                                                  est.predict(example)), REQUIREMENTS)
+                                                  est.predict(example)), REQUIREMENTS,
+                             key_levels(_model_frame(cells.table, cells.spec)))
 
 
 def _log_fitted_settings(est) -> None:
@@ -300,9 +331,14 @@ def _register(logged: tuple[str, str], name: str, tags: dict) -> str:
     """Register a logged model (URI, SHA-256 of its file) under `name`; its version. The
     version's tags name the train run and the file's hash, which loading checks."""
     import mlflow
+    from mlflow.utils.logging_utils import disable_logging, enable_logging
 
     model_uri, digest = logged
-    version = mlflow.register_model(model_uri, name, tags=tags | {HASH_TAG: digest})
+    disable_logging()  # MLflow's "Successfully registered" lines: ciplan says it once
+    try:
+        version = mlflow.register_model(model_uri, name, tags=tags | {HASH_TAG: digest})
+    finally:
+        enable_logging()
     return str(version.version)
 
 

@@ -102,3 +102,25 @@ def test_an_untrusted_type_is_refused_even_with_a_matching_hash(trained):
         finally:
             client().set_model_version_tag(SEVERITY_MODEL, version, HASH_TAG, recorded)
     assert type(load_estimator(SEVERITY_MODEL, version)).__name__ == "SplicedSeverityModel"
+
+
+@pytest.mark.parametrize("name", [FREQUENCY_MODEL, SEVERITY_MODEL])
+def test_the_served_model_refuses_unknown_categories(trained, small_dir, name):
+    """The champion loaded the way `mlflow models serve` loads it (pyfunc): rows of known
+    cohorts give ciplan's own estimator's predictions; sex "X" or residence "moon" is an
+    error naming the column and the value, not the baseline cohort's prediction."""
+    from mlflow.exceptions import MlflowException
+
+    served = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    cells = load_data(small_dir).cells.table
+    rows = cells[["year", "age_band", "sex", "residence", "special_group"]].head(8)
+    rows = rows.astype({"year": "int64", "age_band": "int64", "sex": str, "residence": str,
+                        "special_group": bool}).reset_index(drop=True)
+    version = client().get_model_version_by_alias(name, "champion").version
+    own = load_estimator(name, str(version))
+    assert list(served.predict(rows)) == pytest.approx(list(own.predict(rows)), rel=1e-12)
+    for column, value in (("sex", "X"), ("residence", "moon")):
+        bad = rows.copy()
+        bad.loc[3, column] = value
+        with pytest.raises(MlflowException, match=f"column '{column}': '{value}' not among"):
+            served.predict(bad)

@@ -98,9 +98,12 @@ def test_two_processes_optimize_into_one_sqlite_store(forecast_dir, tmp_path):
     assert sorted(r.data.tags["objective"] for r in runs) == ["break-even", "min-loss"]
 
 
-def test_run_end_to_end_and_reuse(tmp_path, monkeypatch):
-    """The path `make demo` takes, on a 1 % city: report written; a re-run reuses."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'run.db'}")
+def test_run_end_to_end_and_reuse(server, tmp_path, monkeypatch):
+    """The path `make demo` takes, on a 1 % city, against a tracking server: report
+    written; a re-run in Chinese reuses the work. The plan experiment then lines up one
+    baseline run and one run per proposal, with the same param and metric names, each
+    carrying the report in both languages."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     out = tmp_path / "run"
     first = runner.invoke(app, ["run", "--scale", "0.01", "--out", str(out)])
     assert first.exit_code == 0, first.output
@@ -116,7 +119,49 @@ def test_run_end_to_end_and_reuse(tmp_path, monkeypatch):
     assert third.exit_code == 0, third.output
     assert "Reusing the report" in third.output  # nothing changed: the same pages
     assert (out / "report" / "report.html").stat().st_mtime_ns == written
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'run.db'}")
+    client = mlflow.MlflowClient(tracking_uri=server)
+    # the server holds the other tests' runs too: this city's are those of its data
+    fingerprint = json.loads((out / "plans" / "A" / "plan.json").read_text())[
+        "provenance"]["data_fingerprint"]
+    ours = f"tags.data_fingerprint = '{fingerprint}'"
     runs = client.search_runs([client.get_experiment_by_name("claims-forecast").experiment_id],
-                              filter_string="attributes.run_name = 'train'")
+                              filter_string=f"attributes.run_name = 'train' and {ours}")
     assert len(runs) == 1  # trained once, reused once
+    _assert_proposals_line_up(client, out, server, again.output, ours)
+
+
+def _assert_proposals_line_up(client, out: Path, server: str, said: str, ours: str) -> None:
+    """One baseline and one finished run per proposal that has a plan, named and tagged,
+    with aligned params and metrics (a name is a param or a metric, not both) and the
+    report in both languages; the end-of-run message gives the runs table's address."""
+    experiment = client.get_experiment_by_name("plan-optimization")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert (f"{server}/#/experiments/{experiment.experiment_id}/runs?workflowType="
+            "machine_learning") in said
+    finished = client.search_runs([experiment.experiment_id],
+                                  filter_string=f"attributes.status = 'FINISHED' and {ours}")
+    by_tag = {}
+    for run in finished:
+        by_tag.setdefault(run.data.tags["proposal"], []).append(run)
+    docs = {key: json.loads((out / "plans" / key / "plan.json").read_text())
+            for key in "ABC"}
+    planned = {key: doc["run_id"] for key, doc in docs.items() if doc.get("run_id")}
+    assert planned and set(by_tag) == {*planned, "baseline"}, by_tag
+    assert all(len(runs) == 1 for runs in by_tag.values()), by_tag
+    for key, run_id in planned.items():
+        run = by_tag[key][0]
+        assert run.info.run_id == run_id
+        assert run.info.run_name == f"{key}-{docs[key]['objective']}"
+    baseline = by_tag["baseline"][0]
+    params = set(baseline.data.params)
+    metrics = set(baseline.data.metrics)
+    assert params and metrics and not params & metrics
+    assert {"payout_at_50000", "paid_less_claimants", "paid_less_cny"} <= metrics
+    for key in planned:
+        run = by_tag[key][0]
+        assert set(run.data.params) == params, key
+        assert set(run.data.metrics) - {"solve_seconds"} == metrics, key
+    for run in (baseline, *(by_tag[k][0] for k in planned)):
+        for lang in ("en", "zh"):
+            names = {a.path for a in client.list_artifacts(run.info.run_id, f"report/{lang}")}
+            assert f"report/{lang}/report.html" in names, (run.info.run_name, lang, names)

@@ -14,6 +14,7 @@ import numpy as np
 from forecasting.data.cells import Cells, aggregate, annual_costs, claimant_columns, is_reported
 from forecasting.data.contract import validate_claims, validate_members
 from forecasting.data.io import read_table, where
+from forecasting.data.lags import lag_records, years_under_way
 from forecasting.data.options import DataOptions, Source
 from forecasting.data.summary import SeveritySummary
 from forecasting.errors import InputError
@@ -29,14 +30,22 @@ def cells_from_files(source: Source, options: DataOptions) -> Cells:
     claims = validate_claims(claims_path, read_table(
         claims_path, ["member_id", "year", "service_date", "eligible_cost", "paid",
                       "settlement_date"], encoding), max_cost, as_of=options.as_of)
-    if options.as_of is not None:  # the data as known then: later years not yet begun
-        members = members[members["year"] <= options.as_of.year].reset_index(drop=True)
-        claims = claims[claims["year"] <= options.as_of.year].reset_index(drop=True)
+    if options.as_of is not None:  # the data as known then: years ended by that date
+        members = members[~years_under_way(members["year"], options.as_of)]
+        claims = claims[~years_under_way(claims["year"], options.as_of)]
+        members, claims = members.reset_index(drop=True), claims.reset_index(drop=True)
     annual, counts = annual_costs(members, claims, members_path, claims_path, max_cost,
                                   counts=True)
-    _check_threshold(options, claims_path, members_path, annual)
+    if options.as_of is None:  # a year not all settled may hold totals below the threshold
+        _check_threshold(options, claims_path, members_path, annual)
     cells = aggregate(members, annual, source.spec, options.reported_above,
                       options.threshold_rule, counts)
+    if options.as_of is not None:
+        keys = list(source.spec.keys)
+        keyed = claims.merge(members[["member_id", "year", *keys]], on=["member_id", "year"],
+                             how="left", validate="many_to_one")
+        cells = replace(cells, as_of=options.as_of, lags=lag_records(
+            keyed, options.reported_above, options.threshold_rule, tuple(keys)))
     return summarised(cells) if options.severity_summary else cells
 
 

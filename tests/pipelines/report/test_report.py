@@ -3,7 +3,6 @@ headless Chromium, in Chinese too."""
 
 from __future__ import annotations
 
-import html.parser
 import json
 import re
 import shutil
@@ -23,63 +22,12 @@ from optimization.solve import scenario_set
 from optimization.space import load_space
 from pipelines.cli import app
 from pipelines.report.document import money
+from tests.pipelines.report.pages import Cells
 
 runner = CliRunner()
 KPI_ROWS = ("premium_per_capita", "premium_income", "expected_payout", "operating_cost",
             "expected_loss", "loss_p05", "loss_p95", "loss_ratio", "effective_ratio", "prob_loss",
             "cvar95_loss")
-
-
-class Cells(html.parser.HTMLParser):
-    """Rows of the table in <section id=...>: [label, data-values...] per row."""
-
-    def __init__(self, section: str):
-        super().__init__()
-        self.section, self.inside, self.rows, self.texts = section, False, [], []
-        self._row = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "section":
-            self.inside = attrs.get("id") == self.section
-        if self.inside and tag == "tr":
-            self._row = []
-        if self.inside and tag == "td" and self._row is not None:
-            self._row.append(float(attrs["data-value"]))
-
-    def handle_endtag(self, tag):
-        if self.inside and tag == "tr" and self._row:
-            self.rows.append(self._row)
-            self._row = None
-
-    def handle_data(self, data):
-        if self.inside:
-            self.texts.append(data)
-
-
-@pytest.fixture(scope="session")
-def plan_dirs(forecast_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("plans")
-    dirs = []
-    for objective in ("min-loss", "break-even"):
-        out = root / objective
-        result = runner.invoke(app, ["optimize", "--forecast", str(forecast_dir),
-                                     "--objective", objective, "--out", str(out),
-                                     "--frontier-points", "4"])
-        assert result.exit_code == 0, result.output
-        dirs.append(out)
-    return dirs
-
-
-@pytest.fixture(scope="session", params=["en", "zh"])
-def report(request, plan_dirs, tmp_path_factory):
-    out = tmp_path_factory.mktemp(f"report-{request.param}") / "report"
-    args = ["report", "--out", str(out), "--lang", request.param]
-    for d in plan_dirs:
-        args += ["--plans", str(d)]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return request.param, out
 
 
 def _expected(plan_dirs, forecast_dir):
@@ -253,7 +201,8 @@ def test_every_workbook_number_is_a_number_of_the_html(report):
     page = (out / "report.html").read_text(encoding="utf-8")
     shown = np.array([v for v in _numbers_of(page) if np.isfinite(v)])
     book = openpyxl.load_workbook(out / "report.xlsx")
-    for name in ("KPIs", "Terms", "Contract", "Term", "Member", "ByAge", "History"):
+    for name in ("KPIs", "HowSure", "Terms", "Contract", "Term", "Member", "ByAge", "History",
+                 "Backtest"):
         rows = list(book[name].iter_rows(min_row=2))
         assert rows, name
         for r in rows:
@@ -278,13 +227,16 @@ def test_every_workbook_number_is_a_number_of_the_html(report):
     assert all(isinstance(y, int) for y in years[:-1]), years
 
 
-CHINESE_TERMS = {"人均筹资标准": True, "元": True, "结余": True, "次均": False}
+# what a 大病 negotiator writes (True) and never writes (False) in the Chinese report:
+# 人均筹资标准 for the premium, 元 and 万元 (bands 1.5万–5万元, the top band 以上), 结余 for a
+# surplus, 例均年度费用 per claimant a year; never 次均 (per visit), 千元 or CNY
+CHINESE_TERMS = {"人均筹资标准": True, "元": True, "万元": True, "1.5万–5万元": True,
+                 "万元以上": True, "结余": True, "例均年度": True, "普通参保人": True,
+                 "次均": False, "千元": False, "CNY": False}
 
 
 def test_chinese_terms(report):
-    """The Chinese report writes as a 大病 negotiator does: 人均筹资标准, 元, 结余 for a
-    surplus, 万元 for band edges, and never 次均 (per visit) for a per-claimant annual
-    figure."""
+    """The Chinese report writes as a 大病 negotiator does (CHINESE_TERMS)."""
     lang, out = report
     if lang != "zh":
         return

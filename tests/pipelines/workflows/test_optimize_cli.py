@@ -86,6 +86,12 @@ def test_optimize_infeasible_config(forecast_dir, tmp_path):
     assert "effective_ratio: lower the floor from 97.0%" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "p").exists()
+    # the run opened for the solve says why it failed
+    failed = client().search_runs(
+        [client().get_experiment_by_name("plan-optimization").experiment_id],
+        filter_string="attributes.status = 'FAILED' and tags.objective = 'min-loss'")
+    assert any("effective_ratio: lower the floor from 97.0%" in r.data.tags.get("infeasible", "")
+               for r in failed)
 
 
 def test_optimize_bad_config_key(forecast_dir, tmp_path):
@@ -156,3 +162,47 @@ def test_baseline_run_lines_today_up_with_the_proposals(forecast_dir, tmp_path):
     assert base.data.metrics["payout_at_50000"] == pytest.approx(today["payout_at"]["50000"])
     assert float(base.data.params["premium_per_capita"]) == pytest.approx(
         doc["status_quo"]["plan"]["premium_per_capita"])
+
+
+def test_the_plan_run_is_open_while_the_solver_runs(forecast_dir, tmp_path, monkeypatch):
+    """The run spans the solve: MLflow's active run during `optimize` is the plan's run,
+    and the run's start and end enclose the moment the solver was called."""
+    import time
+
+    import mlflow
+
+    from pipelines.workflows import propose
+
+    seen = {}
+    solve = propose.optimize
+
+    def watched(*args, **kwargs):
+        seen["run"], seen["at"] = mlflow.active_run(), time.time() * 1000
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(propose, "optimize", watched)
+    fc, space = Forecast.load(forecast_dir), load_space()
+    result = propose.run_optimize(fc, space, "min-loss", tmp_path / "plan", frontier_points=0)
+    assert seen["run"] is not None and seen["run"].info.run_id == result.run_id
+    run = client().get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.start_time <= seen["at"] <= run.info.end_time
+    assert (run.info.end_time - run.info.start_time) / 1000 >= result.optimum.seconds
+
+
+def test_experiments_say_they_are_model_development():
+    """Both experiments carry MLflow's experiment kind for model development (not GenAI),
+    and the end-of-run message gives the runs table's address with the UI's workflow."""
+    from pipelines.cli import ui_hint
+    from pipelines.tracking import FORECAST_EXPERIMENT, PLAN_EXPERIMENT, use_experiment
+
+    for name in (FORECAST_EXPERIMENT, PLAN_EXPERIMENT):
+        use_experiment(name)
+        tags = client().get_experiment_by_name(name).tags
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
+    local = ui_hint("sqlite:////tmp/x.db", "7")
+    assert "make ui STORE=sqlite:////tmp/x.db" in local
+    assert ("http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+            in local)
+    server = ui_hint("http://10.0.0.2:5005", "3")
+    assert "http://10.0.0.2:5005/#/experiments/3/runs?workflowType=machine_learning" in server

@@ -142,3 +142,35 @@ def test_second_portfolio_trains_and_forecasts_without_a_plan(health_dir, tmp_pa
     assert len(layers) >= 4 and not any(c.startswith("payout") for c in table.columns)
     np.testing.assert_allclose(table[layers].sum(axis=1), table["mean_severity"], rtol=1e-9)
     assert summary["claims"] > summary["claimants"] > 0  # claim counts forecast too
+
+
+def test_as_of_train_and_forecast_state_the_completion(small_dir, tmp_path, monkeypatch):
+    """Trained and forecast from the data as of 2022-01-31: the train run logs the as-of
+    date and 2021's completion, the forecast carries it to the report (its provenance and
+    summary), its expected payout is the one of the completed cells' models."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'asof.db'}")
+    as_of = ["--data", str(small_dir), "--as-of", "2022-01-31"]
+    trained = runner.invoke(app, ["train", *as_of])
+    assert trained.exit_code == 0, trained.output
+    run = _client().search_runs(
+        [_client().get_experiment_by_name(FORECAST_EXPERIMENT).experiment_id],
+        filter_string="attributes.run_name = 'train'")[0]
+    assert run.data.params["as_of"] == "2022-01-31"
+    assert run.data.params["development"] == "chain-ladder"
+    assert run.data.params["backtest_as_of"] == "01-31"
+    assert "each backtest origin trained on the data as of its 01-31" in trained.stderr
+    assert "registered model" not in trained.stderr.lower()  # MLflow's own lines kept off
+    factor = run.data.metrics["development_factor"]   # the last step: 2021
+    assert factor > 1.01
+    out = tmp_path / "fc"
+    result = runner.invoke(app, ["forecast", *as_of, "--year", "2022", "--out", str(out),
+                                 "--scenarios", "200"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "forecast.json").read_text(encoding="utf-8"))
+    stated = doc["provenance"]["development"]
+    assert stated["as_of"] == "2022-01-31" and stated["year"] == 2021
+    assert stated["factor"] == pytest.approx(factor)
+    assert stated["low"] < stated["completed"] < stated["high"]
+    assert stated["completed"] == pytest.approx(stated["reported"] * factor)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["development"] == stated

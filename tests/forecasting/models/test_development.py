@@ -1,0 +1,291 @@
+"""Claims development: triangles built from the settlements as known, chain ladder and
+Bornhuetter-Ferguson checked against Mack's published figures and closed forms, intervals
+that hold the truth of simulated cities, and completed cells that fix the as-of forecast."""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.config import Development, ProjectConfig
+from forecasting.data.cells import aggregate, annual_costs
+from forecasting.data.dataset import load_data
+from forecasting.data.lags import lag_records
+from forecasting.data.options import DataOptions
+from forecasting.errors import InputError
+from forecasting.models.claims import ClaimsModel
+from forecasting.models.development import (
+    as_known,
+    complete,
+    complete_column,
+    completed_cells,
+    completion_sd,
+    developed,
+    lognormal_interval,
+    model_priors,
+    trend_leverage,
+    trend_prior,
+    triangles,
+)
+from forecasting.scheme.accounts import year_result
+from forecasting.simulate import simulate_city
+from pipelines.workflows.builtin import builtin_data
+
+AS_OF = datetime.date(2022, 1, 31)
+
+# Mack (1993), "Distribution-free calculation of the standard error of chain ladder
+# reserve estimates", ASTIN Bulletin 23(2), the RAA triangle: age-to-age factors, the
+# reserves of the two latest accident years and their standard errors.
+MACK_FACTORS = [2.999, 1.624, 1.271, 1.172, 1.113, 1.042, 1.033, 1.017, 1.009]
+MACK_RESERVE = {1989: (10_650, 6_332), 1990: (16_339, 24_566)}
+
+
+@pytest.fixture(scope="module")
+def raa():
+    import chainladder as cl
+
+    with warnings.catch_warnings():  # the library's own sample loader warns under pandas 3
+        warnings.simplefilter("ignore")
+        return cl.load_sample("raa")
+
+
+def _volume_weighted_ultimates(cum: np.ndarray) -> np.ndarray:
+    """Chain-ladder ultimates by hand: volume-weighted link ratios of a cumulative square
+    with NaN below the diagonal (a second method beside the library)."""
+    n = cum.shape[1]
+    factors = []
+    for j in range(n - 1):
+        rows = ~np.isnan(cum[:, j + 1])
+        factors.append(cum[rows, j + 1].sum() / cum[rows, j].sum())
+    ult = []
+    for row in cum:
+        k = int(np.flatnonzero(~np.isnan(row))[-1])
+        ult.append(row[k] * np.prod(factors[k:]))
+    return np.array(ult)
+
+
+def test_chain_ladder_matches_mack_1993_on_raa(raa):
+    latest, ultimate, se = complete_column(raa, "chain-ladder")
+    cum = raa.values[0, 0]
+    np.testing.assert_allclose(ultimate, _volume_weighted_ultimates(cum), rtol=1e-9)
+    # the oldest year's completion is the product of every published factor (3 digits)
+    assert ultimate[-1] / latest[-1] == pytest.approx(np.prod(MACK_FACTORS), rel=5e-3)
+    for i, year in enumerate(raa.origin.year):
+        if year in MACK_RESERVE:
+            reserve, error = MACK_RESERVE[year]
+            assert ultimate[i] - latest[i] == pytest.approx(reserve, abs=1)
+            assert se[i] == pytest.approx(error, abs=1)
+
+
+def test_bornhuetter_ferguson_is_its_closed_form(raa):
+    """BF ultimate = latest + prior x (1 - 1/CDF), CDF from the chain ladder; the prior is
+    the earlier years' trended cost per unit of exposure."""
+    latest, cl_ult, cl_se = complete_column(raa, "chain-ladder")
+    exposure = np.linspace(10.0, 19.0, len(latest))
+    _, bf, bf_se = complete_column(raa, "bornhuetter-ferguson", exposure)
+    prior = trend_prior(cl_ult, exposure)
+    np.testing.assert_allclose(bf, latest + prior * (1 - latest / cl_ult), rtol=1e-9)
+    # its error follows what is still to come
+    to_come = (bf - latest)[1:] / (cl_ult - latest)[1:]
+    np.testing.assert_allclose(bf_se[1:], cl_se[1:] * np.abs(to_come), rtol=1e-9)
+    # the latest year's prior from ciplan's own forecast replaces the trend's there
+    _, own, _ = complete_column(raa, "bornhuetter-ferguson", exposure, latest_prior=25_000.0)
+    assert own[-1] == pytest.approx(latest[-1] + 25_000.0 * (1 - latest[-1] / cl_ult[-1]))
+    np.testing.assert_allclose(own[:-1], bf[:-1], rtol=1e-12)
+    # the trend prior: exactly log-linear rates are extrapolated exactly
+    rates = np.exp(0.1 * np.arange(5))
+    np.testing.assert_allclose(trend_prior(rates * 2.0, np.full(5, 2.0))[2:],
+                               2.0 * rates[2:], rtol=1e-9)
+
+
+def test_lognormal_interval_holds_its_mean_and_level():
+    rng = np.random.default_rng(0)
+    low, high, log_sd = lognormal_interval(100.0, 20.0, 0.9)
+    s2 = np.log1p(0.04)
+    draws = np.exp(rng.normal(np.log(100) - s2 / 2, np.sqrt(s2), 200_000))
+    assert low < draws.mean() < high and log_sd == pytest.approx(np.sqrt(s2))
+    assert np.mean((draws >= low) & (draws <= high)) == pytest.approx(0.9, abs=0.005)
+
+
+def _known(claims: pd.DataFrame, as_of: datetime.date) -> pd.DataFrame:
+    settled = pd.to_datetime(claims["settlement_date"])
+    return claims.assign(settled=settled)[settled <= pd.Timestamp(as_of)]
+
+
+@pytest.mark.parametrize("as_of", [datetime.date(2022, 1, 31), datetime.date(2022, 1, 15)])
+def test_triangles_hold_what_was_settled_at_each_month(small_city, as_of):
+    """Each diagonal of the triangles is what was settled by as_of minus whole months, per
+    service year; the latest holds the claimants the as-of cells count."""
+    claims = small_city.claims[small_city.claims["year"] <= 2021]
+    known = _known(claims, as_of)
+    tri = triangles(lag_records(known), as_of).dev_to_val()
+    cost = tri["cost"].values[0, 0]
+    for back in (0, 1, 5):
+        date = pd.Timestamp(as_of) - pd.DateOffset(months=back)
+        part = known[known["settled"] <= date]
+        expected = part.groupby("year")["eligible_cost"].sum().reindex([2019, 2020, 2021])
+        got = cost[:, cost.shape[1] - 1 - back]
+        np.testing.assert_allclose(np.nan_to_num(got), expected.fillna(0).to_numpy(),
+                                   rtol=1e-9)
+    counts = tri["claimants"].values[0, 0][:, -1]
+    annual = known.groupby(["member_id", "year"])["eligible_cost"].sum()
+    by_year = (annual > 0).groupby(level="year").sum()
+    np.testing.assert_array_equal(counts, by_year.to_numpy())
+
+
+def _as_of_cells(city, as_of: datetime.date):
+    """The cells and lags of a simulated city as known on `as_of` (years ended by then)."""
+    members = city.members[city.members["year"] < as_of.year].reset_index(drop=True)
+    claims = _known(city.claims[city.claims["year"] < as_of.year], as_of)
+    cells = aggregate(members, annual_costs(members, claims.reset_index(drop=True)))
+    return replace(cells, as_of=as_of, lags=lag_records(claims))
+
+
+@pytest.mark.slow
+def test_completed_latest_year_holds_the_truth_in_17_of_20_cities():
+    """On cities with known lags the 90 % interval of the completed 2021 holds its
+    complete cost in at least 17 of 20 (the binomial expectation is 18)."""
+    hits, errors = 0, []
+    for seed in range(300, 320):
+        city = simulate_city(seed=seed, scale=0.05)
+        done = complete(_as_of_cells(city, AS_OF))
+        latest = max(done.years, key=lambda y: y.year)
+        truth = city.claims.loc[city.claims["year"] == 2021, "eligible_cost"].sum()
+        stated = latest.stated(0.9)
+        hits += stated["low"] <= truth <= stated["high"]
+        errors.append(latest.completed / truth - 1)
+        assert latest.reported < truth  # the latest year was incomplete
+    assert hits >= 17, (hits, errors)
+    assert abs(np.mean(errors)) < 0.01  # and the chain ladder is unbiased across cities
+
+
+def test_completed_cells_scale_each_year_to_its_ultimate(small_city):
+    cells = _as_of_cells(small_city, AS_OF)
+    done = complete(cells)
+    filled = completed_cells(cells, done)
+    for y in done.years:
+        table = filled.table[filled.table["year"] == y.year]
+        assert table["cost"].sum() == pytest.approx(y.completed, rel=1e-9)
+        assert table["claimants"].sum() == pytest.approx(y.claimants_completed, rel=1e-9)
+        mean = filled.claimants.loc[filled.claimants["year"] == y.year, "cost"].mean()
+        assert mean == pytest.approx(y.completed / y.claimants_completed, rel=1e-9)
+    assert done.years[-1].factor > 1.01 and done.years[0].factor == pytest.approx(1, abs=1e-3)
+
+
+def test_completion_widens_the_forecast_by_its_leverage(small_city):
+    """Three years 2019-2021 projected to 2022: the latest year's leverage is
+    1/3 + 1 x 2 / 2 = 4/3, and the forecast's cost spread grows by it in quadrature."""
+    assert trend_leverage([2019, 2020, 2021], 2022) == pytest.approx(4 / 3)
+    cells = _as_of_cells(small_city, AS_OF)
+    filled = completed_cells(cells, complete(cells))
+    latest = filled.completion["years"][-1]
+    assert completion_sd(filled, 2022) == pytest.approx(4 / 3 * latest["log_sd"])
+    model = ClaimsModel().fit(filled)
+    bare = replace(filled, completion=None)
+    widened = model.forecast(2022).sev_year_sd
+    plain = ClaimsModel().use(bare, model.freq_, model.sev_).forecast(2022).sev_year_sd
+    assert widened == pytest.approx(np.hypot(plain, completion_sd(filled, 2022)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["chain-ladder", "bornhuetter-ferguson"])
+def test_as_of_forecast_of_default_city_within_5_percent(method):
+    """Forecasting 2022 of the full default city from the data as of 2022-01-31: within
+    5 % of its simulated payouts once 2021 is completed; the naive forecast on the
+    incomplete data falls further short than that."""
+    path = builtin_data(years=(2019, 2020, 2021, 2022))
+    full = load_data(path)
+    plan = full.scheme.plan(2022)
+    actual = year_result(full.cells, 2022, plan, full.scheme.market(2022)).payouts
+    ds = load_data(path, DataOptions(as_of=AS_OF))
+    naive = ClaimsModel().fit(ds.cells).forecast(2022).expected_payout(plan)
+    config = ProjectConfig(development=Development(method=method))
+    done = developed(replace(ds, config=config))
+    assert done.cells.completion["method"] == method
+    got = ClaimsModel().fit(done.cells).forecast(2022).expected_payout(plan)
+    assert got == pytest.approx(actual, rel=0.05)
+    assert naive < 0.95 * actual
+
+
+def test_as_of_backtests_see_each_origin_as_of_its_negotiation_date(small_dir):
+    """For origin t the backtest trains on the data as of t's negotiation date (31 January
+    by default, configurable), the years before t, completed when there are two."""
+    ds = developed(load_data(small_dir, DataOptions(as_of=AS_OF)))
+    claims = pd.read_parquet(next(small_dir.glob("claims*")))
+    for date in ("01-31", "03-31"):
+        config = ProjectConfig(development=Development(negotiation_date=date))
+        known = as_known(replace(ds, config=config))(2021)
+        assert known.years == [2019, 2020] and known.as_of == config.development.negotiation(
+            2021)
+        settled = pd.to_datetime(claims["settlement_date"]) <= pd.Timestamp(known.as_of)
+        expected = claims[settled & (claims["year"] == 2020)]["eligible_cost"].sum()
+        year_2020 = next(y for y in known.completion["years"] if y["year"] == 2020)
+        assert year_2020["reported"] == pytest.approx(expected, rel=1e-9)
+    one_year = as_known(ds)(2020)  # one service year: nothing to learn development from
+    assert one_year.years == [2019] and one_year.completion is None
+
+
+def _as_of_keyed(small_dir):
+    return load_data(small_dir, DataOptions(as_of=AS_OF)).cells
+
+
+@pytest.mark.parametrize("key", ["residence", "sex"])
+def test_groups_develop_apart_and_add_up(small_dir, small_city, key):
+    """With group_by, each group's triangles complete its own years; the totals are their
+    sums (errors in quadrature), the reported parts are the claims each group settled by
+    the date, and the completed cells hold each group's completed cost."""
+    cells = _as_of_keyed(small_dir)
+    done = complete(cells, Development(group_by=key, min_claimants=1))
+    assert {g.group for g in done.groups} == set(cells.table[key].astype(str))
+    members = small_city.members[["member_id", "year", key]]
+    claims = _known(small_city.claims[small_city.claims["year"] <= 2021], AS_OF).merge(
+        members, on=["member_id", "year"])
+    settled = claims.groupby(["year", key])["eligible_cost"].sum()
+    filled = completed_cells(cells, done)
+    for g in done.groups:
+        assert g.reported == pytest.approx(settled[(g.year, g.group)], rel=1e-9)
+        mine = filled.table[(filled.table["year"] == g.year)
+                            & (filled.table[key].astype(str) == g.group)]
+        assert mine["cost"].sum() == pytest.approx(g.completed, rel=1e-9)
+    for y in done.years:
+        parts = [g for g in done.groups if g.year == y.year]
+        assert y.completed == pytest.approx(sum(g.completed for g in parts))
+        assert y.se == pytest.approx(np.sqrt(sum(g.se**2 for g in parts)))
+    # a group's own factors differ from the portfolio's: it was developed apart
+    whole = complete(cells).years[-1]
+    assert any(abs(g.factor - whole.factor) > 1e-6 for g in done.groups if g.year == 2021)
+
+
+def test_thin_groups_take_the_portfolio_factors(small_dir):
+    cells = _as_of_keyed(small_dir)
+    whole = complete(cells)
+    thin = complete(cells, Development(group_by="residence", min_claimants=10**9))
+    for y, w in zip(thin.years, whole.years, strict=True):
+        assert y.completed == pytest.approx(w.completed, rel=1e-9)
+        assert y.se == pytest.approx(w.se, rel=1e-9)  # one factor: the errors move together
+        assert all(g.factor == pytest.approx(w.factor) for g in thin.groups if g.year == y.year)
+
+
+def test_group_by_must_be_a_cohort_key(small_dir):
+    with pytest.raises(InputError, match=r"group_by: 'district' is not a cohort key"):
+        complete(_as_of_keyed(small_dir), Development(group_by="district"))
+
+
+def test_the_prior_is_ciplans_own_forecast_of_the_latest_year(small_dir, small_city):
+    """Bornhuetter-Ferguson's prior for 2021: the models fitted on the years before,
+    at 2021's known exposure; close to 2021's complete cost and claimants, per group too."""
+    cells = _as_of_keyed(small_dir)
+    priors = model_priors(cells, Development(group_by="residence"))
+    claims = small_city.claims[small_city.claims["year"] == 2021]
+    cost, claimants = priors[""]
+    assert cost == pytest.approx(claims["eligible_cost"].sum(), rel=0.1)
+    assert claimants == pytest.approx(claims[["member_id"]].drop_duplicates().shape[0],
+                                      rel=0.1)
+    groups = {g: p for g, p in priors.items() if g}
+    assert len(groups) >= 2
+    assert sum(p[0] for p in groups.values()) == pytest.approx(cost, rel=1e-9)
