@@ -91,9 +91,9 @@ def payout_per_claimant(plan: Plan, severity: BlendedSeverity) -> float:
     x_cap = plan.capped_cost()
     lower = np.minimum(plan.lower_edges, x_cap)
     upper = np.minimum(plan.upper_edges, x_cap)
-    lev_hi = np.asarray(severity.lev(upper), dtype="float64")
-    lev_lo = np.asarray(severity.lev(lower), dtype="float64")
-    return float(np.dot(plan.ratios, lev_hi - lev_lo))
+    # one call for both ends of every band: the same values, half the overhead
+    lev = np.asarray(severity.lev(np.concatenate([upper, lower])), dtype="float64")
+    return float(np.dot(plan.ratios, lev[:len(upper)] - lev[len(upper):]))
 
 
 @dataclass(frozen=True)
@@ -109,12 +109,32 @@ class ScenarioSet:
     cohort: np.ndarray
     special: np.ndarray  # per cohort
     insured: np.ndarray | None = None  # per scenario
+    floors: np.ndarray | None = None  # per cohort, when drawn with one floor per cohort
+
+    def cohort_floors(self) -> np.ndarray:
+        """Each cohort's floor (money): the costs above it are all in the set."""
+        return np.full(len(self.special), self.floor) if self.floors is None else self.floors
+
+    def group_floor(self, special: bool) -> float:
+        """The floor of the ordinary (special=False) or special-group members' costs: the
+        highest of their cohorts' (the set's own when it has none of them)."""
+        mine = self.cohort_floors()[self.special == special]
+        return float(mine.max()) if mine.size else float(self.floor)
+
+    def covers(self, plan: Plan) -> bool:
+        """Whether the set holds every cost the plan's payout depends on: each cohort's
+        floor at or below the deductible its members get (ordinary or special)."""
+        low = min(plan.deductible, plan.for_special_group().deductible)
+        if self.floors is None:
+            return low >= self.floor
+        need = np.where(self.special, plan.for_special_group().deductible, plan.deductible)
+        return bool((self.floors <= need).all())
 
     def check_covers(self, plan: Plan) -> None:
         """Scenarios price a plan only if they hold every cost its payout depends on: an
         error, not a range, when a deductible lies below the floor."""
-        low = min(plan.deductible, plan.for_special_group().deductible)
-        if low < self.floor:
+        if not self.covers(plan):
+            low = min(plan.deductible, plan.for_special_group().deductible)
             raise ValueError(f"scenarios hold costs above {self.floor:g} only; the plan's "
                              f"lowest deductible is {low:g}: draw them with floor <= {low:g}")
 
@@ -176,10 +196,13 @@ class Forecast:
         """Expected total payout of the year under `plan` (CNY)."""
         return float(self.payout_by_cohort(plan).sum())
 
+    def deductibles(self, plan: Plan) -> np.ndarray:
+        """Each cohort's deductible under `plan` (CNY): the special groups' their own."""
+        return np.where(self._special(), plan.for_special_group().deductible, plan.deductible)
+
     def expected_above_deductible(self, plan: Plan) -> float:
         """Expected eligible cost above each member's deductible (CNY), special ones lower."""
-        special_d = plan.for_special_group().deductible
-        d = np.where(self._special(), special_d, plan.deductible)
+        d = self.deductibles(plan)
         return float(sum(n * sev.layer(di, np.inf) for n, sev, di in
                          zip(self.cohorts["claimants"], self.severities, d, strict=True)))
 
@@ -218,10 +241,16 @@ class Forecast:
             return sev.layer(a, b)
         return reported_layer(sev, a, b, self.reported_above)
 
-    def scenarios(self, n: int, seed: int = 0, floor: float = 0.0) -> ScenarioSet:
+    def scenarios(self, n: int, seed: int = 0, floor: float | np.ndarray = 0.0,
+                  level: np.ndarray | None = None) -> ScenarioSet:
         """n joint draws of the year: enrolment, parameters, year effects (with the trend's
         uncertainty), claim counts and costs above `floor` (0: every cost; any plan whose
-        deductibles are at or above the floor can then be priced)."""
+        deductibles are at or above the floor can then be priced). `floor` may be one per
+        cohort (a cost below a cohort's deductible pays nothing: special groups' is lower);
+        the set's floor is then the highest, above which it holds every cost. `level`: a
+        further cost level per scenario (a later year's trend, length n, > 0) by which the
+        costs are multiplied before the floor applies, so that each scenario draws only the
+        costs that reach the floor at its own level."""
         rng = np.random.default_rng(seed)
         k = len(self.cohorts)
         insured_mult = np.exp(rng.normal(0, self.insured_sd, n))
@@ -232,8 +261,11 @@ class Forecast:
                                             self.freq_covariance, size=n, method="eigh")
             freq_mult = freq_mult * np.exp(shift @ self.freq_design.T)
         cost_mult = np.exp(rng.normal(0, self.sev_year_sd, n))
+        if level is not None:
+            cost_mult = cost_mult * np.asarray(level, dtype="float64")
         lam = freq_mult * self.cohorts["claimants"].to_numpy(float)[None, :]
-        costs, scens = zip(*(_draw_cohort(rng, sev, lam[:, c], cost_mult, floor)
+        floors = np.broadcast_to(np.asarray(floor, dtype="float64"), (k,))
+        costs, scens = zip(*(_draw_cohort(rng, sev, lam[:, c], cost_mult, floors[c])
                              for c, sev in enumerate(self.severities)), strict=True)
         sizes = [len(x) for x in costs]
         # tens of millions of costs: each list is freed as soon as it is joined
@@ -242,8 +274,9 @@ class Forecast:
         scen = np.concatenate(scens)
         del scens
         cohort = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-        return ScenarioSet(n, floor, cost, scen, cohort, self._special(),
-                           self.insured * insured_mult)
+        return ScenarioSet(n, float(floors.max(initial=0.0)), cost, scen, cohort,
+                           self._special(), self.insured * insured_mult,
+                           None if np.ndim(floor) == 0 else floors.copy())
 
     def payout_ranges(self, plan: Plan, n: int, seed: int = 0,
                       coverage: float = COVERAGE) -> tuple[pd.DataFrame, dict]:
@@ -456,19 +489,23 @@ def _solve_level(cdf, q: float, means: pd.Series) -> float:
     return float(np.sqrt(lo * hi))
 
 
-def layer_above(lev, survival: float, a: float, b: float, threshold: float) -> float:
+def layer_above(lev, survival, a: float, b: float, threshold: float):
     """Expected cost inside [a, b) per claimant above the threshold T,
     E[min(X,b) - min(X,a) | X > T], from the limited expected values `lev` and
     survival = P(X > T): with g(x) = E[min(X,x) 1{X>T}] = lev(max(x,T)) - lev(T) +
-    min(x,T) S(T), it is (g(b) - g(a)) / S(T)."""
-    if survival <= 0:
-        return float("nan")
-    lev_t = float(np.asarray(lev(threshold)))
+    min(x,T) S(T), it is (g(b) - g(a)) / S(T); NaN where S(T) = 0. A float, or an array
+    when `lev` and `survival` are those of several distributions at once."""
+    survival = np.asarray(survival, dtype="float64")
+    lev_t = np.asarray(lev(threshold), dtype="float64")
 
-    def g(x: float) -> float:
-        return float(np.asarray(lev(max(x, threshold)))) - lev_t + min(x, threshold) * survival
+    def g(x: float) -> np.ndarray:
+        return np.asarray(lev(max(x, threshold)), dtype="float64") - lev_t + min(
+            x, threshold) * survival
 
-    return (g(b) - g(a)) / survival
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(survival > 0, (g(b) - g(a)) / np.where(survival > 0, survival, 1.0),
+                       np.nan)
+    return float(out) if out.ndim == 0 else out
 
 
 def reported_layer(sev: BlendedSeverity, a: float, b: float, threshold: float) -> float:

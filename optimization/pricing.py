@@ -267,7 +267,8 @@ def scenario_sums(sc: ScenarioSet) -> tuple[ScenarioSums, ScenarioSums]:
     found = sc.__dict__.get("_ciplan_sums")
     if found is None:
         special = sc.special[sc.cohort]
-        found = (ScenarioSums(sc, ~special), ScenarioSums(sc, special))
+        found = (ScenarioSums(sc, ~special, sc.group_floor(False)),
+                 ScenarioSums(sc, special, sc.group_floor(True)))
         object.__setattr__(sc, "_ciplan_sums", found)
     return found
 
@@ -277,8 +278,10 @@ class ScenarioSums:
     t, and the payouts of schedules in every scenario. Costs are sorted once per
     scenario; new points cost one vectorised search per scenario."""
 
-    def __init__(self, sc: ScenarioSet, who: np.ndarray):
-        self.n, self.floor = sc.n, sc.floor
+    def __init__(self, sc: ScenarioSet, who: np.ndarray, floor: float | None = None):
+        """`who`: which costs are the group's; `floor`: above which it holds them all (the
+        set's own by default)."""
+        self.n, self.floor = sc.n, sc.floor if floor is None else floor
         scen = sc.scenario[who]
         order = np.argsort(scen, kind="stable")  # a radix sort on integers
         start = np.searchsorted(scen[order], np.arange(sc.n + 1))

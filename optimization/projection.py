@@ -12,7 +12,10 @@ Year t of the term (t = 0 is the forecast year):
 - scenarios: each year's own process draws (claims of different years are independent)
   times a cost level that walks: exp(sum of t independent yearly trend errors), so the
   uncertainty of the trend grows with the horizon; every scenario is settled each year and
-  summed over the term.
+  summed over the term. The first year is the forecast year itself: given the scenarios
+  the optimiser settled (`scenarios`), it is priced from their sorted sums rather than
+  drawn again; later years draw only the costs that reach the plan's lowest deductible at
+  each scenario's own cost level.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from forecasting.forecast import Forecast
+from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.models.enrollment import age_one_year
 from forecasting.scheme.plan import Plan, member_payouts
 from optimization.contract import settle
+from optimization.evaluate import scenario_payouts
 from optimization.objectives import cvar_rows
 from optimization.space import ContractTerms, PlanSpace
 
@@ -114,20 +118,46 @@ def cohorts_of_year(forecast: Forecast, t: int, enrol: float, ageing: bool) -> p
 
 
 def project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTerms,
-            income: float, n: int = 1000, seed: int = 0) -> Projection:
+            income: float, n: int = 1000, seed: int = 0,
+            scenarios: ScenarioSet | None = None) -> Projection:
     """The term of `plan` (see module doc); `income` is last year's per-capita disposable
-    income (for the deductible rule). Kept on the forecast: the same projection asked
-    again (today's plan, for each proposal of a run) is drawn once."""
-    key = (repr(plan), repr(terms), float(income), int(n), int(seed), space.model_dump_json())
+    income (for the deductible rule); `scenarios`: n scenarios of `forecast` (the ones the
+    optimiser settled) on which the first year is settled when they cover the plan. Kept
+    on the forecast: the same projection asked again (today's plan, for each proposal of a
+    run) is drawn once."""
+    key = (repr(plan), repr(terms), float(income), int(n), int(seed), space.model_dump_json(),
+           None if scenarios is None else id(scenarios))
     kept = forecast.__dict__.setdefault("_ciplan_projections", {})
-    if key not in kept:
-        kept[key] = _project(forecast, plan, space, terms, income, n, seed)
-    found = kept[key]
+    if key not in kept:  # the scenarios are kept beside it, so their id stays theirs
+        kept[key] = (_project(forecast, plan, space, terms, income, n, seed, scenarios),
+                     scenarios)
+    found = kept[key][0]
     return Projection(found.years.copy(), found.scenarios.copy())
 
 
+def year_payouts(fc: Forecast, plan: Plan, level: np.ndarray, seed: int,
+                 given: ScenarioSet | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(total payout, insured head count) of each scenario of a year whose cost level is
+    `level` (one per scenario, relative to the forecast year). From `given` (scenarios of
+    the forecast year) when the level is 1 and they cover the plan: priced from their
+    sorted sums, the year the optimiser settled. Otherwise drawn, each scenario and cohort
+    only the costs that reach the cohort's deductible at the scenario's level (a cost
+    below it pays nothing, so the payouts are the same as from every cost; most costs of
+    ordinary members lie between the special groups' deductible and theirs)."""
+    n = len(level)
+    floors = fc.deductibles(plan)
+    if given is not None and given.n == n and np.all(level == 1.0) and given.covers(plan):
+        sc, pay = given, scenario_payouts(plan, given)
+    else:
+        sc = fc.scenarios(n, seed, floor=floors, level=level)
+        paid = member_payouts(plan, sc.cost, sc.special[sc.cohort])
+        pay = np.bincount(sc.scenario, weights=paid, minlength=n)
+    heads = np.full(n, fc.insured) if sc.insured is None else np.asarray(sc.insured, float)
+    return pay, heads
+
+
 def _project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTerms,
-             income: float, n: int, seed: int) -> Projection:
+             income: float, n: int, seed: int, given: ScenarioSet | None) -> Projection:
     term, costs = space.term, space.costs
     trend, spread, enrol = history_trends(forecast)
     trend = trend if term.cost_trend == "data" else term.cost_trend
@@ -144,13 +174,9 @@ def _project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTe
     for t, p in enumerate(plans):
         fc = replace(forecast, cohorts=cohorts_of_year(forecast, t, enrol, term.ageing))
         a = float(np.exp(trend * t))
-        mult = a * np.exp(walk[t])
-        low = min(p.deductible, p.for_special_group().deductible)
-        sc = fc.scenarios(n, seed + 1 + t, floor=low / mult.max())
-        paid = member_payouts(p, sc.cost * mult[sc.scenario], sc.special[sc.cohort])
-        pay_s = np.bincount(sc.scenario, weights=paid, minlength=n)
+        pay_s, heads = year_payouts(fc, p, a * np.exp(walk[t]), seed + 1 + t,
+                                    given if t == 0 else None)
         insured = fc.insured
-        heads = np.full(n, insured) if sc.insured is None else np.asarray(sc.insured, float)
         income_s = p.premium_per_capita * heads
         opex_s = costs.opex_fixed + costs.opex_share * income_s
         s = settle(pay_s, income_s, opex_s, terms)

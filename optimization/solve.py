@@ -46,16 +46,23 @@ class Optimum:
 
 
 def _scenarios_floor(space: PlanSpace, status_quo: Plan) -> float:
-    lows = [*space.deductible.candidates, status_quo.deductible]
-    return min(lows) * min(space.special.deductible_factor,
-                           status_quo.special.deductible_factor)
+    return _lowest_deductible(space, status_quo) * min(space.special.deductible_factor,
+                                                       status_quo.special.deductible_factor)
+
+
+def _lowest_deductible(space: PlanSpace, status_quo: Plan) -> float:
+    """The lowest ordinary deductible the space can choose (or today's, if lower)."""
+    return min([*space.deductible.candidates, status_quo.deductible])
 
 
 def scenario_set(forecast: Forecast, space: PlanSpace, status_quo: Plan,
                  seed: int = 0) -> ScenarioSet:
-    """Scenarios deep enough for every deductible the space can choose."""
-    return forecast.scenarios(space.risk.scenarios, seed,
-                              floor=_scenarios_floor(space, status_quo))
+    """Scenarios deep enough for every deductible the space can choose: each cohort's
+    costs above the lowest deductible its members can get (special groups' lower; the
+    ordinary members' costs between the two pay nothing under any plan of the space)."""
+    floors = np.where(forecast._special(), _scenarios_floor(space, status_quo),
+                      _lowest_deductible(space, status_quo))
+    return forecast.scenarios(space.risk.scenarios, seed, floor=floors)
 
 
 def context(forecast: Forecast, space: PlanSpace, status_quo: Plan,

@@ -33,6 +33,18 @@ def counts_like(freq, cells: Cells):
                            sample_weight=rows["exposure"])
 
 
+def _rows_by_key(frame: pd.DataFrame, keys: list[str]) -> dict[tuple, np.ndarray]:
+    """The positions of `frame`'s rows (in order) for each combination of `keys`: one sort
+    of the group numbers, not one array per group built by pandas (a few thousand cohorts
+    of 400 k claimants, asked for every forecast of a backtest)."""
+    codes = frame.groupby(keys, sort=False, observed=True, dropna=False).ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(codes.max(initial=-1) + 2))
+    firsts = frame[keys].iloc[order[bounds[:-1]]].itertuples(index=False)
+    return {tuple(key): order[lo:hi] for key, lo, hi in zip(firsts, bounds[:-1], bounds[1:],
+                                                            strict=True)}
+
+
 def _reuse(shared: dict | None, key: tuple, make):
     """make(), or the fit `shared` already holds under `key` (kept there when new)."""
     if shared is None:
@@ -52,6 +64,9 @@ class ClaimsModel:
     credibility_k: claimants at which a cohort's own past costs get half the weight.
     frequency_params, severity_params: passed to the estimators (keys, band width and
     base year come from the cells).
+    claim_counts: also model claims (not claimants) per member-year when the data count
+    them; off where only claimants are scored (backtests and candidate selection), which
+    halves the frequency fits.
     """
 
     frequency: str = "glm"
@@ -59,6 +74,7 @@ class ClaimsModel:
     frequency_params: dict = field(default_factory=dict)
     severity_params: dict = field(default_factory=dict)
     frequency_rows: str = "cells"
+    claim_counts: bool = True
 
     def _frequency_estimator(self, cells: Cells, rows: pd.DataFrame, target: str):
         if self.frequency not in FREQUENCY_MODELS:
@@ -91,7 +107,8 @@ class ClaimsModel:
                       lambda: self._frequency_estimator(cells, rows, "claimants"))
         counts = (_reuse(shared, ("claims", *key),
                          lambda: self._frequency_estimator(cells, rows, "claims"))
-                  if "claims" in rows and rows["claims"].sum() > 0 else None)
+                  if self.claim_counts and "claims" in rows and rows["claims"].sum() > 0
+                  else None)
         sev = _reuse(shared, ("severity", *key[:3], repr(sorted(self.severity_params.items()))),
                      lambda: self._severity(cells))
         return self.use(cells, freq, sev, counts)
@@ -202,8 +219,7 @@ class ClaimsModel:
         trend = self.sev_.coef_[-1]
         year = int(cohorts["year"].iloc[0])
         trended = c["cost"].to_numpy() * np.exp(trend * (year - c["year"].to_numpy()))
-        groups = pd.Series(np.arange(len(c))).groupby([c[k].to_numpy() for k in keys])
-        index = {key: rows.to_numpy() for key, rows in groups}
+        index = _rows_by_key(c, keys)
         out = []
         for row, dist in zip(cohorts[keys].itertuples(index=False), dists, strict=True):
             costs = trended[index.get(tuple(row), np.array([], dtype=int))]

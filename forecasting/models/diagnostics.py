@@ -25,13 +25,17 @@ def layer_fit(model: SplicedSeverityModel, claimants: pd.DataFrame, levels: list
     (from 0 to infinity), summed over the claimants' own cohort distributions."""
     cost = claimants["cost"].to_numpy()
     scales, counts = np.unique(model.scale(claimants), return_counts=True)
-    base = model.base_
-    dists = [replace(base, scale=float(s)) for s in scales]
+    unit = replace(model.base_, scale=1.0)
+
+    def lev(x: float) -> np.ndarray:
+        """E[min(X, x)] at every distinct scale s at once: s lev_1(x / s) (CNY)."""
+        return scales * unit.lev(x / scales)
+
+    survival = 1 - unit.cdf(threshold / scales)
     rows = []
     for a, b in itertools.pairwise([0.0, *levels, np.inf]):
         observed = float((np.minimum(cost, b) - np.minimum(cost, a)).mean())
-        per = [layer_above(d.lev, 1 - float(d.cdf(threshold)), a, b, threshold)
-               if threshold > 0 else d.layer(a, b) for d in dists]
+        per = layer_above(lev, survival, a, b, threshold) if threshold > 0 else lev(b) - lev(a)
         fitted = float(np.dot(counts, per) / counts.sum())
         rows.append({"layer_from": a, "layer_to": b, "observed": observed, "fitted": fitted,
                      "error": fitted / observed - 1 if observed > 0 else np.nan})

@@ -71,7 +71,9 @@ def _level_text(values) -> np.ndarray:
         if (codes >= 0).all():
             return _level_text(np.asarray(values.cat.categories, dtype=object))[codes]
     codes, uniques = pd.factorize(np.asarray(values), use_na_sentinel=False)
-    text = np.asarray(pd.Series(uniques, dtype=object).astype(str).to_numpy(), dtype=str)
+    # str() of each of the few distinct values (what Series.astype(str) calls), without
+    # building a Series: the design is made thousands of times in cross-validation
+    text = np.array([str(u) for u in uniques], dtype=str)
     return text[codes]
 
 

@@ -107,6 +107,19 @@ def _gamma(Z: np.ndarray, y: np.ndarray, alpha: float, weight=None) -> GammaRegr
                           solver="newton-cholesky").fit(Z, y, sample_weight=weight)
 
 
+def _gamma_grouped(Zg: np.ndarray, codes: np.ndarray, y: np.ndarray,
+                   alpha: float) -> GammaRegressor:
+    """The Gamma GLM of costs y (CNY) whose design rows are Zg[codes], fitted on the
+    sufficient statistics: each distinct row's mean cost weighted by its claimants. Within a
+    row the Gamma deviance of the costs is n (log mu + mean / mu) plus terms free of mu, the
+    deviance of the mean weighted by n, and the weights sum to the claimants: the same
+    objective as over every claimant, on a few thousand rows instead of 400 k."""
+    counts = np.bincount(codes, minlength=len(Zg)).astype("float64")
+    sums = np.bincount(codes, weights=y, minlength=len(Zg))
+    seen = counts > 0
+    return _gamma(Zg[seen], sums[seen] / counts[seen], alpha, counts[seen])
+
+
 class GammaSeverityGLM(RegressorMixin, BaseEstimator):
     """Gamma GLM, log link, for the mean annual cost of a claimant by cohort (money units
     of the data). keys, band_width: as in PoissonFrequencyGLM."""
@@ -174,11 +187,13 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
             raise ValueError("costs must reach reported_above")
         self.design_ = CohortDesign("spline", self.n_knots, self.base_year, self.band_width,
                                     self.keys).fit(X)
-        Z = self.design_.transform(X)
+        codes, first = distinct_rows(X, ("year", "age", "age_band", *self.design_.keys_))
+        Zg = self.design_.transform(X.iloc[first])  # once per distinct cohort and year
+        Z = Zg[codes]
         # Stage 1: the cohort scale from a Gamma GLM of the mean when nothing is truncated;
         # under truncation from a lognormal regression truncated at the threshold (the
         # mean of what is seen above a threshold says little about the scale).
-        coef = (_gamma(Z, y, self.alpha).coef_ if self.reported_above <= 0 else
+        coef = (_gamma_grouped(Zg, codes, y, self.alpha).coef_ if self.reported_above <= 0 else
                 truncated_log_regression(Z, np.log(y), np.log(self.reported_above),
                                          self.alpha))
         x0 = y / np.exp(Z @ coef)
@@ -333,8 +348,17 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
 
 def empirical_lev(costs: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Mean of min(cost, b_j) over the costs, for each b_j (sorted once, O((n + m) log n))."""
+    return _sorted_lev(*_sorted_sums(costs), b)
+
+
+def _sorted_sums(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The costs sorted and their running sums from 0 (CNY)."""
     x = np.sort(costs)
-    cum = np.concatenate([[0.0], np.cumsum(x)])
+    return x, np.concatenate([[0.0], np.cumsum(x)])
+
+
+def _sorted_lev(x: np.ndarray, cum: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean of min(cost, b_j) over sorted costs x with running sums cum (CNY)."""
     pos = np.searchsorted(x, b)  # costs below each b
     return (cum[pos] + np.where(np.isfinite(b), b, 0.0) * (len(x) - pos)) / len(x)
 
@@ -364,13 +388,19 @@ class BlendedSeverity:
             raise ValueError(f"credibility = {credibility!r}; expected a weight in [0, 1]")
         return cls(SplicedSeverity.from_dict(data["parametric"]), costs, credibility)
 
+    @functools.cached_property
+    def _sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        """The past costs sorted, with running sums: sorted once per severity, not once per
+        price asked of it (a plan search prices every cohort thousands of times)."""
+        return _sorted_sums(self.costs)
+
     def lev(self, b) -> np.ndarray:
         """E[min(X, b)] in CNY."""
         param = self.parametric.lev(b)
         if self.credibility == 0 or self.costs.size == 0:
             return param
         b_arr = np.atleast_1d(np.asarray(b, dtype="float64"))
-        emp = empirical_lev(self.costs, b_arr)
+        emp = _sorted_lev(*self._sorted, b_arr)
         out = self.credibility * emp + (1 - self.credibility) * np.atleast_1d(param)
         return out if np.ndim(b) else float(out[0])
 
@@ -379,7 +409,7 @@ class BlendedSeverity:
         param = np.asarray(self.parametric.cdf(x), dtype="float64")
         if self.credibility == 0 or self.costs.size == 0:
             return param
-        emp = np.searchsorted(np.sort(self.costs), np.asarray(x, dtype="float64"),
+        emp = np.searchsorted(self._sorted[0], np.asarray(x, dtype="float64"),
                               side="right") / self.costs.size
         return self.credibility * emp + (1 - self.credibility) * param
 

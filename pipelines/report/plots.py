@@ -72,13 +72,24 @@ def mean_excess(costs: np.ndarray, fitted, title: str, unit: str) -> Figure:
     return fig
 
 
+def qq_points(n: int, body: int = 2_000, ends: int = 200) -> np.ndarray:
+    """Which of n sorted costs a QQ plot draws: every one of the `ends` smallest and largest
+    (where a tail misfits) and `body` evenly spaced ranks between; 400 k claimants' points
+    look the same on a 5-inch chart and cost seconds to draw."""
+    ranks = np.linspace(0, n - 1, min(n, body)).round().astype(np.int64)
+    edge = np.arange(min(n, ends))
+    return np.unique(np.concatenate([ranks, edge, n - 1 - edge]))
+
+
 def qq(costs: np.ndarray, fitted, title: str, unit: str, truncated_at: float = 0.0) -> Figure:
     """Quantiles of the costs against the fitted distribution's (log scales); under
     truncation at T both are of costs above T."""
     x = np.sort(np.asarray(costs, dtype="float64"))
-    p = (np.arange(1, len(x) + 1) - 0.5) / len(x)
+    shown = qq_points(len(x))
+    p = (shown + 0.5) / len(x)
     low = float(fitted.cdf(truncated_at)) if truncated_at > 0 else 0.0
     q = fitted.ppf(low + p * (1 - low))
+    x = x[shown]
     fig, ax = new_figure(figsize=(5, 5))
     ax.loglog(q, x, ".", color="#9ab", markersize=3)
     lo, hi = min(q.min(), x.min()), max(q.max(), x.max())

@@ -146,9 +146,10 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
                               forecast.spec.label)
         terms = opt.terms or space.contract.terms()
         term = project(forecast, opt.plan, space, terms, space.costs.disposable_income,
-                       n=space.risk.scenarios, seed=seed)
+                       n=space.risk.scenarios, seed=seed, scenarios=scenarios)
         before_term = project(forecast, status_quo, space, space.contract.terms(),
-                              space.costs.disposable_income, n=space.risk.scenarios, seed=seed)
+                              space.costs.disposable_income, n=space.risk.scenarios, seed=seed,
+                              scenarios=scenarios)
         document = {
             "objective": objective, "year": forecast.year, "proposal": proposal,
             "keep_benefits": opt.keep_benefits,

@@ -121,6 +121,24 @@ def _fresh_plan(folder: Path, wanted: dict) -> bool:
             and _run_finished(found.get("plan_run")))
 
 
+def _fresh_report(folder: Path, plan_dirs: list[Path], lang: str) -> bool:
+    """A complete report folder in `lang` made from exactly these plan folders (each
+    complete, with the content hash and run the report's manifest names): writing it again
+    would give the same pages, so a re-run with nothing changed does not."""
+    found = reusable_inputs(folder, "report")
+    if found is None or found.get("lang") != lang:
+        return False
+    wanted = {}
+    for pdir in plan_dirs:
+        plan = reusable_inputs(pdir, "plan")
+        if plan is None:
+            return False
+        doc = _plan_doc(pdir)
+        wanted[doc.get("proposal")] = {"content_hash": plan["content_hash"],
+                                       "plan_run": doc.get("run_id")}
+    return found.get("plans") == wanted
+
+
 def run_outputs(out: Path) -> None:
     """Check before any work that `ciplan run` may write its folders under `out`."""
     check_out(Path(out) / "forecast", "forecast")
@@ -179,8 +197,13 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
             plan_runs_and_today = plan_runs | {"baseline": log_baseline(today, fc, space)}
     else:
         plan_runs_and_today = plan_runs
-    _say(say, "Writing the report…")
-    report = write_report(plans, out / "report", lang)
+    report = out / "report"
+    if _fresh_report(report, plans, lang):
+        reused.append(f"report {report}")
+        _say(say, f"Reusing the report in {report}.")
+    else:
+        _say(say, "Writing the report…")
+        report = write_report(plans, report, lang)
     log_report(report, plan_runs_and_today, lang)
     return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused)
 

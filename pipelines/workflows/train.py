@@ -219,8 +219,10 @@ def _champion(scores: dict[str, float], kind: str) -> str:
 
 
 def _copy(model: ClaimsModel) -> ClaimsModel:
+    """A fresh copy to fit; training scores and logs the claimant frequency only (the
+    forecast fits the claim counts beside the champion), so no claim-count twin."""
     return ClaimsModel(model.frequency, model.credibility_k, dict(model.frequency_params),
-                       dict(model.severity_params), model.frequency_rows)
+                       dict(model.severity_params), model.frequency_rows, claim_counts=False)
 
 
 def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds: Dataset,

@@ -29,3 +29,24 @@ def test_a_deductible_below_the_floor_is_refused(small_forecast, status_quo):
     sc = small_forecast.scenarios(50, seed=1, floor=status_quo.deductible * 2)
     with pytest.raises(ValueError, match="scenarios hold costs above"):
         scenario_payouts(status_quo, sc)
+
+
+def test_a_floor_per_cohort_prices_each_group_above_its_own(small_forecast, status_quo):
+    """Special groups drawn above their own (lower) deductible, ordinary members above
+    theirs: the sums price the plan as paying every cost does, and refuse an ordinary
+    deductible below the ordinary members' floor even when it is above the special one."""
+    special = small_forecast._special()
+    assert special.any() and not special.all()
+    floors = small_forecast.deductibles(status_quo)
+    assert (floors[special] == status_quo.for_special_group().deductible).all()
+    assert (floors[~special] == status_quo.deductible).all()
+    sc = small_forecast.scenarios(300, seed=6, floor=floors)
+    assert sc.covers(status_quo)
+    np.testing.assert_allclose(scenario_payouts(status_quo, sc), sc.payouts(status_quo),
+                               rtol=1e-9, atol=1e-6)
+    lower = replace(status_quo, deductible=status_quo.deductible * 0.8)
+    assert lower.deductible > floors.min() and not sc.covers(lower)
+    with pytest.raises(ValueError, match="scenarios hold costs above"):
+        scenario_payouts(lower, sc)
+    with pytest.raises(ValueError, match="scenarios hold costs above"):
+        sc.payouts(lower)

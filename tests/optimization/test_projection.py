@@ -149,3 +149,60 @@ def test_the_trend_walk_keeps_the_mean_and_the_deductible_follows_income(small_f
     assert plans[0].deductible == status_quo.deductible
     assert plans[1].deductible == pytest.approx(share * 31_500.0 * 1.03)
     assert plans[2].deductible == pytest.approx(share * 31_500.0 * 1.03**2)
+
+
+def test_a_cost_level_per_scenario_multiplies_the_draws(small_forecast):
+    """`level` multiplies each scenario's costs: with every cost drawn (floor 0) the draws
+    are those without it, times the scenario's level; with a floor, each scenario keeps
+    exactly the costs that reach it at its own level."""
+    level = np.linspace(0.8, 1.5, 50)
+    plain = small_forecast.scenarios(50, 7)
+    moved = small_forecast.scenarios(50, 7, level=level)
+    np.testing.assert_array_equal(moved.scenario, plain.scenario)
+    np.testing.assert_allclose(moved.cost, plain.cost * level[plain.scenario], rtol=1e-12)
+    high = small_forecast.scenarios(50, 7, floor=20_000.0, level=level)
+    assert high.cost.min() > 20_000.0
+    # each scenario's count above the floor is a Poisson draw of the expected count at its
+    # level: the deeper the level, the more costs reach the floor
+    counts = np.bincount(high.scenario, minlength=50)
+    assert counts[-10:].mean() > counts[:10].mean()
+
+
+def test_a_floor_per_cohort_draws_each_cohort_above_its_own(small_forecast):
+    """One floor per cohort: the same draws as one floor when they are all equal; else each
+    cohort holds only costs above its own, and the set's floor is the highest (above which
+    it holds every cost)."""
+    k = len(small_forecast.cohorts)
+    one = small_forecast.scenarios(40, 2, floor=6_000.0)
+    same = small_forecast.scenarios(40, 2, floor=np.full(k, 6_000.0))
+    np.testing.assert_array_equal(one.cost, same.cost)
+    floors = np.where(small_forecast._special(), 7_500.0, 15_000.0)
+    by_cohort = small_forecast.scenarios(40, 2, floor=floors)
+    assert (by_cohort.cost > floors[by_cohort.cohort]).all()
+    assert by_cohort.floor == floors.max()
+
+
+def test_the_first_year_is_settled_on_the_given_scenarios(small_forecast, space, status_quo):
+    """Given the forecast year's scenarios (the optimiser's), the term's first year pays in
+    each scenario what those scenarios pay (priced from their sorted sums), with their
+    insured counts; the later years are drawn as without them."""
+    from optimization.evaluate import scenario_payouts
+
+    terms = space.contract.terms()
+    given = small_forecast.scenarios(200, 11, floor=5_000.0)
+    out = project(small_forecast, status_quo, space, terms, 31_500.0, n=200, seed=3,
+                  scenarios=given)
+    first = out.scenarios[out.scenarios["year"] == small_forecast.year]
+    np.testing.assert_allclose(first["payout"].to_numpy(), given.payouts(status_quo),
+                               rtol=1e-9)
+    np.testing.assert_allclose(first["payout"].to_numpy(),
+                               scenario_payouts(status_quo, given), rtol=1e-12)
+    drawn = project(small_forecast, status_quo, space, terms, 31_500.0, n=200, seed=3)
+    later = out.scenarios["year"] > small_forecast.year
+    pd.testing.assert_frame_equal(out.scenarios[later].reset_index(drop=True),
+                                  drawn.scenarios[later].reset_index(drop=True))
+    # scenarios too shallow for the plan (floor above its deductibles) are not used
+    shallow = small_forecast.scenarios(200, 11, floor=50_000.0)
+    again = project(small_forecast, status_quo, space, terms, 31_500.0, n=200, seed=3,
+                    scenarios=shallow)
+    pd.testing.assert_frame_equal(again.scenarios, drawn.scenarios)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +135,22 @@ def test_a_bug_surfaces_as_a_bug_not_as_a_user_error(monkeypatch):
     assert result.exit_code == 1
     assert isinstance(result.exception, ValueError)
     assert "Error:" not in result.output
+
+
+def test_the_console_script_exits_with_its_status_streams_and_exit_handlers():
+    """`main` ends the process without the interpreter's teardown, but as sys.exit would:
+    the command's status, every line it printed, the exit handlers (MLflow's) run, and a
+    thread pool left open (as libraries leave them) is told to stop, not waited for
+    forever."""
+    code = ("import atexit, sys; atexit.register(lambda: print('handlers ran')); "
+            "from concurrent.futures import ThreadPoolExecutor; "
+            "pool = ThreadPoolExecutor(1); pool.submit(int).result(); "
+            "sys.argv = ['ciplan', *sys.argv[1:]]; from pipelines.cli import main; main()")
+    ok = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True,
+                        text=True, timeout=120)
+    assert ok.returncode == 0 and "Usage" in ok.stdout
+    assert ok.stdout.rstrip().endswith("handlers ran")
+    bad = subprocess.run([sys.executable, "-c", code, "history", "--data", "/nonexistent"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("Error: ")
+    assert "handlers ran" in bad.stdout

@@ -113,6 +113,12 @@ def test_run_end_to_end_and_reuse(server, tmp_path, monkeypatch):
     assert again.exit_code == 0, again.output
     assert "Reusing train run" in again.output and "Reused:" in again.output
     assert "城乡居民大病保险" in (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert "Reusing the report" not in again.output  # another language: written again
+    written = (out / "report" / "report.html").stat().st_mtime_ns
+    third = runner.invoke(app, ["run", "--scale", "0.01", "--out", str(out), "--lang", "zh"])
+    assert third.exit_code == 0, third.output
+    assert "Reusing the report" in third.output  # nothing changed: the same pages
+    assert (out / "report" / "report.html").stat().st_mtime_ns == written
     client = mlflow.MlflowClient(tracking_uri=server)
     # the server holds the other tests' runs too: this city's are those of its data
     fingerprint = json.loads((out / "plans" / "A" / "plan.json").read_text())[

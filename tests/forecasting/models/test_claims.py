@@ -74,3 +74,37 @@ def test_backtest_errors_are_unit_free(both):
     ref = backtest(cells, scheme, ClaimsModel, origins=[2021])[cols]
     got = backtest(small, small_scheme, ClaimsModel, origins=[2021])[cols]
     pd.testing.assert_frame_equal(got, ref, rtol=1e-4, atol=1e-8)
+
+
+def test_without_claim_counts_only_the_claims_column_is_missing(both):
+    """claim_counts=False (training's fits) leaves out the claim-count twin and nothing
+    else: the same claimants, severities and backtest scores."""
+    (cells, scheme), _ = both
+    assert "claims" in cells.table and cells.table["claims"].sum() > 0
+    full = ClaimsModel().fit(cells.until(2021))
+    lean = ClaimsModel(claim_counts=False).fit(cells.until(2021))
+    assert full.counts_ is not None and lean.counts_ is None
+    fc, fl = full.forecast(2022), lean.forecast(2022)
+    assert "claims" in fc.cohorts and "claims" not in fl.cohorts
+    pd.testing.assert_frame_equal(fl.cohorts, fc.cohorts.drop(columns="claims"))
+    ref = backtest(cells, scheme, ClaimsModel, origins=[2021])
+    got = backtest(cells, scheme, lambda: ClaimsModel(claim_counts=False), origins=[2021])
+    pd.testing.assert_frame_equal(got, ref)
+
+
+def test_rows_by_key_are_pandas_groups_in_row_order():
+    """Each key's rows in order, as pandas' group-by gives them (the blend's past costs)."""
+    from forecasting.models.claims import _rows_by_key
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"age_band": rng.choice([0, 5, 85], 500),
+                          "sex": pd.Categorical(rng.choice(["F", "M"], 500)),
+                          "special_group": rng.random(500) < 0.1})
+    keys = ["age_band", "sex", "special_group"]
+    got = _rows_by_key(frame, keys)
+    want = {key: rows.to_numpy() for key, rows in pd.Series(np.arange(500)).groupby(
+        [frame[k].to_numpy() for k in keys])}
+    assert set(got) == set(want)
+    for key, rows in want.items():
+        np.testing.assert_array_equal(got[key], rows)
+    assert _rows_by_key(frame.iloc[:0], keys) == {}
