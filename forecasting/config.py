@@ -25,6 +25,7 @@ level = 0.9                      # coverage of the completion's interval
 negotiation_date = "01-31"       # MM-DD: as-of backtests see each origin's data as of then
 group_by = ""                    # a cohort key to develop each of its groups apart ("": none)
 min_claimants = 200              # a thinner group (latest year) takes the portfolio's factors
+tail = 1.0                       # development beyond the oldest year's age (1: none)
 ```
 """
 
@@ -96,6 +97,7 @@ class Development(_Frozen):
     negotiation_date: Annotated[str, AfterValidator(_month_day)] = "01-31"
     group_by: str = ""
     min_claimants: int = Field(default=200, ge=1)
+    tail: float = Field(default=1.0, ge=1.0, le=10.0)
 
     def negotiation(self, year: int) -> datetime.date:
         """The day of `year` the negotiation of that year's contract is held."""

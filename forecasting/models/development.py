@@ -159,26 +159,54 @@ def triangles(lags: pd.DataFrame, as_of: datetime.date,
     return tri[tri.origin <= str(last)]
 
 
-def _mack(tri) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Latest, chain-ladder ultimate and Mack standard error per origin (0 where the
-    triangle says the year is complete)."""
+def _with_tail(tri, tail: float):
+    """The triangle with its development factors, and `tail` from the oldest age seen to
+    ultimate (1: the oldest year is taken as complete)."""
+    import chainladder as cl
+
+    dev = cl.Development().fit_transform(tri)
+    return cl.TailConstant(tail=tail).fit_transform(dev) if tail > 1 else dev
+
+
+def odp_scale(tri) -> float:
+    """The over-dispersed Poisson scale of the triangle's incremental cells (Pearson,
+    chainladder's bootstrap), NaN when it cannot be estimated."""
+    import chainladder as cl
+
+    try:
+        scale = float(cl.BootstrapODPSample(n_sims=1, random_state=0).fit(tri).scale_)
+    except (ValueError, ZeroDivisionError, IndexError, FloatingPointError):
+        return float("nan")
+    return scale if np.isfinite(scale) and scale > 0 else float("nan")
+
+
+def _mack(tri, tail: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Latest, chain-ladder ultimate and its standard error per origin: Mack's, and at
+    least the over-dispersed Poisson process error sqrt(scale x amount to come) — Mack's
+    error rests on link ratios, and where a late period has one origin it can be ~0 while
+    bills are still to come."""
     import chainladder as cl
 
     with warnings.catch_warnings():  # the library's own arithmetic on empty cells
         warnings.simplefilter("ignore")
-        mack = cl.MackChainladder().fit(tri)
+        mack = cl.MackChainladder().fit(_with_tail(tri, tail))
         latest = np.nan_to_num(tri.latest_diagonal.values[0, 0, :, -1])
         ultimate = mack.ultimate_.values[0, 0, :, -1]
         se = np.nan_to_num(mack.mack_std_err_.values[0, 0, :, -1])
+        scale = odp_scale(tri)
+    to_come = np.maximum(np.nan_to_num(ultimate - latest), 0.0)
+    if np.isfinite(scale):
+        se = np.maximum(se, np.sqrt(scale * to_come))
     return latest, ultimate, se
 
 
-def _bornhuetter_ferguson(tri, prior: np.ndarray) -> np.ndarray:
+def _bornhuetter_ferguson(tri, prior: np.ndarray, tail: float = 1.0) -> np.ndarray:
     """BF ultimates per origin given prior ultimates (same money units)."""
     import chainladder as cl
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        tri = _with_tail(tri, tail)
         weight = cl.Chainladder().fit(tri).ultimate_
         weight.values = np.asarray(prior, dtype=float).reshape(weight.values.shape)
         bf = cl.BornhuetterFerguson(apriori=1.0).fit(tri, sample_weight=weight)
@@ -201,20 +229,20 @@ def trend_prior(ultimate: np.ndarray, exposure: np.ndarray) -> np.ndarray:
 
 
 def complete_column(tri, method: str, exposure: np.ndarray | None = None,
-                    latest_prior: float | None = None
+                    latest_prior: float | None = None, tail: float = 1.0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Latest, completed ultimate and its standard error per origin, for one column of
     the triangles. Bornhuetter-Ferguson's prior is `latest_prior` for the latest origin
     (ciplan's own forecast of it) and the trend of the earlier years otherwise; its error
     is Mack's scaled by the ratio of the two methods' unsettled amounts (the process error
     grows with what is still to come)."""
-    latest, ultimate, se = _mack(tri)
+    latest, ultimate, se = _mack(tri, tail)
     if method == "chain-ladder":
         return latest, ultimate, se
     prior = trend_prior(ultimate, exposure)
     if latest_prior is not None and np.isfinite(latest_prior) and latest_prior > 0:
         prior[-1] = latest_prior
-    bf = _bornhuetter_ferguson(tri, prior)
+    bf = _bornhuetter_ferguson(tri, prior, tail)
     to_come_cl, to_come_bf = ultimate - latest, bf - latest
     ratio = np.divide(to_come_bf, to_come_cl, out=np.ones_like(bf), where=to_come_cl > 0)
     return latest, bf, se * np.abs(ratio)
@@ -273,6 +301,7 @@ class Setup:
     method: str = "chain-ladder"
     edges: tuple[float, ...] = ()
     priors: dict = field(default_factory=dict)
+    tail: float = 1.0
 
 
 def _completions(lags: pd.DataFrame, exposure: pd.Series, setup: Setup, group: str = ""
@@ -286,12 +315,12 @@ def _completions(lags: pd.DataFrame, exposure: pd.Series, setup: Setup, group: s
                     ("cost", "claimants", *names))
     weight = exposure.reindex(years).to_numpy(float)
     prior_cost, prior_count = setup.priors.get(group, (None, None))
-    cost = complete_column(tri["cost"], method, weight, prior_cost)
-    count = complete_column(tri["claimants"], method, weight, prior_count)
+    cost = complete_column(tri["cost"], method, weight, prior_cost, setup.tail)
+    count = complete_column(tri["claimants"], method, weight, prior_count, setup.tail)
     # the layers give the completed cost its shape (their sum is made the total's): by the
     # chain ladder whatever the method, as a prior trended over a thin top layer's wild
     # ultimates can dwarf the whole year
-    layers = [complete_column(tri[n], "chain-ladder") for n in names]
+    layers = [complete_column(tri[n], "chain-ladder", tail=setup.tail) for n in names]
     out = []
     for i, year in enumerate(years):
         known = tuple(float(lay[0][i]) for lay in layers)
@@ -351,7 +380,7 @@ def complete(cells: Cells, options: Development | None = None,
         raise InputError(f"claims development needs at least two service years with "
                          f"settlements by {cells.as_of}; got {years}")
     exposure = cells.table.groupby("year")["exposure"].sum()
-    setup = Setup(cells.as_of, options.method, tuple(edges), priors or {})
+    setup = Setup(cells.as_of, options.method, tuple(edges), priors or {}, options.tail)
     whole = _completions(cells.lags, exposure, setup)
     if not options.group_by:
         return Completion(cells.as_of, options.method, options.level, tuple(whole),

@@ -28,6 +28,7 @@ from forecasting.models.development import (
     developed,
     lognormal_interval,
     model_priors,
+    odp_scale,
     trend_leverage,
     trend_prior,
     triangles,
@@ -396,3 +397,26 @@ def test_reported_above_a_threshold_claimants_carry_the_completed_cost(tmp_path)
     truth = year_result(full.cells, 2021, plan, market).payouts
     assert year_result(done.cells, 2021, plan, market).payouts == pytest.approx(truth,
                                                                                  rel=0.05)
+
+
+def test_a_tail_factor_develops_every_year_beyond_the_oldest_age(raa):
+    """tail = 1.05: every origin's ultimate is its tail-free chain ladder times 1.05 (the
+    oldest, complete without a tail, is its latest times 1.05)."""
+    latest, plain, _ = complete_column(raa, "chain-ladder")
+    _, tailed, _ = complete_column(raa, "chain-ladder", tail=1.05)
+    np.testing.assert_allclose(tailed, plain * 1.05, rtol=1e-9)
+    assert tailed[0] == pytest.approx(latest[0] * 1.05)
+
+
+def test_the_error_is_at_least_the_odp_process_error(raa, small_city):
+    """se >= sqrt(scale x amount to come), the over-dispersed Poisson process error with
+    the triangle's own Pearson scale; on RAA Mack's error is the larger (the published
+    figures stay), on a monthly triangle whose late periods have one origin the floor
+    gives the older years a width Mack's extrapolated sigma does not."""
+    latest, ultimate, se = complete_column(raa, "chain-ladder")
+    assert np.all(se >= np.sqrt(odp_scale(raa) * (ultimate - latest)) - 1e-9)
+    claims = small_city.claims[small_city.claims["year"] <= 2021]
+    tri = triangles(lag_records(_known(claims, AS_OF)), AS_OF)["cost"]
+    latest, ultimate, se = complete_column(tri, "chain-ladder")
+    floor = np.sqrt(odp_scale(tri) * np.maximum(ultimate - latest, 0))
+    assert np.all(se >= floor - 1e-9) and np.all(se[ultimate > latest * (1 + 1e-9)] > 0)
