@@ -26,6 +26,7 @@ from pipelines.model_files import load_estimator
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
     MODELS,
+    TRAIN_RUN_TAG,
     champions,
     connect,
     finished,
@@ -64,6 +65,33 @@ def _models(run_id: str | None):
         used = {name: tags[f"version_{name}"] for name in MODELS}
     freq, sev = (load_estimator(name, version) for name, version in used.items())
     return freq, sev, used
+
+
+def _trained_as_of(used: dict[str, str]) -> str | None:
+    """The as-of date the models' train run read its data on (None: complete data)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    name, version = next(iter(used.items()))
+    run = client.get_model_version(name, version).tags.get(TRAIN_RUN_TAG)
+    return client.get_run(run).data.params.get("as_of") if run else None
+
+
+def _check_as_of(ds: Dataset, used: dict[str, str]) -> None:
+    """Warn when the models were trained on the data as of another date than the one the
+    forecast reads them on (or on complete data, or the other way round)."""
+    import warnings
+
+    from forecasting.models.warnings import ModelWarning
+
+    trained = _trained_as_of(used)
+    now = ds.cells.as_of.isoformat() if ds.cells.as_of else None
+    if trained != now:
+        def said(date: str | None) -> str:
+            return f"as of {date}" if date else "as complete"
+        warnings.warn(ModelWarning(
+            f"the models were trained on the data {said(trained)}, the forecast reads "
+            f"them {said(now)}: pass the same --as-of to train and forecast"), stacklevel=2)
 
 
 def _priced(ds: Dataset, cells, plan: Plan | None) -> dict:
@@ -160,6 +188,7 @@ def _run_forecast(ds: Dataset, year: int, out: Path, models, scenarios: int,
     tags = lineage(ds.fingerprint, {"year": year, "scenarios": scenarios, "seed": seed})
     tags |= {f"version_{n}": v for n, v in used.items()}
     with collected() as said, mlflow.start_run(run_name=f"forecast-{year}", tags=tags) as run:
+        _check_as_of(ds, used)
         fc = ClaimsModel().use(cells, freq, sev, counts_like(freq, cells)).forecast(
             year, {"forecast_run": run.info.run_id, "data_fingerprint": ds.fingerprint,
                    "model_versions": used, "currency": ds.config.data.currency,

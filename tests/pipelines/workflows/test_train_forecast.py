@@ -174,3 +174,10 @@ def test_as_of_train_and_forecast_state_the_completion(small_dir, tmp_path, monk
     assert stated["completed"] == pytest.approx(stated["reported"] * factor)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["development"] == stated
+    assert not any("as of" in w for w in summary["warnings"])
+    # the same models read on complete data: the forecast says the dates differ
+    other = runner.invoke(app, ["forecast", "--data", str(small_dir), "--year", "2022",
+                                "--out", str(tmp_path / "fc2"), "--scenarios", "50"])
+    assert other.exit_code == 0, other.output
+    assert ("trained on the data as of 2022-01-31, the forecast reads them as complete"
+            in other.stderr)
