@@ -23,6 +23,7 @@ min_backtest_claimants = 30      # backtest years with fewer held-out claimants 
 method = "chain-ladder"          # or "bornhuetter-ferguson" (prior: the earlier years' trend)
 level = 0.9                      # coverage of the completion's interval
 negotiation_date = "01-31"       # MM-DD: as-of backtests see each origin's data as of then
+negotiation_in = "contract year" # or "year before" (a negotiation in December)
 group_by = ""                    # a cohort key to develop each of its groups apart ("": none)
 min_claimants = 200              # a thinner group (latest year) takes the portfolio's factors
 tail = 1.0                       # development beyond the oldest year's age (1: none)
@@ -95,13 +96,16 @@ class Development(_Frozen):
     method: Literal["chain-ladder", "bornhuetter-ferguson"] = "chain-ladder"
     level: float = Field(default=0.9, gt=0, lt=1)
     negotiation_date: Annotated[str, AfterValidator(_month_day)] = "01-31"
+    negotiation_in: Literal["contract year", "year before"] = "contract year"
     group_by: str = ""
     min_claimants: int = Field(default=200, ge=1)
     tail: float = Field(default=1.0, ge=1.0, le=10.0)
 
     def negotiation(self, year: int) -> datetime.date:
-        """The day of `year` the negotiation of that year's contract is held."""
-        return datetime.date(year, *map(int, self.negotiation_date.split("-")))
+        """The day the negotiation of `year`'s contract is held: `negotiation_date` in that
+        year, or in the year before (a December negotiation)."""
+        held = year - 1 if self.negotiation_in == "year before" else year
+        return datetime.date(held, *map(int, self.negotiation_date.split("-")))
 
 
 class ProjectConfig(_Frozen):

@@ -420,3 +420,14 @@ def test_the_error_is_at_least_the_odp_process_error(raa, small_city):
     latest, ultimate, se = complete_column(tri, "chain-ladder")
     floor = np.sqrt(odp_scale(tri) * np.maximum(ultimate - latest, 0))
     assert np.all(se >= floor - 1e-9) and np.all(se[ultimate > latest * (1 + 1e-9)] > 0)
+
+
+def test_a_december_negotiation_is_held_the_year_before(small_dir):
+    """negotiation_in = "year before": origin 2021 sees the data as of 2020-12-15, the
+    years before 2021 of which 2020 is still under way: only 2019, as reported."""
+    ds = developed(load_data(small_dir, DataOptions(as_of=AS_OF)))
+    config = ProjectConfig(development=Development(negotiation_date="12-15",
+                                                   negotiation_in="year before"))
+    assert config.development.negotiation(2021) == datetime.date(2020, 12, 15)
+    known = as_known(replace(ds, config=config))(2021)
+    assert known.as_of == datetime.date(2020, 12, 15) and known.years == [2019]
