@@ -333,7 +333,8 @@ def train(data: DataArgs) -> None:
         typer.echo(f"Data as of {ds.cells.as_of}; each backtest origin trained on the data "
                    f"as of its {ds.config.development.negotiation_date} (MM-DD)", err=True)
     if result.left_out:
-        typer.echo(f"Backtest years left out of the scores (too few claimants): "
+        typer.echo(f"Backtest years left out of the scores (too few claimants, or trained "
+                   f"on one service year as reported on the as-of date): "
                    f"{', '.join(map(str, result.left_out))}", err=True)
     typer.echo(f"Champions: frequency {result.champions['frequency']}, severity "
                f"{result.champions['severity']} (versions {result.versions}); "

@@ -125,21 +125,26 @@ def backtest(cells: Cells, scheme: Scheme, make_model: Callable[[], ClaimsModel]
     known = known or (lambda year: cells.until(year - 1))
     rows = []
     for year in origins:
-        model = make_model().fit(known(year), shared)
+        seen = known(year)
+        model = make_model().fit(seen, shared)
         forecast = model.forecast(year)
         rows.append({"year": year, "claimants": int(cells.year(year).table["claimants"].sum()),
+                     "as_reported": seen.as_of is not None and not seen.completion,
                      **evaluate(model, forecast, cells, scheme)})
-    return pd.DataFrame(rows, columns=["year", "claimants", *METRICS])
+    return pd.DataFrame(rows, columns=["year", "claimants", "as_reported", *METRICS])
 
 
 def summarise(table: pd.DataFrame, metric: str, min_claimants: int = MIN_CLAIMANTS
               ) -> tuple[float, list[int]]:
     """The robust backtest score of `metric`: the median of its absolute value over the
-    years with at least `min_claimants` held-out claimants (all years when none has), and
-    the years left out."""
-    used = table["claimants"] >= min_claimants
+    years with at least `min_claimants` held-out claimants whose training data were
+    complete or completed (an as-of origin with one service year could not be developed:
+    its error is the settlement lag's, not the model's), and the years left out; when no
+    year qualifies, the years with enough claimants, else all."""
+    enough = table["claimants"] >= min_claimants
+    used = enough & ~table.get("as_reported", pd.Series(False, index=table.index)).astype(bool)
     if not used.any():
-        used = pd.Series(True, index=table.index)
+        used = enough if enough.any() else pd.Series(True, index=table.index)
     values = table.loc[used, metric].abs().dropna()
     score = float(values.median()) if len(values) else float("nan")
     return score, [int(y) for y in table.loc[~used, "year"]]

@@ -22,9 +22,45 @@ def test_backtest_on_small_city(small_city):
     cells = aggregate(small_city.members, annual_costs(small_city.members, small_city.claims))
     table = backtest(cells, small_city.scheme, lambda: ClaimsModel())
     assert list(table["year"]) == [2020, 2021, 2022]
-    assert list(table.columns) == ["year", "claimants", *METRICS]
+    assert list(table.columns) == ["year", "claimants", "as_reported", *METRICS]
+    assert not table["as_reported"].any()  # complete data
     # frequency rises with age: the model ranks cells far better than chance
     assert (table["gini"] > 0.2).all()
     # a 1 % city is noisy, but totals are forecast within 15 %
     assert table["claimants_error"].abs().max() < 0.15
     assert table["payout_error"].abs().max() < 0.5
+
+
+def test_the_score_leaves_out_thin_years_and_undeveloped_as_of_origins():
+    """The median of |metric| over the years with enough held-out claimants whose training
+    data were complete or completed; the others are named; with none left, the years with
+    enough claimants count."""
+    import pandas as pd
+
+    from forecasting.models.backtesting import summarise
+
+    table = pd.DataFrame({"year": [2018, 2019, 2020, 2021],
+                          "claimants": [500, 10, 500, 500],
+                          "as_reported": [True, False, False, False],
+                          "m": [-0.6, 0.5, 0.02, -0.04]})
+    score, out = summarise(table, "m", min_claimants=30)
+    assert score == pytest.approx(0.03) and out == [2018, 2019]
+    only = table.assign(as_reported=[True, False, True, True])
+    score, out = summarise(only, "m", min_claimants=30)
+    assert score == pytest.approx(0.04) and out == [2019]
+    score, out = summarise(table.drop(columns="as_reported"), "m", min_claimants=30)
+    assert score == pytest.approx(0.04) and out == [2019]
+
+
+def test_as_of_backtest_marks_origins_trained_as_reported(small_dir):
+    """As of 2022-01-31, origin 2020 trains on 2019 alone as of 2020-01-31 (nothing to
+    develop from), origin 2021 on 2019-2020 completed."""
+    import datetime
+
+    from forecasting.data.dataset import load_data
+    from forecasting.data.options import DataOptions
+    from forecasting.models.development import as_known, developed
+
+    ds = developed(load_data(small_dir, DataOptions(as_of=datetime.date(2022, 1, 31))))
+    table = backtest(ds.cells, ds.scheme, ClaimsModel, known=as_known(ds))
+    assert table.set_index("year")["as_reported"].to_dict() == {2020: True, 2021: False}
