@@ -28,7 +28,12 @@ OBJECTIVE_NAMES = ("min-loss", "break-even", "cvar", "risk")
 
 
 class InfeasibleError(UserError):
-    """No plan meets every constraint; the message names those in conflict."""
+    """No plan meets every constraint; the message names those in conflict, and `changes`
+    says the same as data (see solve.explain_infeasible) for reports in other languages."""
+
+    def __init__(self, message: str, changes: dict | None = None):
+        super().__init__(message)
+        self.changes = changes or {}
 
 
 def solver(space: PlanSpace, name: str | None = None):

@@ -113,7 +113,7 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
     pricer = Pricer(forecast, space, scenarios if obj.scenarios else None)
     found = search(ctx, obj, pricer, rules, keep)
     if found.best is None:
-        raise InfeasibleError(explain_infeasible(ctx, obj, pricer, rules, keep))
+        raise InfeasibleError(*explain_infeasible(ctx, obj, pricer, rules, keep))
     seconds = time.perf_counter() - t0
     best = found.best
     terms = getattr(best, "terms", None) or space.contract.terms()
@@ -150,9 +150,11 @@ def _notes(ctx: Context, obj: Objective, kpis: PlanKPIs) -> tuple[str, ...]:
 
 
 def explain_infeasible(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
-                       keep: bool) -> str:
+                       keep: bool) -> tuple[str, dict]:
     """The rules in conflict, each with the single change (in its own units) that would
-    allow a plan, the premium included."""
+    allow a plan, the premium included: a sentence, and the same as data ({"kind": "any",
+    "pairs" or "none", "changes": [{"rule", "now", "to"} or {"rule", "off"} or
+    {"pair": [premium change, rule name]}]})."""
     changes = []
     for rule in rules:
         others = [r for r in rules if r is not rule]
@@ -166,40 +168,53 @@ def explain_infeasible(ctx: Context, obj: Objective, pricer: Pricer, rules: list
         for rule in rules:
             both = _premium_change(ctx, obj, pricer, [r for r in rules if r is not rule], keep)
             if both:
-                changes.append(f"{both} together with relaxing {rule.name} ({rule.unit})")
+                changes.append((f"{both[0]} together with relaxing {rule.name} ({rule.unit})",
+                                {"pair": [both[1], rule.name]}))
+        data = [c[1] for c in changes]
         if changes:
             return ("no plan meets every constraint, and no single change would allow one; "
-                    "these pairs of changes would: " + "; ".join(changes))
+                    "these pairs of changes would: " + "; ".join(c[0] for c in changes),
+                    {"kind": "pairs", "changes": data})
         return (f"no plan meets every constraint for the {obj.what}, and no change of one "
-                "rule and of the premium budget would allow one")
+                "rule and of the premium budget would allow one", {"kind": "none",
+                                                                   "changes": []})
     return ("no plan meets every constraint; any one of these changes would allow one: "
-            + "; ".join(changes))
+            + "; ".join(c[0] for c in changes), {"kind": "any",
+                                                 "changes": [c[1] for c in changes]})
 
 
-def _change(ctx: Context, rule: Rule, found: Searched) -> str:
-    """The least change of `rule` that lets the plan found without it through."""
+def _change(ctx: Context, rule: Rule, found: Searched) -> tuple[str, dict]:
+    """The least change of `rule` that lets the plan found without it through: a phrase
+    and {"rule", "now", "to"} (shares as fractions) or {"rule", "off"}."""
     c, k = ctx.space.constraints, found.best
     if rule.name == "effective_ratio":
         got = k.payout / k.above
         return (f"effective_ratio: lower the floor from {ctx.effective_floor:.1%} to "
-                f"{got:.1%} ({(ctx.effective_floor - got) * 100:.2f} points)")
+                f"{got:.1%} ({(ctx.effective_floor - got) * 100:.2f} points)",
+                {"rule": rule.name, "now": ctx.effective_floor, "to": got})
     if rule.name == "nominal_ratio":
         return (f"nominal_ratio: lower the floor from {c.nominal_ratio_floor:.0%} to "
-                f"{min(k.plan.ratios):.0%}")
+                f"{min(k.plan.ratios):.0%}",
+                {"rule": rule.name, "now": c.nominal_ratio_floor, "to": min(k.plan.ratios)})
     if rule.name == "deductible_income":
         share = k.plan.deductible / ctx.space.costs.disposable_income
         return (f"deductible_income: allow a deductible of {share:.1%} of disposable income "
-                f"(now {c.deductible_income_share:.0%})")
+                f"(now {c.deductible_income_share:.0%})",
+                {"rule": rule.name, "now": c.deductible_income_share, "to": share})
     if rule.name == "profit_cap":
         income = k.premium * ctx.insured
         return (f"profit_cap: allow a surplus of {-k.loss / income:.2%} of premium "
-                f"(now {ctx.space.contract.profit_cap_share:.0%})")
-    return f"{rule.name}: switch it off ({rule.unit})"
+                f"(now {ctx.space.contract.profit_cap_share:.0%})",
+                {"rule": rule.name, "now": ctx.space.contract.profit_cap_share,
+                 "to": -k.loss / income})
+    return f"{rule.name}: switch it off ({rule.unit})", {"rule": rule.name, "off": True}
 
 
 def _premium_change(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
-                    keep: bool) -> str | None:
-    """The premium per capita that would allow a plan, when the budget is what blocks."""
+                    keep: bool) -> tuple[str, dict] | None:
+    """The premium per capita that would allow a plan, when the budget is what blocks: a
+    phrase and {"rule": "premium" (a fixed premium), "premium_max" or "premium_min",
+    "now", "to"} (per capita)."""
     prem = ctx.space.premium
     wide = prem.model_copy(update={"min": prem.step, "max": max(prem.max, 1.0) * 100,
                                    "fixed": None})
@@ -210,9 +225,11 @@ def _premium_change(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Ru
     p = found.best.premium
     if prem.fixed is not None and not obj.free:
         return (f"premium: {p:g} per capita instead of the fixed {prem.fixed:g} "
-                f"(budget {prem.min:g}-{prem.max:g})")
+                f"(budget {prem.min:g}-{prem.max:g})",
+                {"rule": "premium", "now": prem.fixed, "to": p})
     edge = "max" if p > prem.max else "min"
-    return f"premium budget: {edge} {getattr(prem, edge):g} -> {p:g} per capita"
+    return (f"premium budget: {edge} {getattr(prem, edge):g} -> {p:g} per capita",
+            {"rule": f"premium_{edge}", "now": getattr(prem, edge), "to": p})
 
 
 # ---------------------------------------------------------------- frontier

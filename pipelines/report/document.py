@@ -26,6 +26,7 @@ from forecasting.failpoints import stop_here
 from forecasting.scheme.in_force import plan_from_dict
 from pipelines.conventions import PLAN_FILE, PROPOSALS, check_lang, proposal_of
 from pipelines.report import contract, sure
+from pipelines.report.infeasible import infeasible_text
 from pipelines.report.labels import rule, solver_word, t, unit
 from pipelines.report.plots import new_figure
 
@@ -428,7 +429,7 @@ class Report:
                        opex=money(k["operating_cost"]))]
         for p in self.props:
             if not p.feasible:
-                out.append(f"{self.tx(p.key)}: " + self.tx("infeasible", why=p.doc["infeasible"]))
+                out.append(f"{self.tx(p.key)}: " + infeasible_text(p.doc, self.lang))
                 continue
             q, kp = p.doc["plan"], p.doc["kpis"]
             cap = self.tx("none") if q["cap"] == "none" else money(q["cap"])

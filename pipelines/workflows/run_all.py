@@ -187,7 +187,7 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
                 run_optimize(fc, space, objective, pdir, frontier_points=25 if key == "A"
                              else 0, scenarios=scenarios, proposal=key)
             except InfeasibleError as exc:
-                _write_infeasible(pdir, wanted, year, str(exc))
+                _write_infeasible(pdir, wanted, year, exc)
         doc = json.loads((pdir / PLAN_FILE).read_text())
         if doc.get("run_id"):
             plan_runs[key] = doc["run_id"]
@@ -208,10 +208,12 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
     return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused)
 
 
-def _write_infeasible(pdir: Path, wanted: dict, year: int, why: str) -> None:
-    """A plan folder that says why no plan meets the proposal's constraints."""
+def _write_infeasible(pdir: Path, wanted: dict, year: int, why: InfeasibleError) -> None:
+    """A plan folder that says why no plan meets the proposal's constraints (in words and
+    as data, for the report in any language)."""
     doc = {"proposal": wanted["proposal"], "objective": wanted["objective"], "year": year,
-           "infeasible": why, "space_hash": wanted["space_hash"],
+           "infeasible": str(why), "infeasible_changes": why.changes,
+           "space_hash": wanted["space_hash"],
            "provenance": {"forecast_run": wanted["forecast_run"],
                           "forecast_hash": wanted["forecast_hash"]}}
     with publish(pdir, "plan", {**wanted, "plan_run": None}) as tmp:

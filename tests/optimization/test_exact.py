@@ -125,15 +125,23 @@ def test_infeasible_request_names_the_conflict_in_its_units(small_forecast, spac
     greedy = space.model_copy(update={"constraints": space.constraints.model_copy(
         update={"effective_ratio_floor": 0.95})})
     with pytest.raises(InfeasibleError, match=r"effective_ratio: lower the floor from "
-                       r"95\.0% to [0-9.]+% \([0-9.]+ points\)"):
+                       r"95\.0% to [0-9.]+% \([0-9.]+ points\)") as caught:
         optimize(small_forecast, greedy, status_quo, "min-loss")
+    # the same change as data, for reports in other languages: its figures are the text's
+    found = caught.value.changes
+    change = next(c for c in found["changes"] if c.get("rule") == "effective_ratio")
+    assert found["kind"] == "any" and change["now"] == 0.95 and change["to"] < 0.95
+    assert f"to {change['to']:.1%}" in str(caught.value)
 
 
 def test_infeasible_premium_says_the_premium_needed(small_forecast, space, status_quo):
     poor = space.model_copy(update={"premium": space.premium.model_copy(
         update={"min": 40.0, "max": 45.0, "fixed": None})})
-    with pytest.raises(InfeasibleError, match=r"premium budget: max 45 -> [0-9.]+ per capita"):
+    with pytest.raises(InfeasibleError, match=r"premium budget: max 45 -> [0-9.]+ per capita"
+                       ) as caught:
         optimize(small_forecast, poor, status_quo, "break-even")
+    change = next(c for c in caught.value.changes["changes"] if c.get("rule") == "premium_max")
+    assert change["now"] == 45.0 and f"-> {change['to']:g} per capita" in str(caught.value)
 
 
 def test_highs_and_cbc_agree_on_branch_and_bound(small_forecast, space, status_quo):
