@@ -74,7 +74,7 @@ class DataArgs:
 
     def open(self) -> Dataset:
         """Load --data, or the built-in L-city data (generated once) at `scale`."""
-        from forecasting.models.development import developed
+        from forecasting.models.completion import developed
 
         with console.status("Reading and validating data…"):
             path = self.data if self.data is not None else builtin_data(scale=self.scale)

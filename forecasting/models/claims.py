@@ -10,7 +10,7 @@ from sklearn.base import clone
 
 from forecasting.data.cells import Cells
 from forecasting.forecast import Forecast
-from forecasting.models.development import completion_sd
+from forecasting.models.completion import completion_sd
 from forecasting.models.enrollment import insured_sd, project_enrollment
 from forecasting.models.frequency import GBMFrequency, PoissonFrequencyGLM
 from forecasting.models.severity import BlendedSeverity, SplicedSeverityModel

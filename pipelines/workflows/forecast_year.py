@@ -17,7 +17,7 @@ from forecasting.errors import UserError
 from forecasting.failpoints import stop_here
 from forecasting.forecast import Forecast
 from forecasting.models.claims import ClaimsModel, counts_like
-from forecasting.models.development import statement
+from forecasting.models.completion import statement
 from forecasting.models.warnings import collected
 from forecasting.scheme.accounts import history
 from forecasting.scheme.in_force import plan_to_dict

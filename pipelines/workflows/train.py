@@ -21,7 +21,7 @@ from forecasting.errors import UserError
 from forecasting.failpoints import stop_here
 from forecasting.models.backtesting import METRICS, backtest, summarise
 from forecasting.models.claims import ClaimsModel
-from forecasting.models.development import as_known
+from forecasting.models.completion import as_known
 from forecasting.models.diagnostics import layer_fit, scale_free
 from forecasting.models.warnings import collected
 from pipelines.model_files import HASH_TAG, MODEL_FORMAT, key_levels, log_estimator

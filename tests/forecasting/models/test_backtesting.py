@@ -59,7 +59,7 @@ def test_as_of_backtest_marks_origins_trained_as_reported(small_dir):
 
     from forecasting.data.dataset import load_data
     from forecasting.data.options import DataOptions
-    from forecasting.models.development import as_known, developed
+    from forecasting.models.completion import as_known, developed
 
     ds = developed(load_data(small_dir, DataOptions(as_of=datetime.date(2022, 1, 31))))
     table = backtest(ds.cells, ds.scheme, ClaimsModel, known=as_known(ds))

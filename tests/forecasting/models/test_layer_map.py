@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from forecasting.data.dataset import load_data
 from forecasting.data.options import DataOptions
-from forecasting.models.development import developed
+from forecasting.models.completion import developed
 from forecasting.models.layer_map import layer_edges, layer_totals, layered_map
 from forecasting.scheme.accounts import year_result
 from pipelines.workflows.builtin import builtin_data
