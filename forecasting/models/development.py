@@ -21,7 +21,6 @@ from scipy import stats
 
 from forecasting.models.layer_map import layer_content
 
-METHODS = ("chain-ladder", "bornhuetter-ferguson")
 
 def aligned_months(settled: pd.Series, as_of: datetime.date) -> pd.Series:
     """Settlement dates moved by the days from `as_of` to its month's end, so that the
