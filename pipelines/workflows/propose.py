@@ -90,8 +90,8 @@ def status_quo_of(forecast: Forecast, space: PlanSpace) -> Plan:
 
 def plan_inputs(document: dict) -> dict:
     """What a plan folder came from, for its manifest: the format of plan.json, the
-    forecast (run and content hash),
-    the plan space, the objective and proposal, and its own run (None if infeasible)."""
+    forecast (run and content hash), the plan space, the objective and proposal, and its
+    own run (None if infeasible)."""
     prov = document.get("provenance", {})
     return {"plan_format": PLAN_FORMAT,
             "forecast_run": prov.get("forecast_run"), "forecast_hash": prov.get("forecast_hash"),

@@ -188,7 +188,7 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
                              else 0, scenarios=scenarios, proposal=key)
             except InfeasibleError as exc:
                 _write_infeasible(pdir, wanted, year, exc)
-        doc = json.loads((pdir / PLAN_FILE).read_text())
+        doc = _plan_doc(pdir)
         if doc.get("run_id"):
             plan_runs[key] = doc["run_id"]
     today = next((d for d in map(_plan_doc, plans) if "status_quo" in d), None)
