@@ -346,11 +346,6 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
         return float(self.coef_[-1])
 
 
-def empirical_lev(costs: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mean of min(cost, b_j) over the costs, for each b_j (sorted once, O((n + m) log n))."""
-    return _sorted_lev(*_sorted_sums(costs), b)
-
-
 def _sorted_sums(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The costs sorted and their running sums from 0 (CNY)."""
     x = np.sort(costs)
@@ -358,7 +353,8 @@ def _sorted_sums(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sorted_lev(x: np.ndarray, cum: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mean of min(cost, b_j) over sorted costs x with running sums cum (CNY)."""
+    """Mean of min(cost, b_j) over sorted costs x with running sums cum, for each b_j
+    (O(m log n) given the sums; CNY)."""
     pos = np.searchsorted(x, b)  # costs below each b
     return (cum[pos] + np.where(np.isfinite(b), b, 0.0) * (len(x) - pos)) / len(x)
 
