@@ -45,23 +45,15 @@ class Optimum:
     terms: ContractTerms | None = None  # the settlement terms (chosen, for settled questions)
 
 
-def _scenarios_floor(space: PlanSpace, status_quo: Plan) -> float:
-    return _lowest_deductible(space, status_quo) * min(space.special.deductible_factor,
-                                                       status_quo.special.deductible_factor)
-
-
-def _lowest_deductible(space: PlanSpace, status_quo: Plan) -> float:
-    """The lowest ordinary deductible the space can choose (or today's, if lower)."""
-    return min([*space.deductible.candidates, status_quo.deductible])
-
-
 def scenario_set(forecast: Forecast, space: PlanSpace, status_quo: Plan,
                  seed: int = 0) -> ScenarioSet:
     """Scenarios deep enough for every deductible the space can choose: each cohort's
     costs above the lowest deductible its members can get (special groups' lower; the
     ordinary members' costs between the two pay nothing under any plan of the space)."""
-    floors = np.where(forecast._special(), _scenarios_floor(space, status_quo),
-                      _lowest_deductible(space, status_quo))
+    ordinary = min([*space.deductible.candidates, status_quo.deductible])
+    special = ordinary * min(space.special.deductible_factor,
+                             status_quo.special.deductible_factor)
+    floors = np.where(forecast._special(), special, ordinary)
     return forecast.scenarios(space.risk.scenarios, seed, floor=floors)
 
 
