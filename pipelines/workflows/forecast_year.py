@@ -194,12 +194,13 @@ def _run_forecast(ds: Dataset, year: int, out: Path, models, scenarios: int,
                    "model_versions": used, "currency": ds.config.data.currency,
                    **_priced(ds, cells, plan), "backtest": backtest_of(used)})
         fc.provenance["by_age"] = by_age(cells, fc).to_dict(orient="records")
-        if (development := statement(cells)) is not None:
+        development = statement(cells)
+        if development is not None:
             fc.provenance["development"] = development
         table, summary = forecast_table(fc, plan, scenarios, seed)
         summary |= {"forecast_run": run.info.run_id, "model_versions": used,
                     "data_fingerprint": ds.fingerprint, "currency": ds.config.data.currency,
-                    "warnings": said, "development": statement(cells)}
+                    "warnings": said, "development": development}
         inputs = fc.inputs() | {"scenarios": scenarios, "seed": seed}
         with publish(Path(out), "forecast", inputs) as tmp:
             table.to_csv(tmp / "forecast.csv", index=False)
