@@ -145,8 +145,11 @@ def _train(ds: Dataset, progress) -> TrainResult:
         mlflow.log_params({"years": ",".join(map(str, cells.years)), "n_cells": len(cells.table),
                            "reported_above": cells.reported_above, "data": str(ds.path)})
         mlflow.log_text(cells.table.to_csv(index=False), "cells.csv")
-        known = as_known(ds) if log_development(cells) else None
-        if known is not None:
+        # as-of data: each backtest origin trained on the data as of its negotiation date
+        known = None
+        if cells.as_of is not None:
+            log_development(cells)
+            known = as_known(ds)
             mlflow.log_param("backtest_as_of", ds.config.development.negotiation_date)
         for cand in todo:
             if progress:
@@ -185,19 +188,17 @@ def _train(ds: Dataset, progress) -> TrainResult:
                        sorted(left_out), said)
 
 
-def log_development(cells: Cells) -> bool:
-    """State on the train run the as-of date and how each year was completed (params:
-    as_of, method; metrics per service year as steps: reported, completed, factor and the
-    interval's ends); True when the backtests must then be cut as of each origin too."""
+def log_development(cells: Cells) -> None:
+    """State on the train run the as-of date of as-of cells and how each year was
+    completed (params: as_of, method; metrics per service year as steps: reported,
+    completed, factor and the interval's ends)."""
     import mlflow
     from mlflow.entities import Metric
 
-    if cells.as_of is None:
-        return False
     mlflow.log_param("as_of", cells.as_of.isoformat())
     if not cells.completion:
         mlflow.log_param("development", "none (fewer than two service years)")
-        return True
+        return
     mlflow.log_params({"development": cells.completion["method"],
                        "development_level": cells.completion["level"]})
     now = int(time.time() * 1000)
@@ -206,7 +207,6 @@ def log_development(cells: Cells) -> bool:
                for k in ("reported", "completed", "factor", "low", "high")]
     mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=metrics)
     mlflow.log_dict(cells.completion, "development.json")
-    return True
 
 
 def _champion(scores: dict[str, float], kind: str) -> str:
