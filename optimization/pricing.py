@@ -278,10 +278,9 @@ class ScenarioSums:
     t, and the payouts of schedules in every scenario. Costs are sorted once per
     scenario; new points cost one vectorised search per scenario."""
 
-    def __init__(self, sc: ScenarioSet, who: np.ndarray, floor: float | None = None):
-        """`who`: which costs are the group's; `floor`: above which it holds them all (the
-        set's own by default)."""
-        self.n, self.floor = sc.n, sc.floor if floor is None else floor
+    def __init__(self, sc: ScenarioSet, who: np.ndarray, floor: float):
+        """`who`: which costs are the group's; `floor`: above which it holds them all."""
+        self.n, self.floor = sc.n, floor
         scen = sc.scenario[who]
         order = np.argsort(scen, kind="stable")  # a radix sort on integers
         start = np.searchsorted(scen[order], np.arange(sc.n + 1))
