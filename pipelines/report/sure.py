@@ -68,8 +68,8 @@ def formatted(value: float | None, kind: str) -> str:
 def within(values: list[float | None], lang: str) -> str | None:
     """The errors of one measure in words: one figure, or the two backtests' figures when
     they differ at the shown precision."""
-    shown = sorted({signed(v) for v in values if v is not None},
-                   key=lambda s: float(s.replace(MINUS, "-").replace(" %", "")))
+    # sorted as numbers, then the figures that read the same once
+    shown = list(dict.fromkeys(signed(v) for v in sorted(v for v in values if v is not None)))
     if not shown:
         return None
     return shown[0] if len(shown) == 1 else t("from_to", lang, a=shown[0], b=shown[-1])
