@@ -133,10 +133,15 @@ class ScenarioSet:
     def check_covers(self, plan: Plan) -> None:
         """Scenarios price a plan only if they hold every cost its payout depends on: an
         error, not a range, when a deductible lies below the floor."""
-        if not self.covers(plan):
-            low = min(plan.deductible, plan.for_special_group().deductible)
-            raise ValueError(f"scenarios hold costs above {self.floor:g} only; the plan's "
-                             f"lowest deductible is {low:g}: draw them with floor <= {low:g}")
+        if self.covers(plan):
+            return
+        for special, who in ((False, "ordinary members'"), (True, "special groups'")):
+            d = (plan.for_special_group() if special else plan).deductible
+            above = self.cohort_floors()[self.special == special]
+            if above.size and above.max() > d:
+                raise ValueError(f"scenarios hold the {who} costs above {above.max():g} "
+                                 f"only; the plan's {who} deductible is {d:g}: draw them "
+                                 f"with floor <= {d:g}")
 
     def payouts(self, plan: Plan) -> np.ndarray:
         """Total payout in each scenario; exact when every deductible is >= floor."""

@@ -65,7 +65,9 @@ def odp_scale(tri) -> float:
     import chainladder as cl
 
     try:
-        scale = float(cl.BootstrapODPSample(n_sims=1, random_state=0).fit(tri).scale_)
+        with warnings.catch_warnings():  # the library's own arithmetic on empty cells
+            warnings.simplefilter("ignore")
+            scale = float(cl.BootstrapODPSample(n_sims=1, random_state=0).fit(tri).scale_)
     except (ValueError, ZeroDivisionError, IndexError, FloatingPointError):
         return float("nan")
     return scale if np.isfinite(scale) and scale > 0 else float("nan")

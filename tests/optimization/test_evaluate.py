@@ -48,5 +48,8 @@ def test_a_floor_per_cohort_prices_each_group_above_its_own(small_forecast, stat
     assert lower.deductible > floors.min() and not sc.covers(lower)
     with pytest.raises(ValueError, match="scenarios hold costs above"):
         scenario_payouts(lower, sc)
-    with pytest.raises(ValueError, match="scenarios hold costs above"):
+    # the message names the group whose deductible falls below its floor
+    with pytest.raises(ValueError, match=f"the ordinary members' costs above "
+                       f"{floors[~special].max():g} only; the plan's ordinary members' "
+                       f"deductible is {lower.deductible:g}"):
         sc.payouts(lower)
