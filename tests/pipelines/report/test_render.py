@@ -27,7 +27,7 @@ def measured(page: str, tmp_path: Path) -> dict:
     """The layout of `page` in headless Chromium at A4 width (measure.js)."""
     exe = chromium()
     if exe is None:
-        pytest.skip("Chromium is not installed: `apt-get install chromium` (.ci/run does)")
+        pytest.fail("the layout tests need Chromium: `apt-get install chromium` (.ci/run does)")
     copy = tmp_path / "measured.html"
     copy.write_text(page.replace("</body>", f"<script>{MEASURE.read_text()}</script></body>"),
                     encoding="utf-8")

@@ -94,7 +94,7 @@ HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
 def test_report_renders_in_headless_chromium(report, plan_dirs, forecast_dir, tmp_path):
     browser = _chromium()
     if browser is None:
-        pytest.skip("Chromium is not installed: `apt-get install chromium` (.ci/run does)")
+        pytest.fail("the render test needs Chromium: `apt-get install chromium` (.ci/run does)")
     lang, out = report
     url = (out / "report.html").resolve().as_uri()
     flags = [browser, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}"]
@@ -276,7 +276,7 @@ def test_a_pdf_is_printed_beside_the_html(report):
     breaks) sits beside report.html and the manifest lists it."""
     _lang, out = report
     if _chromium() is None:
-        pytest.skip("no Chromium on this machine")
+        pytest.fail("the PDF test needs Chromium: `apt-get install chromium` (.ci/run does)")
     pdf = (out / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF-")
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
