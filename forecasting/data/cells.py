@@ -95,6 +95,22 @@ class Cells:
         return replace(self, table=table, claimants=claimants, spec=spec, by_age=fine)
 
 
+def completion_factors(completion: dict | None, frame: pd.DataFrame, name: str
+                       ) -> np.ndarray:
+    """Per row of `frame` (with year and the completion's group key), the factor `name`
+    ("claimant_factor" or "factor", the cost's) by which claims development completed its
+    year (and group) — see `Cells.completion`; 1 where nothing was completed."""
+    if not completion:
+        return np.ones(len(frame))
+    key = completion["group_by"]
+    rows = completion["groups"] if key else completion["years"]
+    factors = pd.Series({(int(r["year"]), r["group"] if key else ""): r[name] for r in rows},
+                        dtype=float)
+    groups = frame[key].astype(str).to_numpy() if key else np.full(len(frame), "")
+    at = pd.MultiIndex.from_arrays([frame["year"].to_numpy().astype(int), groups])
+    return factors.reindex(at).fillna(1.0).to_numpy()
+
+
 def claimant_columns(spec: CohortSpec) -> list[str]:
     """Column order of `Cells.claimants` (the same from every engine)."""
     extra = [] if "special_group" in spec.keys else ["special_group"]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import Development
-from forecasting.data.cells import Cells
+from forecasting.data.cells import Cells, completion_factors
 from forecasting.data.dataset import Dataset, load_data
 from forecasting.errors import InputError
 from forecasting.forecast import plan_levels
@@ -260,28 +260,22 @@ def completed_cells(cells: Cells, completion: Completion) -> Cells:
     when every settled cost is a claimant's)."""
     key = completion.group_by
     rows = completion.groups if key else completion.years
-    index = ["year", *([key] if key else [])]
-    factors = pd.DataFrame([(y.year, y.group, y.claimant_factor, y.factor) for y in rows],
-                           columns=["year", "group", "n", "c"])
-    factors = factors.rename(columns={"group": key} if key else {}).set_index(index)[["n", "c"]]
+    stated = completion.to_dict()
 
     def scaled(frame: pd.DataFrame | None) -> pd.DataFrame | None:
         if frame is None:
             return None
-        at = pd.MultiIndex.from_arrays([frame[c].astype(str) if c == key else frame[c]
-                                        for c in index]) if key else frame["year"]
-        f = factors.reindex(at).fillna(1.0)
+        n = completion_factors(stated, frame, "claimant_factor")
         out = frame.copy()
         for column in ("claimants", "claims"):
             if column in out:
-                out[column] = out[column].to_numpy(float) * f["n"].to_numpy()
-        out["cost"] = out["cost"].to_numpy() * f["c"].to_numpy()
+                out[column] = out[column].to_numpy(float) * n
+        out["cost"] = out["cost"].to_numpy() * completion_factors(stated, frame, "factor")
         return out
 
     claimants, layered = _mapped_claimants(cells.claimants, rows, key, completion.edges)
-    done = completion.to_dict() | {"layered": layered}
     return replace(cells, table=scaled(cells.table), claimants=claimants,
-                   by_age=scaled(cells.by_age), completion=done)
+                   by_age=scaled(cells.by_age), completion=stated | {"layered": layered})
 
 
 def _mapped_claimants(claimants: pd.DataFrame, rows, key: str, edges: tuple[float, ...]

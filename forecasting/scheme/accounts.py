@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.data.cells import Cells
+from forecasting.data.cells import Cells, completion_factors
 from forecasting.scheme.in_force import Market, Scheme
 from forecasting.scheme.plan import Plan, member_deductibles, member_payouts
 
@@ -53,17 +53,7 @@ def claimant_weights(cells: Cells) -> np.ndarray:
     """How many claimants each claimant row of `cells` stands for: 1, or in cells completed
     by claims development (an as-of view) its year's (and group's) claimant factor, the
     claimants not yet reported by the as-of date being like those reported."""
-    c = cells.claimants
-    done = cells.completion
-    if not done:
-        return np.ones(len(c))
-    key = done["group_by"]
-    rows = done["groups"] if key else done["years"]
-    factors = pd.Series({(int(r["year"]), r["group"] if key else ""): r["claimant_factor"]
-                         for r in rows}, dtype=float)
-    groups = c[key].astype(str).to_numpy() if key else np.full(len(c), "")
-    at = pd.MultiIndex.from_arrays([c["year"].to_numpy().astype(int), groups])
-    return factors.reindex(at).fillna(1.0).to_numpy()
+    return completion_factors(cells.completion, cells.claimants, "claimant_factor")
 
 
 def year_result(cells: Cells, year: int, plan: Plan, market: Market) -> YearResult:
