@@ -24,6 +24,7 @@ from forecasting.errors import InputError
 from forecasting.forecast import plan_levels
 from forecasting.models.development import (
     complete_column,
+    layer_names,
     lognormal_interval,
     trend_leverage,
     triangles,
@@ -153,15 +154,14 @@ def _adding_up(known: np.ndarray, layers: np.ndarray, completed: float
 
 @dataclass(frozen=True)
 class Setup:
-    """How an as-of view is completed: date, method, the cost layers developed apart and
-    the prior (cost, claimants) of the latest year per group ("" the portfolio) from
-    ciplan's own forecast, for Bornhuetter-Ferguson."""
+    """How an as-of view is completed: date, the project's [development] options, the
+    cost layers developed apart and the prior (cost, claimants) of the latest year per
+    group ("" the portfolio) from ciplan's own forecast, for Bornhuetter-Ferguson."""
 
     as_of: datetime.date
-    method: str = "chain-ladder"
+    options: Development = field(default_factory=Development)
     edges: tuple[float, ...] = ()
     priors: dict = field(default_factory=dict)
-    tail: float = 1.0
 
 
 def _completions(lags: pd.DataFrame, exposure: pd.Series, setup: Setup, group: str = ""
@@ -169,18 +169,17 @@ def _completions(lags: pd.DataFrame, exposure: pd.Series, setup: Setup, group: s
     """Each service year of these lags completed: cost and claimants triangles, and one
     triangle per cost layer when there are edges."""
     years = sorted(int(y) for y in lags["year"].unique())
-    edges, method = setup.edges, setup.method
-    names = [f"layer_{k}" for k in range(len(edges) + 1)] if edges else []
-    tri = triangles(with_layers(lags, edges) if edges else lags, setup.as_of,
-                    ("cost", "claimants", *names))
+    names = layer_names(setup.edges)
+    method, tail = setup.options.method, setup.options.tail
+    tri = triangles(with_layers(lags, setup.edges), setup.as_of, ("cost", "claimants", *names))
     weight = exposure.reindex(years).to_numpy(float)
     prior_cost, prior_count = setup.priors.get(group, (None, None))
-    cost = complete_column(tri["cost"], method, weight, prior_cost, setup.tail)
-    count = complete_column(tri["claimants"], method, weight, prior_count, setup.tail)
+    cost = complete_column(tri["cost"], method, weight, prior_cost, tail)
+    count = complete_column(tri["claimants"], method, weight, prior_count, tail)
     # the layers give the completed cost its shape (their sum is made the total's): by the
     # chain ladder whatever the method, as a prior trended over a thin top layer's wild
     # ultimates can dwarf the whole year
-    layers = [complete_column(tri[n], "chain-ladder", tail=setup.tail) for n in names]
+    layers = [complete_column(tri[n], "chain-ladder", tail=tail) for n in names]
     out = []
     for i, year in enumerate(years):
         known = tuple(float(lay[0][i]) for lay in layers)
@@ -195,11 +194,12 @@ def _completions(lags: pd.DataFrame, exposure: pd.Series, setup: Setup, group: s
     return out
 
 
-def _by_group(cells: Cells, options: Development, whole: list[YearCompletion],
-              setup: Setup) -> list[YearCompletion]:
-    """The years completed group by group (`options.group_by`); a group with fewer than
-    `options.min_claimants` claimants reported in its latest year, or fewer than two
-    years, takes the portfolio's factors."""
+def _by_group(cells: Cells, whole: list[YearCompletion], setup: Setup
+              ) -> list[YearCompletion]:
+    """The years completed group by group (`group_by`); a group with fewer than
+    `min_claimants` claimants reported in its latest year, or fewer than two years, takes
+    the portfolio's factors."""
+    options = setup.options
     key = options.group_by
     if key not in cells.lags:
         raise InputError(f"[development] group_by: {key!r} is not a cohort key (keys: "
@@ -214,10 +214,8 @@ def _by_group(cells: Cells, options: Development, whole: list[YearCompletion],
         if lags["year"].nunique() >= 2 and latest >= options.min_claimants:
             parts += _completions(lags, mine, setup, str(value))
             continue
-        edges = setup.edges
-        for year, part in (with_layers(lags, edges) if edges else lags).groupby("year"):
-            known = tuple(float(part[f"layer_{k}"].sum()) for k in range(len(edges) + 1)
-                          ) if edges else ()
+        for year, part in with_layers(lags, setup.edges).groupby("year"):
+            known = tuple(float(part[n].sum()) for n in layer_names(setup.edges))
             reported = YearCompletion(int(year), float(part["cost"].sum()), 0.0, 0.0,
                                       float(part["claimants"].sum()), 0.0,
                                       layers_reported=known)
@@ -240,12 +238,12 @@ def complete(cells: Cells, options: Development | None = None,
         raise InputError(f"claims development needs at least two service years with "
                          f"settlements by {cells.as_of}; got {years}")
     exposure = cells.table.groupby("year")["exposure"].sum()
-    setup = Setup(cells.as_of, options.method, tuple(edges), priors or {}, options.tail)
+    setup = Setup(cells.as_of, options, tuple(edges), priors or {})
     whole = _completions(cells.lags, exposure, setup)
     if not options.group_by:
         return Completion(cells.as_of, options.method, options.level, tuple(whole),
                           edges=tuple(edges))
-    parts = _by_group(cells, options, whole, setup)
+    parts = _by_group(cells, whole, setup)
     totals = tuple(total([p for p in parts if p.year == y]) for y in years)
     return Completion(cells.as_of, options.method, options.level, totals,
                       options.group_by, tuple(parts), tuple(edges))

@@ -153,15 +153,23 @@ def lognormal_interval(mean: float, se: float, level: float) -> tuple[float, flo
     return float(low), float(high), float(np.sqrt(s2))
 
 
+def layer_names(edges: tuple[float, ...]) -> list[str]:
+    """The lag columns of the cost layers between `edges` (none without edges)."""
+    return [f"layer_{k}" for k in range(len(edges) + 1)] if len(edges) else []
+
+
 def with_layers(lags: pd.DataFrame, edges: tuple[float, ...]) -> pd.DataFrame:
-    """The lags with each claim's increment of every cost layer (layer_0 ... layer_K) of
-    its member-year's running total."""
+    """The lags with each claim's increment of every cost layer (`layer_names`) of its
+    member-year's running total; the lags as they are without edges."""
+    if not len(edges):
+        return lags
     bounds = np.r_[0.0, edges, np.inf]
     before = lags["before"].to_numpy()
     after = before + lags["cost"].to_numpy()
     return lags.assign(**{
-        f"layer_{k}": layer_content(after, lo, hi) - layer_content(before, lo, hi)
-        for k, (lo, hi) in enumerate(itertools.pairwise(bounds))})
+        name: layer_content(after, lo, hi) - layer_content(before, lo, hi)
+        for name, (lo, hi) in zip(layer_names(edges), itertools.pairwise(bounds),
+                                  strict=True)})
 
 
 def trend_leverage(years, year: int) -> float:
