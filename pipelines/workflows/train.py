@@ -140,7 +140,7 @@ def _train(ds: Dataset, progress) -> TrainResult:
     tags = lineage(ds.fingerprint, train_config(ds))
     todo = candidates(ds)
     task = progress.add_task("Training", total=len(todo) + 1) if progress else None
-    scores, logged, tables, left_out, shared = {}, {}, {}, set(), {}
+    scores, fitted, tables, left_out, shared = {}, {}, {}, set(), {}
     with collected() as said, mlflow.start_run(run_name="train", tags=tags) as parent:
         mlflow.log_params({"years": ",".join(map(str, cells.years)), "n_cells": len(cells.table),
                            "reported_above": cells.reported_above, "data": str(ds.path)})
@@ -161,9 +161,11 @@ def _train(ds: Dataset, progress) -> TrainResult:
                                        ds.config.models.min_backtest_claimants)
             left_out |= set(skipped)
             with mlflow.start_run(run_name=f"{cand.kind}-{cand.name}", nested=True,
-                                  tags={**tags, "kind": cand.kind, "candidate": cand.name}):
-                logged[cand.name] = _log_candidate(cand, final, table, ds, infer_signature)
+                                  tags={**tags, "kind": cand.kind,
+                                        "candidate": cand.name}) as child:
+                _log_candidate(cand, final, table, ds)
                 mlflow.log_metric(f"score_{SELECT_BY[cand.kind]}", score)
+            fitted[cand.name] = (cand, final, child.info.run_id)
             stop_here("train:candidate")
             tables[cand.name] = table
             scores.setdefault(cand.kind, {})[cand.name] = score
@@ -171,10 +173,10 @@ def _train(ds: Dataset, progress) -> TrainResult:
                 progress.advance(task)
         champions = {kind: _champion(s, kind) for kind, s in scores.items()}
         tags |= {TRAIN_RUN_TAG: parent.info.run_id}
-        versions = {
-            FREQUENCY_MODEL: _register(logged[champions["frequency"]], FREQUENCY_MODEL, tags),
-            SEVERITY_MODEL: _register(logged[champions["severity"]], SEVERITY_MODEL, tags),
-        }
+        versions = {name: _register(_log_model(*fitted[champions[kind]], ds, infer_signature),
+                                    name, tags)
+                    for kind, name in (("frequency", FREQUENCY_MODEL),
+                                       ("severity", SEVERITY_MODEL))}
         mlflow.set_tags({f"champion_{k}": v for k, v in champions.items()}
                         | {f"version_{k}": v for k, v in versions.items()}
                         | {"backtest_years_left_out": ",".join(map(str, sorted(left_out)))})
@@ -225,16 +227,15 @@ def _copy(model: ClaimsModel) -> ClaimsModel:
                        dict(model.severity_params), model.frequency_rows, claim_counts=False)
 
 
-def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds: Dataset,
-                   infer_signature) -> tuple[str, str]:
-    """Params, backtest metrics (mean and per year), plots, diagnostics and the model; its
-    URI and the SHA-256 of its file."""
+def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame,
+                   ds: Dataset) -> None:
+    """Params, backtest metrics (mean and per year), plots and diagnostics of a candidate.
+    Its model is logged only if it becomes a champion (`_log_model`): a losing candidate
+    is refitted from its params when wanted, and logging seven models cost a second."""
     import mlflow
-
-    cells = ds.cells
-    est = final.freq_ if cand.kind == "frequency" else final.sev_
     from mlflow.entities import Metric
 
+    est = final.freq_ if cand.kind == "frequency" else final.sev_
     mlflow.log_params({f"{cand.kind}.{k}": v for k, v in est.get_params().items()})
     now = int(time.time() * 1000)  # ms, MLflow's timestamps
     metrics = [Metric(f"backtest_{metric}", float(table[metric].mean()), now, 0)
@@ -245,16 +246,25 @@ def _log_candidate(cand: Candidate, final: ClaimsModel, table: pd.DataFrame, ds:
     mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=metrics)
     mlflow.log_text(table.to_csv(index=False), "backtest.csv")
     if cand.kind == "frequency":
-        frame = final._frequency_rows(cells)
         _log_fitted_settings(est)
     else:
-        frame = cells.claimants
         _log_severity_diagnostics(final, ds)
     for fig_name, fig in _figures(cand.kind, final, ds):
         mlflow.log_figure(fig, fig_name)
         plots.close(fig)
+
+
+def _log_model(cand: Candidate, final: ClaimsModel, run_id: str, ds: Dataset,
+               infer_signature) -> tuple[str, str]:
+    """Log a champion's model into its candidate run (resumed, so the registered version's
+    run is the one holding its backtest); its URI and the SHA-256 of its file."""
+    import mlflow
+
+    cells = ds.cells
+    est = final.freq_ if cand.kind == "frequency" else final.sev_
+    frame = final._frequency_rows(cells) if cand.kind == "frequency" else cells.claimants
     example = frame.head(SIGNATURE_ROWS)  # the schema, not the data: a few rows suffice
-    with warnings.catch_warnings():
+    with mlflow.start_run(run_id=run_id, nested=True), warnings.catch_warnings():
         # MLflow's hint that integer columns cannot hold missing values: the cohort cells
         # never miss a value (the data contract refuses them), so it is noise on the console
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")

@@ -4,6 +4,8 @@ tails and evenly spaced ranks between, each at its own plotting position."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from forecasting.models.spliced import SplicedSeverity
 from pipelines.report import plots
@@ -29,3 +31,30 @@ def test_qq_draws_each_shown_cost_against_its_own_fitted_quantile():
     np.testing.assert_array_equal(x, np.sort(costs)[shown])
     np.testing.assert_allclose(q, dist.ppf((shown + 0.5) / costs.size))
     plots.close(fig)
+
+
+def _figures_with_wide_labels():
+    """Each chart with labels as wide as ciplan's get: six-digit costs, long band names."""
+    rng = np.random.default_rng(2)
+    dist = SplicedSeverity(mu=9.5, sigma=1.2, threshold=8.0, tail_prob=0.05, alpha=1.8,
+                           scale=20_000.0)
+    costs = dist.sample(rng, 20_000)
+    bands = pd.DataFrame({"cost": rng.uniform(1e5, 9e5, 18), "pred": rng.uniform(1e5, 9e5, 18)},
+                         index=[f"{a}-{a + 4}" for a in range(0, 90, 5)])
+    exposure = rng.uniform(1, 10, 50)
+    yield plots.observed_vs_predicted(bands, "cost", "pred", "Mean annual cost per claimant "
+                                      "by age band", "CNY")
+    yield plots.lorenz(rng.random(50), exposure, rng.poisson(exposure).astype(float), "Lorenz")
+    yield plots.mean_excess(costs, dist, "Mean excess of scale-free costs", "CNY, scale-free")
+    yield plots.qq(costs, dist, "QQ plot of scale-free costs", "CNY, scale-free", 1_000.0)
+
+
+def test_fixed_margins_keep_every_label_inside_the_figure():
+    """The figures are laid out with fixed margins (no tight_layout pass): what they draw,
+    tick labels, axis labels, titles and legends, still lies inside the figure."""
+    for fig in _figures_with_wide_labels():
+        drawn = fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer())  # inches
+        width, height = fig.get_size_inches()
+        assert drawn.x0 >= 0 and drawn.y0 >= 0, (fig.axes[0].get_title(), drawn)
+        assert drawn.x1 <= width and drawn.y1 <= height, (fig.axes[0].get_title(), drawn)
+        plots.close(fig)
