@@ -29,7 +29,9 @@ from pipelines.tracking import (
     MODELS,
     config_hash,
     connect,
+    store_exists,
     store_lock,
+    tracking_uri,
     use_experiment,
 )
 from pipelines.workflows.forecast_year import run_forecast
@@ -58,9 +60,12 @@ def _say(say: Callable[[str], None] | None, text: str) -> None:
 
 
 def find_train_run(ds: Dataset) -> str | None:
-    """The latest finished train run on the same data and config, if its models exist."""
+    """The latest finished train run on the same data and config, if its models exist
+    (none in a store not made yet: training makes it, beside the fits)."""
     import mlflow
 
+    if not store_exists(tracking_uri()):
+        return None
     with store_lock():
         exp_id = use_experiment(FORECAST_EXPERIMENT)
         h = config_hash(train_config(ds))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,10 @@ from pipelines.tracking import (
     FREQUENCY_MODEL,
     SEVERITY_MODEL,
     TRAIN_RUN_TAG,
+    connect,
     lineage,
     move_champions,
+    prepare_store,
     store_lock,
     use_experiment,
 )
@@ -129,65 +131,97 @@ def train(ds: Dataset, progress=None) -> TrainResult:
 
 
 def _train(ds: Dataset, progress) -> TrainResult:
-    import mlflow
-    from mlflow.models import infer_signature
-
     cells = ds.cells
     if len(cells.years) < 2:
         raise UserError(f"{ds.path}: training needs at least two years for the backtest; "
                           f"got {cells.years}")
-    use_experiment(FORECAST_EXPERIMENT)
-    tags = lineage(ds.fingerprint, train_config(ds))
+    prepare_store()  # a new store is made beside the fits, in a child process
     todo = candidates(ds)
     task = progress.add_task("Training", total=len(todo) + 1) if progress else None
-    scores, fitted, tables, left_out, shared = {}, {}, {}, set(), {}
-    with collected() as said, mlflow.start_run(run_name="train", tags=tags) as parent:
+    with collected() as said:
+        fitted = _fit_candidates(ds, todo, progress, task)
+        result = _log_and_register(ds, fitted, progress, task)
+    if said:
+        with store_lock():
+            connect().MlflowClient().log_text(result.run_id, "\n".join(said), "warnings.txt")
+    move_champions(result.versions)  # only now that the run has FINISHED
+    return replace(result, warnings=said)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A candidate backtested and fitted on every year, before anything is logged."""
+
+    candidate: Candidate
+    model: ClaimsModel
+    backtest: pd.DataFrame
+    score: float           # the robust score its champion is chosen on
+    left_out: tuple[int, ...]  # backtest years with too few claimants
+
+
+def _fit_candidates(ds: Dataset, todo: list[Candidate], progress, task) -> list[Fitted]:
+    """Backtest and fit every candidate (fits shared where candidates agree). With as-of
+    data each backtest origin trains on the data as of its negotiation date."""
+    cells, shared = ds.cells, {}
+    known = as_known(ds) if cells.as_of is not None else None
+    out = []
+    for cand in todo:
+        if progress:
+            progress.update(task, description=f"{cand.kind}: {cand.name}")
+        table = backtest(cells, ds.scheme, lambda c=cand: _copy(c.model), shared=shared,
+                         known=known)
+        final = _copy(cand.model).fit(cells, shared)
+        score, skipped = summarise(table, SELECT_BY[cand.kind],
+                                   ds.config.models.min_backtest_claimants)
+        out.append(Fitted(cand, final, table, score, tuple(skipped)))
+        if progress:
+            progress.advance(task, 0.8)
+    return out
+
+
+def _log_and_register(ds: Dataset, fitted: list[Fitted], progress, task) -> TrainResult:
+    """Log the train run with a nested run per candidate, log the champions' models and
+    register them (the aliases are moved by the caller, after the run has FINISHED)."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    cells = ds.cells
+    use_experiment(FORECAST_EXPERIMENT)
+    tags = lineage(ds.fingerprint, train_config(ds))
+    runs, scores = {}, {}
+    left_out = sorted({y for f in fitted for y in f.left_out})
+    with mlflow.start_run(run_name="train", tags=tags) as parent:
         mlflow.log_params({"years": ",".join(map(str, cells.years)), "n_cells": len(cells.table),
                            "reported_above": cells.reported_above, "data": str(ds.path)})
         mlflow.log_text(cells.table.to_csv(index=False), "cells.csv")
-        # as-of data: each backtest origin trained on the data as of its negotiation date
-        known = None
         if cells.as_of is not None:
             log_development(cells)
-            known = as_known(ds)
             mlflow.log_param("backtest_as_of", ds.config.development.negotiation_date)
-        for cand in todo:
-            if progress:
-                progress.update(task, description=f"{cand.kind}: {cand.name}")
-            table = backtest(cells, ds.scheme, lambda c=cand: _copy(c.model), shared=shared,
-                             known=known)
-            final = _copy(cand.model).fit(cells, shared)
-            score, skipped = summarise(table, SELECT_BY[cand.kind],
-                                       ds.config.models.min_backtest_claimants)
-            left_out |= set(skipped)
+        for f in fitted:
+            cand = f.candidate
             with mlflow.start_run(run_name=f"{cand.kind}-{cand.name}", nested=True,
                                   tags={**tags, "kind": cand.kind,
                                         "candidate": cand.name}) as child:
-                _log_candidate(cand, final, table, ds)
-                mlflow.log_metric(f"score_{SELECT_BY[cand.kind]}", score)
-            fitted[cand.name] = (cand, final, child.info.run_id)
+                _log_candidate(cand, f.model, f.backtest, ds)
+                mlflow.log_metric(f"score_{SELECT_BY[cand.kind]}", f.score)
             stop_here("train:candidate")
-            tables[cand.name] = table
-            scores.setdefault(cand.kind, {})[cand.name] = score
+            runs[cand.name] = (cand, f.model, child.info.run_id)
+            scores.setdefault(cand.kind, {})[cand.name] = f.score
             if progress:
-                progress.advance(task)
+                progress.advance(task, 0.2)
         champions = {kind: _champion(s, kind) for kind, s in scores.items()}
         tags |= {TRAIN_RUN_TAG: parent.info.run_id}
-        versions = {name: _register(_log_model(*fitted[champions[kind]], ds, infer_signature),
+        versions = {name: _register(_log_model(*runs[champions[kind]], ds, infer_signature),
                                     name, tags)
                     for kind, name in (("frequency", FREQUENCY_MODEL),
                                        ("severity", SEVERITY_MODEL))}
         mlflow.set_tags({f"champion_{k}": v for k, v in champions.items()}
                         | {f"version_{k}": v for k, v in versions.items()}
-                        | {"backtest_years_left_out": ",".join(map(str, sorted(left_out)))})
+                        | {"backtest_years_left_out": ",".join(map(str, left_out))})
         if progress:
             progress.advance(task)
-    if said:
-        with store_lock():
-            mlflow.MlflowClient().log_text(parent.info.run_id, "\n".join(said), "warnings.txt")
-    move_champions(versions)  # only now that the run has FINISHED
-    return TrainResult(parent.info.run_id, champions, versions, tables, scores,
-                       sorted(left_out), said)
+    return TrainResult(parent.info.run_id, champions, versions,
+                       {f.candidate.name: f.backtest for f in fitted}, scores, left_out)
 
 
 def log_development(cells: Cells) -> None:
