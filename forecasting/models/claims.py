@@ -45,6 +45,13 @@ def _rows_by_key(frame: pd.DataFrame, keys: list[str]) -> dict[tuple, np.ndarray
                                                             strict=True)}
 
 
+def _severity_year_sd(cells: Cells, sev: SplicedSeverityModel) -> float:
+    """How far each past year's claimant costs sat from the severity model (log sd)."""
+    c = cells.claimants
+    mean = c.assign(m=sev.predict(c)).groupby("year")["m"].sum()
+    return year_sd(c.groupby("year")["cost"].sum(), mean, 2)
+
+
 def _reuse(shared: dict | None, key: tuple, make):
     """make(), or the fit `shared` already holds under `key` (kept there when new)."""
     if shared is None:
@@ -109,9 +116,11 @@ class ClaimsModel:
                          lambda: self._frequency_estimator(cells, rows, "claims"))
                   if self.claim_counts and "claims" in rows and rows["claims"].sum() > 0
                   else None)
-        sev = _reuse(shared, ("severity", *key[:3], repr(sorted(self.severity_params.items()))),
-                     lambda: self._severity(cells))
-        return self.use(cells, freq, sev, counts)
+        sev_key = (*key[:3], repr(sorted(self.severity_params.items())))
+        sev = _reuse(shared, ("severity", *sev_key), lambda: self._severity(cells))
+        sev_sd = _reuse(shared, ("severity year sd", *sev_key),
+                        lambda: _severity_year_sd(cells, sev))
+        return self.use(cells, freq, sev, counts, sev_sd)
 
     def _severity(self, cells: Cells) -> SplicedSeverityModel:
         c = cells.claimants
@@ -121,18 +130,20 @@ class ClaimsModel:
                                    **self.severity_params)
         return sev.fit(c, c["cost"].to_numpy())
 
-    def use(self, cells: Cells, freq, sev: SplicedSeverityModel, counts=None) -> ClaimsModel:
+    def use(self, cells: Cells, freq, sev: SplicedSeverityModel, counts=None,
+            sev_year_sd: float | None = None) -> ClaimsModel:
         """Adopt fitted frequency and severity estimators (e.g. champions from the registry)
         with the cells of the years before the forecast year; `counts` optionally models
-        claims (not claimants) per member-year."""
+        claims (not claimants) per member-year; `sev_year_sd`: the severity's year effect
+        on these cells when already known (candidates sharing a severity fit)."""
         self.cells_, self.freq_, self.sev_, self.counts_ = cells, freq, sev, counts
-        t, c = cells.table, cells.claimants
+        t = cells.table
         # year effects: how far each past year sat from the model, for the scenarios
         expected = t.assign(e=self.predict_frequency(t) * t["exposure"]).groupby("year")[
             "e"].sum()
         self.freq_year_sd_ = year_sd(t.groupby("year")["claimants"].sum(), expected, 2)
-        mean = c.assign(m=self.sev_.predict(c)).groupby("year")["m"].sum()
-        self.sev_year_sd_ = year_sd(c.groupby("year")["cost"].sum(), mean, 2)
+        self.sev_year_sd_ = (_severity_year_sd(cells, sev) if sev_year_sd is None
+                             else sev_year_sd)
         return self
 
     def predict_frequency(self, cohorts: pd.DataFrame, model=None) -> np.ndarray:

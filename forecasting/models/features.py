@@ -77,6 +77,16 @@ def _level_text(values) -> np.ndarray:
     return text[codes]
 
 
+def _distinct_text(values) -> set[str]:
+    """The distinct values as `_level_text` writes them, without writing every row (the
+    design learns its levels on every cross-validation fold)."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.unique(values.cat.codes.to_numpy())
+        if (codes >= 0).all():
+            return {str(v) for v in np.asarray(values.cat.categories, dtype=object)[codes]}
+    return {str(u) for u in pd.factorize(np.asarray(values), use_na_sentinel=False)[1]}
+
+
 class CohortDesign:
     """Fit once on training cells, then map any cells to the same design columns.
 
@@ -122,7 +132,7 @@ class CohortDesign:
     def _levels(key: str, values: pd.Series) -> tuple:
         if key == "special_group":
             return (False, True)
-        found = set(_level_text(values))
+        found = _distinct_text(values)
         if key in FIXED_LEVELS:  # the scheme's order: F before M, urban before rural
             return tuple(v for v in FIXED_LEVELS[key] if v in found) or FIXED_LEVELS[key][:1]
         return tuple(sorted(found))

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.models.features import _level_text, distinct_rows
+from forecasting.models.features import _distinct_text, _level_text, distinct_rows
 
 
 @pytest.mark.parametrize("values", [
@@ -24,6 +24,7 @@ from forecasting.models.features import _level_text, distinct_rows
 def test_level_text_is_each_value_as_text(values):
     expected = np.asarray(pd.Series(values).astype(str).to_numpy(), dtype=str)
     np.testing.assert_array_equal(_level_text(values), expected)
+    assert _distinct_text(values) == set(expected)  # the levels, without every row's text
 
 
 def test_distinct_rows_number_every_row_and_point_at_the_first():
