@@ -85,12 +85,26 @@ class SplicedSeverity:
 
     def ppf(self, q: np.ndarray) -> np.ndarray:
         """The cost (CNY) with P(X <= cost) = q, for q in [0, 1)."""
+        # the same arithmetic as min(body, threshold) where q <= 1 - tail_prob, else the
+        # tail, worked in place and the tail only where it is taken: scenarios ask for
+        # tens of millions of quantiles, and each full-size temporary cost more than the
+        # arithmetic
         q = np.asarray(q, dtype="float64")
-        body_q = np.minimum(q / (1 - self.tail_prob), 1.0) * self._body_top()
-        body = np.exp(self.mu + self.sigma * ndtri(np.clip(body_q, 1e-300, 1 - 1e-16)))
-        tail = self.threshold * (np.maximum(1 - q, 1e-300) / self.tail_prob) ** (-1 / self.alpha)
-        return self.scale * np.where(q <= 1 - self.tail_prob, np.minimum(body, self.threshold),
-                                     tail)
+        x = np.divide(q, 1 - self.tail_prob, out=np.empty_like(q))
+        np.minimum(x, 1.0, out=x)
+        x *= self._body_top()
+        np.clip(x, 1e-300, 1 - 1e-16, out=x)
+        ndtri(x, out=x)
+        x *= self.sigma
+        x += self.mu
+        np.exp(x, out=x)
+        np.minimum(x, self.threshold, out=x)
+        tail = q > 1 - self.tail_prob
+        if tail.any():
+            x[tail] = self.threshold * (np.maximum(1 - q[tail], 1e-300)
+                                        / self.tail_prob) ** (-1 / self.alpha)
+        x *= self.scale
+        return x
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n independent costs (CNY)."""

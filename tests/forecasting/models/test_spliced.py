@@ -62,3 +62,18 @@ def test_truncated_fit_recovers_truth_and_naive_fit_is_biased():
 def test_ppf_inverts_cdf():
     q = np.linspace(0.001, 0.9999, 500)
     np.testing.assert_allclose(DIST.cdf(DIST.ppf(q)), q, rtol=1e-9, atol=1e-12)
+
+
+def test_ppf_of_a_scalar_and_at_the_splice_and_the_ends():
+    """Each quantile on its side of the splice (the body capped at the threshold, the
+    Pareto tail above it), a scalar as an array of one; 0 and 1 kept finite at the ends
+    (clipped: draws never return 0 or infinity)."""
+    q_splice = 1 - DIST.tail_prob
+    edges = np.array([0.0, np.nextafter(q_splice, 0), q_splice, np.nextafter(q_splice, 1),
+                      1.0])
+    x = DIST.ppf(edges)
+    top = DIST.threshold * DIST.scale
+    assert 0 < x[0] < DIST.ppf(1e-12) and DIST.ppf(1 - 1e-12) < x[-1] < np.inf
+    assert x[1] <= top and x[2] == pytest.approx(top, rel=1e-9) and x[3] >= top
+    np.testing.assert_allclose(DIST.cdf(x[1:4]), edges[1:4], rtol=1e-9)
+    assert np.ndim(DIST.ppf(0.3)) == 0 and DIST.ppf(0.3) == DIST.ppf(np.array([0.3]))[0]
