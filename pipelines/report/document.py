@@ -4,6 +4,7 @@ wrote. Every number comes from plan.json, i.e. from the exact evaluator."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import io
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -730,8 +732,9 @@ def publish_report(proposals: list[Proposal], out: Path, lang: str = "en") -> Pa
                                       for p in report.props}}
     with publish(Path(out), "report", inputs) as tmp:
         (tmp / "report.html").write_text(report.html(), encoding="utf-8")
-        print_pdf(tmp / "report.html", tmp / "report.pdf")
-        with pd.ExcelWriter(tmp / "report.xlsx", engine="openpyxl") as writer:
+        # Chromium prints the PDF in its own processes while the workbook is written
+        with (print_pdf(tmp / "report.html", tmp / "report.pdf"),
+              pd.ExcelWriter(tmp / "report.xlsx", engine="openpyxl") as writer):
             for name, frame in report.sheets().items():
                 frame.to_excel(writer, sheet_name=name, index=False)
             text_not_formulas(writer.book)
@@ -746,27 +749,41 @@ def chromium() -> str | None:
                                                 "google-chrome")) if p), None)
 
 
-def print_pdf(page: Path, pdf: Path) -> bool:
+@contextlib.contextmanager
+def print_pdf(page: Path, pdf: Path) -> Iterator[None]:
     """Print the HTML report to A4 PDF beside it with headless Chromium (its print styles
-    place the page breaks); without Chromium, or if it fails, there is no PDF and the HTML
-    prints the same from any browser. True when the PDF was written."""
+    place the page breaks), started on entry and awaited on exit, so that the caller works
+    meanwhile; without Chromium, or if it fails, there is no PDF and the HTML prints the
+    same from any browser."""
     exe = chromium()
     if exe is None:
-        return False
+        yield
+        return
     with tempfile.TemporaryDirectory() as profile:
         try:
-            subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                            "--disable-background-networking", "--disable-component-update",
-                            "--disable-sync", f"--user-data-dir={profile}",
-                            "--no-pdf-header-footer",
-                            f"--print-to-pdf={pdf}", page.resolve().as_uri()],
-                           capture_output=True, timeout=120, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-    ok = pdf.exists() and pdf.read_bytes()[:5] == b"%PDF-"
-    if not ok:
+            proc = subprocess.Popen(
+                [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={profile}", "--no-pdf-header-footer",
+                 f"--print-to-pdf={pdf}", page.resolve().as_uri()],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            proc = None
+        try:
+            yield
+        except BaseException:  # the report fails: no PDF is waited for
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            raise
+        if proc is not None:
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if not (pdf.exists() and pdf.read_bytes()[:5] == b"%PDF-"):
         pdf.unlink(missing_ok=True)
-    return ok
 
 
 def paragraphs(texts: list[str | None]) -> str:
