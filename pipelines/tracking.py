@@ -17,7 +17,6 @@ import logging
 import os
 import sqlite3
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,44 +61,12 @@ _sound: set[str] = set()  # stores checked by this process
 _reaped: set[str] = set()  # stores whose dead runs this process has marked
 
 
-_making: dict[str, subprocess.Popen] = {}  # new SQLite stores being made by a child process
-
-
-def prepare_store() -> None:
-    """Start making a new SQLite store (MLflow's tables and their dozens of schema
-    migrations, most of a second) in a child process, so that it is ready when the models
-    are fitted; `connect` waits for it. The caller holds the store lock, so the child works
-    for it; a store that exists, or a tracking server, needs nothing."""
-    uri = tracking_uri()
-    if store_exists(uri) or uri in _making:
-        return
-    Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    _making[uri] = subprocess.Popen(
-        [sys.executable, "-c", MAKE_STORE, uri], stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-# what the child runs: the tracking and the registry store opened once through MLflow's
-# public client, which creates and migrates their tables (a failure is left to the parent,
-# whose own MLflow call then says what is wrong)
-MAKE_STORE = """
-import sys
-from mlflow import MlflowClient
-client = MlflowClient(tracking_uri=sys.argv[1])
-client.search_experiments(max_results=1)
-client.search_registered_models(max_results=1)
-"""
-
-
 def connect():
     """The mlflow module pointed at the store, after checking the store (once per
     process): a damaged SQLite store is a one-line UserError."""
     import mlflow
 
     uri = tracking_uri()
-    making = _making.pop(uri, None)
-    if making is not None:
-        making.wait()
     check_store(uri)
     mlflow.set_tracking_uri(uri)
     return mlflow

@@ -34,7 +34,6 @@ from pipelines.tracking import (
     connect,
     lineage,
     move_champions,
-    prepare_store,
     store_lock,
     use_experiment,
 )
@@ -135,7 +134,6 @@ def _train(ds: Dataset, progress) -> TrainResult:
     if len(cells.years) < 2:
         raise UserError(f"{ds.path}: training needs at least two years for the backtest; "
                           f"got {cells.years}")
-    prepare_store()  # a new store is made beside the fits, in a child process
     todo = candidates(ds)
     task = progress.add_task("Training", total=len(todo) + 1) if progress else None
     with collected() as said:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -167,30 +166,3 @@ def _assert_proposals_line_up(client, out: Path, server: str, said: str, ours: s
             names = {a.path for a in client.list_artifacts(run.info.run_id, f"report/{lang}")}
             assert f"report/{lang}/report.html" in names, (run.info.run_name, lang, names)
 
-
-def test_a_new_store_is_made_by_a_child_and_is_mlflows_own(tmp_path, monkeypatch):
-    """prepare_store makes a new SQLite store's tables in a child process; connect waits
-    for it, and the store is one MLflow opens at its current schema and writes to. A store
-    that exists is left to the caller (no child)."""
-    from pipelines import tracking
-
-    db = tmp_path / "new" / "mlflow.db"
-    uri = f"sqlite:///{db}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    tracking.prepare_store()
-    child = tracking._making[uri]
-    tracking.prepare_store()  # asked twice: still one child
-    assert tracking._making[uri] is child
-    flow = tracking.connect()
-    assert uri not in tracking._making and child.returncode == 0 and db.is_file()
-    client = flow.MlflowClient(tracking_uri=uri)
-    with sqlite3.connect(db) as con:  # MLflow's tables, migrated to the head revision
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
-        assert {"experiments", "runs", "registered_models", "alembic_version"} <= tables
-    exp = client.create_experiment("made-by-a-child")
-    run = client.create_run(exp)
-    client.log_metric(run.info.run_id, "m", 1.0)
-    client.create_registered_model("m")
-    assert client.get_run(run.info.run_id).data.metrics == {"m": 1.0}
-    tracking.prepare_store()  # the store exists now
-    assert uri not in tracking._making
