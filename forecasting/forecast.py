@@ -57,6 +57,9 @@ def round_level(x: float) -> float:
     return float(round(x, digits))
 
 
+PAYOUT_CHUNK = 1 << 21  # costs priced at a time (16 MB a float array: reused, not faulted)
+
+
 def plan_levels(plan: Plan) -> list[float]:
     """The cost levels where a plan's payout changes slope, for ordinary and special
     members: deductibles, band edges and the costs at which the caps bind."""
@@ -146,16 +149,27 @@ class ScenarioSet:
     def payouts(self, plan: Plan) -> np.ndarray:
         """Total payout in each scenario; exact when every deductible is >= floor."""
         self.check_covers(plan)
-        paid = member_payouts(plan, self.cost, self.special[self.cohort])
-        return np.bincount(self.scenario, weights=paid, minlength=self.n)
+        return self.payout_sums(plan)
 
     def payouts_by_cohort(self, plan: Plan, n_cohorts: int) -> np.ndarray:
         """Payout per scenario and cohort, shape (n, n_cohorts); as exact as `payouts`."""
         self.check_covers(plan)
-        paid = member_payouts(plan, self.cost, self.special[self.cohort])
-        cell = self.scenario.astype(np.int64) * n_cohorts + self.cohort  # no int32 overflow
-        flat = np.bincount(cell, weights=paid, minlength=self.n * n_cohorts)
-        return flat.reshape(self.n, n_cohorts)
+        return self.payout_sums(plan, n_cohorts).reshape(self.n, n_cohorts)
+
+    def payout_sums(self, plan: Plan, n_cohorts: int | None = None) -> np.ndarray:
+        """The members' payouts summed by scenario (or by scenario x cohort, flat), chunk
+        by chunk: tens of millions of costs priced at once took gigabytes of temporaries,
+        and the time to fault their pages in was more than the arithmetic's."""
+        size = self.n if n_cohorts is None else self.n * n_cohorts
+        out = np.zeros(size)
+        for lo in range(0, self.cost.size, PAYOUT_CHUNK):
+            part = slice(lo, lo + PAYOUT_CHUNK)
+            cohort = self.cohort[part]
+            paid = member_payouts(plan, self.cost[part], self.special[cohort])
+            where = self.scenario[part] if n_cohorts is None else (
+                self.scenario[part].astype(np.int64) * n_cohorts + cohort)  # no overflow
+            out += np.bincount(where, weights=paid, minlength=size)
+        return out
 
 
 @dataclass(frozen=True)

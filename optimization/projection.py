@@ -27,7 +27,7 @@ import pandas as pd
 
 from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.models.enrollment import age_one_year
-from forecasting.scheme.plan import Plan, member_payouts
+from forecasting.scheme.plan import Plan
 from optimization.contract import settle
 from optimization.evaluate import scenario_payouts
 from optimization.objectives import cvar_rows
@@ -150,8 +150,7 @@ def year_payouts(fc: Forecast, plan: Plan, level: np.ndarray, seed: int,
         sc, pay = given, scenario_payouts(plan, given)
     else:
         sc = fc.scenarios(n, seed, floor=floors, level=level)
-        paid = member_payouts(plan, sc.cost, sc.special[sc.cohort])
-        pay = np.bincount(sc.scenario, weights=paid, minlength=n)
+        pay = sc.payout_sums(plan)
     heads = np.full(n, fc.insured) if sc.insured is None else np.asarray(sc.insured, float)
     return pay, heads
 

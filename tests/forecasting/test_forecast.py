@@ -72,6 +72,25 @@ def test_scenario_mean_matches_expected_payout(small_forecast):
     assert abs(pay.mean() - quiet.expected_payout(PLAN)) < 4 * se
 
 
+def test_payouts_priced_chunk_by_chunk_equal_one_pass(small_forecast, monkeypatch):
+    """Sums over chunks that split scenarios and cohorts anywhere equal one pass over every
+    cost (each member's payout, special terms for special groups, summed by pandas)."""
+    import forecasting.forecast as module
+
+    sc = small_forecast.scenarios(300, seed=5)
+    k = len(small_forecast.cohorts)
+    special = sc.special[sc.cohort]
+    paid = np.where(special, PLAN.for_special_group().payout(sc.cost), PLAN.payout(sc.cost))
+    frame = pd.DataFrame({"s": sc.scenario, "c": sc.cohort, "paid": paid})
+    by_cell = frame.groupby(["s", "c"])["paid"].sum()
+    want = np.zeros((sc.n, k))
+    want[by_cell.index.get_level_values(0), by_cell.index.get_level_values(1)] = by_cell
+    for chunk in (7, 1_000, sc.cost.size + 1):
+        monkeypatch.setattr(module, "PAYOUT_CHUNK", chunk)
+        np.testing.assert_allclose(sc.payouts_by_cohort(PLAN, k), want, rtol=1e-12, atol=1e-6)
+        np.testing.assert_allclose(sc.payouts(PLAN), want.sum(axis=1), rtol=1e-12)
+
+
 def test_parameter_uncertainty_widens_the_range(small_forecast):
     quiet = replace(small_forecast, freq_year_sd=0.0, sev_year_sd=0.0, freq_covariance=None)
     wide = small_forecast.scenarios(2_000, seed=4).payouts(PLAN)
