@@ -15,6 +15,7 @@ import itertools
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,11 @@ import pyarrow.parquet as pq
 from forecasting.data.cohorts import CohortSpec
 from forecasting.data.publish import publish, read_manifest
 from forecasting.errors import InputError
-from forecasting.models.severity import BlendedSeverity
 from forecasting.scheme.plan import Plan, member_payouts
+
+if TYPE_CHECKING:  # the severity models bring scikit-learn and SciPy: imported on use, so
+    # that reading a forecast's provenance (a re-run with nothing to do) does not load them
+    from forecasting.models.severity import BlendedSeverity
 
 # The forecast folder's format: forecast.json (parameters) beside Parquet tables; data only,
 # so opening a folder from the other side of the table runs no code.
@@ -335,6 +339,8 @@ class Forecast:
     def from_dict(cls, data: dict) -> Forecast:
         """The inverse of `to_dict`, for data from outside: ValueError, KeyError or
         TypeError when a part is missing, of the wrong shape or out of range."""
+        from forecasting.models.severity import BlendedSeverity
+
         cohorts = _frame_from_dict(data["cohorts"])
         severities = tuple(BlendedSeverity.from_dict(d) for d in data["severities"])
         if len(severities) != len(cohorts):
@@ -397,6 +403,29 @@ class Forecast:
         return replace(fc, provenance={**fc.provenance,
                                        "forecast_hash": manifest["content_hash"]})
 
+
+    @staticmethod
+    def load_provenance(directory: Path) -> dict:
+        """`Forecast.load(directory).provenance` (the manifest verified the same way)
+        without reading the forecast itself: what a plan made from the folder records,
+        for a re-run that finds every plan made already."""
+        directory = Path(directory)
+        manifest = read_manifest(directory, "forecast")
+        path = directory / PARAMETERS_FILE
+        try:
+            params = json.loads(path.read_bytes())
+            if not isinstance(params, dict) or params.get("format") != FORMAT:
+                raise ValueError(f"expected a JSON table with format {FORMAT!r}")
+            if params.get("version") != VERSION:
+                raise InputError(f"{path}: forecast format version {params.get('version')!r}"
+                                 f"; this ciplan reads version {VERSION}")
+            if not isinstance(params["provenance"], dict):
+                raise TypeError("provenance must be a table")
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"{path}: not a ciplan forecast ({type(exc).__name__}: {reason})"
+                             ) from None
+        return {**params["provenance"], "forecast_hash": manifest["content_hash"]}
 
 def _read(directory: Path) -> Forecast:
     """Forecast.from_dict of a folder's JSON and Parquet, any fault a one-line InputError."""

@@ -21,14 +21,13 @@ from rich.console import Console
 from rich.table import Table
 
 from forecasting.config import ProjectConfig, load_project
-from forecasting.data.dataset import Dataset, load_data
+from forecasting.data.dataset import DataKey, Dataset, data_key, load_data
 from forecasting.data.engines import AUTO, engine_names
 from forecasting.data.options import MAX_COST, DataOptions
 from forecasting.data.publish import check_out
 from forecasting.errors import UserError
 from forecasting.scheme.accounts import history as history_table
 from forecasting.scheme.accounts import payouts_by_age
-from forecasting.simulate import simulate_city
 from pipelines.workflows.builtin import DEFAULT_SEED, builtin_data, write_city
 
 app = typer.Typer(
@@ -72,14 +71,30 @@ class DataArgs:
                            spec=config.cohorts.spec(), encoding=self.encoding,
                            max_cost=self.max_cost, as_of=self.as_of)
 
+    def path(self) -> Path:
+        """--data, or the built-in L-city data (generated once) at `scale`."""
+        return self.data if self.data is not None else builtin_data(scale=self.scale)
+
     def open(self) -> Dataset:
-        """Load --data, or the built-in L-city data (generated once) at `scale`."""
+        """Load --data, or the built-in L-city data at `scale`."""
+        with console.status("Reading and validating data…"):
+            return self.read()
+
+    def read(self) -> Dataset:
+        """`open` without its status line (for a caller that shows its own progress)."""
         from forecasting.models.completion import developed
 
-        with console.status("Reading and validating data…"):
-            path = self.data if self.data is not None else builtin_data(scale=self.scale)
+        path = self.path()
+        config = self.config(path)
+        return developed(load_data(path, self.options(config), config))
+
+    def key(self) -> DataKey:
+        """The data checked up to their tables and fingerprinted, not read whole: what
+        `ciplan run` decides from whether anything must be computed (see data_key)."""
+        with console.status("Checking data…"):
+            path = self.path()
             config = self.config(path)
-            return developed(load_data(path, self.options(config), config))
+            return data_key(path, self.options(config), config)
 
 
 # The data options, declared once and added to every command that reads data.
@@ -230,6 +245,8 @@ def simulate(
         typer.echo(f"Wrote {regions} regions for {years} to {out} (partitioned Parquet)")
         return
     with console.status(f"Simulating L city {years} at scale {scale:g}…"):
+        from forecasting.simulate import simulate_city  # SciPy: only when simulating
+
         city = simulate_city(seed=seed, scale=scale, years=year_tuple)
     if fmt == "settlements":
         from pipelines.workflows.records import write_settlement_records
@@ -519,10 +536,19 @@ def run(
     check_lang(lang)
     run_outputs(out)
     space = load_space(config)
-    ds = data.open()
+    # the data are read whole only if something must be computed (or they were never
+    # seen passing the checks): a re-run with nothing changed only hashes them
+    key = data.key()
     with _progress() as progress:
-        summary = run_all(ds, space, out, lang, say=progress.console.print,
-                          progress=progress)
+        def read() -> Dataset:
+            task = progress.add_task("Reading and validating data…", total=None)
+            try:
+                return data.read()
+            finally:
+                progress.remove_task(task)
+
+        summary = run_all(key, space, out, lang, say=progress.console.print,
+                          progress=progress, load=read)
     typer.echo(f"Report: {summary.report}")
     typer.echo(f"Plans: {', '.join(f'{k}={v}' for k, v in summary.plan_runs.items())}; "
                f"forecast run {summary.forecast_run}; train run {summary.train_run}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from forecasting.errors import UserError
 
-__all__ = ["LANGS", "PLAN_FILE", "PROPOSALS", "check_lang", "proposal_of"]
+__all__ = ["LANGS", "MODEL_FORMAT", "PLAN_FILE", "PROPOSALS", "check_lang", "proposal_of"]
 
 PLAN_FILE = "plan.json"
 # The proposals put on the table against today's plan: key -> objective. A: least
@@ -14,6 +14,10 @@ PLAN_FILE = "plan.json"
 # risk appetite. D, the loss-benefit frontier, travels with A (frontier.csv).
 PROPOSALS = {"A": "min-loss", "B": "break-even", "C": "risk"}
 LANGS = ("en", "zh")
+# How models are stored (served with their levels checked); part of the train config, so
+# a store of another format trains again. Here, not in model_files (which needs
+# scikit-learn), because looking for a train run to reuse needs the name only.
+MODEL_FORMAT = "skops+sha256+levels"
 
 
 def proposal_of(objective: str | None) -> str:

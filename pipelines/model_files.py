@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from forecasting.errors import UserError
+from pipelines.conventions import MODEL_FORMAT
 from pipelines.tracking import connect
 
 __all__ = ["HASH_TAG", "MODEL_FILE", "MODEL_FORMAT", "TRUSTED_TYPES", "ServedModel",
@@ -30,8 +31,6 @@ __all__ = ["HASH_TAG", "MODEL_FILE", "MODEL_FORMAT", "TRUSTED_TYPES", "ServedMod
 
 MODEL_FILE = "model.skops"
 HASH_TAG = "model_sha256"
-MODEL_FORMAT = "skops+sha256+levels"  # how models are stored (served with their levels
-# checked); part of the train config, so a store of another format trains again
 # Types beyond skops' own defaults that ciplan's estimators hold; a test fails when a
 # candidate model holds one not listed (add it here, after reading what it is).
 TRUSTED_TYPES = (

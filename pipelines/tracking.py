@@ -41,11 +41,11 @@ PROCESS_TAG = "ciplan.process"  # the process that ran a run (publish.owner_id)
 TRAIN_RUN_TAG = "train_run"     # on a model version: the train run that made it
 
 
-def tracking_uri() -> str:
-    """$MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns. Every use of MLflow
-    starts here, so it is also where MLflow's usage telemetry is turned off (no network
-    on the machines this runs on) and its INFO lines are kept off stderr, unless the user
-    set either."""
+def tracking_uri(make: bool = True) -> str:
+    """$MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns (made unless `make` is
+    False: a look that must write nothing yet). Every use of MLflow starts here, so it is
+    also where MLflow's usage telemetry is turned off (no network on the machines this
+    runs on) and its INFO lines are kept off stderr, unless the user set either."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # read when mlflow is first imported ...
         os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
@@ -53,7 +53,8 @@ def tracking_uri() -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    MLRUNS.mkdir(exist_ok=True)
+    if make:
+        MLRUNS.mkdir(exist_ok=True)
     return f"sqlite:///{(MLRUNS / 'mlflow.db').resolve()}"
 
 

@@ -39,6 +39,29 @@ class Dataset:
     def years(self) -> list[int]:
         return self.cells.years
 
+    @property
+    def key(self) -> DataKey:
+        """What identifies these data (see DataKey), from the cells."""
+        return DataKey(self.path, self.cells.spec, self.fingerprint, self.cells.reported_above,
+                       self.cells.rule, self.config, self.options)
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """A data directory checked as far as it can be without reading the tables whole
+    (options, files, scheme, cohort keys) and fingerprinted, its cells not built: what a
+    re-run needs to know whether anything must be computed again. The fingerprint is the
+    one `load_data` gives the same directory and options; `reported_above` and `rule` are
+    those the cells get."""
+
+    path: Path
+    spec: CohortSpec
+    fingerprint: str
+    reported_above: float
+    rule: str
+    config: ProjectConfig = field(default_factory=ProjectConfig)
+    options: DataOptions = field(default_factory=DataOptions)
+
 
 def fingerprint(paths: list[Path], extra: str = "") -> str:
     """A short content hash of input files (and settings), tagged on every tracked run."""
@@ -78,6 +101,35 @@ def load_data(directory: Path, options: DataOptions | None = None,
     needed to price plans (history, backtest payouts, optimisation), not to forecast.
     `config` (the project configuration) travels with the Dataset to the models."""
     options = options or DataOptions()
+    directory = Path(directory)
+    source, spec, scheme, inputs = _checked(directory, options)
+    # Hashing the files runs in a thread while the data are checked and aggregated.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fp = pool.submit(fingerprint, inputs, options.fingerprint_text(spec))
+        cells = build_cells(source, options).coarsened(spec)
+        return Dataset(directory, cells, scheme, fp.result(), config or ProjectConfig(),
+                       options)
+
+
+def data_key(directory: Path, options: DataOptions | None = None,
+             config: ProjectConfig | None = None) -> DataKey:
+    """The DataKey of `directory` read with `options`: the checks `load_data` makes before
+    reading the tables, and the same fingerprint, in the time it takes to hash the files
+    (a re-run with nothing changed need not build the cells)."""
+    options = options or DataOptions()
+    directory = Path(directory)
+    _, spec, _, inputs = _checked(directory, options)
+    # the threshold as the cells hold it (a float: the train config hashes its repr)
+    return DataKey(directory, spec, fingerprint(inputs, options.fingerprint_text(spec)),
+                   float(options.reported_above), options.threshold_rule,
+                   config or ProjectConfig(), options)
+
+
+def _checked(directory: Path, options: DataOptions
+             ) -> tuple[Source, CohortSpec, Scheme, list[Path]]:
+    """The checks before the tables are read (options, files, cohort keys, scheme): what
+    the engines aggregate (at single years of age), the cohorts, the scheme and the files
+    the fingerprint hashes."""
     if options.engine not in engine_names():
         raise EngineError(f"engine must be one of {', '.join(engine_names())}; "
                           f"got {options.engine!r}")
@@ -85,7 +137,6 @@ def load_data(directory: Path, options: DataOptions | None = None,
     if not 0 < options.max_cost <= MAX_COST_LIMIT:
         raise UserError(f"--max-cost expected a cost in (0, {MAX_COST_LIMIT:g}]; got "
                         f"{options.max_cost:g}")
-    directory = Path(directory)
     scheme_path = directory / SCHEME_FILE
     members_path = find_table(directory, "members")
     spec = cohort_spec(members_path, options.spec, options.encoding)
@@ -95,13 +146,7 @@ def load_data(directory: Path, options: DataOptions | None = None,
     scheme = load_scheme(scheme_path) if scheme_path.exists() else Scheme({}, {})
     inputs = [members_path, claims_path, *([scheme_path] if scheme_path.exists() else [])]
     # the engines aggregate at single years of age; the bands are summed from those cells
-    source = Source(members_path, claims_path, spec.fine())
-    # Hashing the files runs in a thread while the data are checked and aggregated.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        fp = pool.submit(fingerprint, inputs, options.fingerprint_text(spec))
-        cells = build_cells(source, options).coarsened(spec)
-        return Dataset(directory, cells, scheme, fp.result(), config or ProjectConfig(),
-                       options)
+    return Source(members_path, claims_path, spec.fine()), spec, scheme, inputs
 
 
 def build_cells(source: Source, options: DataOptions) -> Cells:

@@ -63,8 +63,11 @@ class DataOptions:
 
     def fingerprint_text(self, spec: CohortSpec) -> str:
         """The settings that change the cells, for the data fingerprint."""
+        # the encoding decides what the same bytes say (GBK read as Latin-1 reads, wrongly);
+        # the default is left out so that fingerprints of UTF-8 data stay what they were
         return (f"{spec}|{self.reported_above}|{self.threshold_rule}|as_of={self.as_of}"
-                + ("|summary" if self.severity_summary else ""))
+                + ("|summary" if self.severity_summary else "")
+                + ("" if self.encoding == "utf-8" else f"|encoding={self.encoding}"))
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forecasting.data.dataset import write_data_dir
-from forecasting.simulate import City, simulate_city
+
+if TYPE_CHECKING:  # the simulation needs SciPy: imported when a city is made, not to find one
+    from forecasting.simulate import City
 
 # Bump when the generating process changes, so stale caches are not reused.
 SIM_VERSION = 3
@@ -33,5 +36,7 @@ def builtin_data(scale: float = 1.0, seed: int = DEFAULT_SEED,
     name = f"lcity-v{SIM_VERSION}-seed{seed}-scale{scale:g}-{years[0]}-{years[-1]}"
     path = cache_root() / name
     if not (path / "scheme.toml").exists():
+        from forecasting.simulate import simulate_city
+
         write_city(simulate_city(seed=seed, scale=scale, years=years), path)
     return path

@@ -197,16 +197,16 @@ def run_name(objective: str, proposal: str | None) -> str:
     return f"{proposal}-{objective}" if proposal else f"plan-{objective}"
 
 
-def plan_tags(forecast: Forecast, space: PlanSpace, objective: str,
+def plan_tags(provenance: dict, space: PlanSpace, objective: str,
               proposal: str) -> dict[str, str]:
-    """Tags of a plan run: lineage, the forecast run and model versions it used, the
-    objective and the proposal (A, B, C, baseline or none)."""
-    tags = lineage(str(forecast.provenance.get("data_fingerprint", "unknown")),
+    """Tags of a plan run: lineage, the forecast run and model versions it used (from the
+    forecast's provenance), the objective and the proposal (A, B, C, baseline or none)."""
+    tags = lineage(str(provenance.get("data_fingerprint", "unknown")),
                    space.model_dump(mode="json"))
-    tags |= {"forecast_run": str(forecast.provenance.get("forecast_run", "none")),
+    tags |= {"forecast_run": str(provenance.get("forecast_run", "none")),
              "objective": objective, "proposal": proposal}
     return tags | {f"version_{k}": str(v) for k, v in
-                   forecast.provenance.get("model_versions", {}).items()}
+                   provenance.get("model_versions", {}).items()}
 
 
 @contextlib.contextmanager
@@ -217,7 +217,7 @@ def plan_run(forecast: Forecast, space: PlanSpace, objective: str,
     the reason as tag `infeasible`, any other error FAILED too, an interrupt KILLED."""
     import mlflow
 
-    tags = plan_tags(forecast, space, objective, proposal or "none")
+    tags = plan_tags(forecast.provenance, space, objective, proposal or "none")
     with store_lock():
         use_experiment(PLAN_EXPERIMENT)
         run = mlflow.start_run(run_name=run_name(objective, proposal), tags=tags)
@@ -233,14 +233,16 @@ def plan_run(forecast: Forecast, space: PlanSpace, objective: str,
         mlflow.end_run()
 
 
-def log_baseline(document: dict, forecast: Forecast, space: PlanSpace) -> str:
+def log_baseline(document: dict, provenance: dict, space: PlanSpace) -> str:
     """A `baseline` run for today's plan on the same forecast (tag proposal=baseline), with
     the params and metrics of the proposals' runs, so the compare view lines today up
-    beside them; reused when a finished one for this forecast and config exists. Its id."""
+    beside them; reused when a finished one for this forecast and config exists. Its id.
+    The forecast enters by its provenance only (Forecast.provenance, or
+    Forecast.load_provenance of its folder), so a re-run need not load the forecast."""
     import mlflow
 
     use_experiment(PLAN_EXPERIMENT)
-    tags = plan_tags(forecast, space, "today", "baseline")
+    tags = plan_tags(provenance, space, "today", "baseline")
     found = mlflow.search_runs(
         experiment_names=[PLAN_EXPERIMENT], output_format="list",
         filter_string=(f"tags.proposal = 'baseline' and tags.forecast_run = "

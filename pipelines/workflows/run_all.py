@@ -6,6 +6,15 @@ runs at once train once), a forecast folder made from the same data and model ve
 and plan folders made from the same forecast content and plan space. A folder is reused
 only when its manifest verifies and the run that wrote it FINISHED. Each reuse is said
 aloud.
+
+A re-run with nothing changed does not read the data whole. Given the data's DataKey (the
+files checked up to their tables and fingerprinted: `forecasting.data.dataset.data_key`),
+the cells are built only when something must be computed, or when no finished train run
+shows that these very data passed the checks with the same settings (then bad data still
+stop the run before anything is written). The train run gives the data's years. The
+forecast is read whole only when a plan must be made: the plans, the baseline and the
+report need its provenance only. The modules that compute (the models, the report) are
+imported where they are used, for the same reason.
 """
 
 from __future__ import annotations
@@ -15,14 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forecasting.data.dataset import Dataset
+from forecasting.data.dataset import DataKey, Dataset
 from forecasting.data.publish import check_out, publish, reusable_inputs
+from forecasting.errors import UserError
 from forecasting.forecast import Forecast
 from optimization.milp import InfeasibleError
 from optimization.solve import scenario_set
 from optimization.space import PlanSpace
 from pipelines.conventions import PLAN_FILE, PROPOSALS
-from pipelines.report.document import write_report
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
     FREQUENCY_MODEL,
@@ -34,14 +43,18 @@ from pipelines.tracking import (
     tracking_uri,
     use_experiment,
 )
-from pipelines.workflows.forecast_year import run_forecast
+from pipelines.workflows.candidates import (
+    DATA_CHECKS_TAG,
+    data_checks,
+    development_of,
+    train_config_of,
+)
 from pipelines.workflows.propose import (
     log_baseline,
     plan_inputs,
     run_optimize,
     status_quo_of,
 )
-from pipelines.workflows.train import train, train_config
 
 
 @dataclass
@@ -59,42 +72,100 @@ def _say(say: Callable[[str], None] | None, text: str) -> None:
         say(text)
 
 
-def find_train_run(ds: Dataset) -> str | None:
+def _key(ds: Dataset | DataKey) -> DataKey:
+    return ds.key if isinstance(ds, Dataset) else ds
+
+
+def _train_filter(key: DataKey) -> str:
+    """The finished train runs on these data (fingerprint) and train config."""
+    h = config_hash(train_config_of(key.spec, key.reported_above, key.rule,
+                                    key.config.models, development_of(key.options, key.config)))
+    return (f"tags.data_fingerprint = '{key.fingerprint}' and tags.config_hash = '{h}' and "
+            "attributes.status = 'FINISHED' and attributes.run_name = 'train'")
+
+
+def _with_models(runs: list) -> object | None:
+    """The first run (the latest) whose models were registered."""
+    return next((r for r in runs if f"version_{FREQUENCY_MODEL}" in r.data.tags), None)
+
+
+def find_train_run(ds: Dataset | DataKey) -> str | None:
     """The latest finished train run on the same data and config, if its models exist
-    (none in a store not made yet: training makes it, beside the fits)."""
+    (none in a store not made yet: training makes it)."""
     import mlflow
 
     if not store_exists(tracking_uri()):
         return None
     with store_lock():
         exp_id = use_experiment(FORECAST_EXPERIMENT)
-        h = config_hash(train_config(ds))
         runs = mlflow.search_runs(
             [exp_id], output_format="list", order_by=["attributes.start_time DESC"],
-            filter_string=(f"tags.data_fingerprint = '{ds.fingerprint}' and "
-                           f"tags.config_hash = '{h}' and attributes.status = 'FINISHED' "
-                           "and attributes.run_name = 'train'"))
-    for run in runs:
-        if f"version_{FREQUENCY_MODEL}" in run.data.tags:
-            return run.info.run_id
-    return None
+            filter_string=_train_filter(_key(ds)))
+    run = _with_models(runs)
+    return None if run is None else run.info.run_id
 
 
-def _train_versions(run_id: str) -> dict[str, str]:
-    tags = connect().MlflowClient().get_run(run_id).data.tags
-    return {n: tags[f"version_{n}"] for n in MODELS}
+def _vouches(run, key: DataKey) -> bool:
+    """Whether a train run on these data shows they passed the checks with the same
+    settings (tag data_checks) and says their years: then a re-run need not read them."""
+    return (run.data.tags.get(DATA_CHECKS_TAG) == data_checks(key.options, key.config)
+            and bool(run.data.params.get("years")))
 
 
-def find_or_train(ds: Dataset, say=None, progress=None) -> tuple[str, bool]:
+def _passed_before(key: DataKey) -> bool:
+    """Whether the train run `find_train_run` would give vouches for the data (`_vouches`).
+    Only reads the store (the data are not checked yet): no store, no such run."""
+    if not store_exists(tracking_uri(make=False)):
+        return False
+    with store_lock():
+        client = connect().MlflowClient()
+        experiment = client.get_experiment_by_name(FORECAST_EXPERIMENT)
+        if experiment is None:
+            return False
+        runs = client.search_runs([experiment.experiment_id], filter_string=_train_filter(key),
+                                  order_by=["attributes.start_time DESC"])
+    run = _with_models(list(runs))
+    return run is not None and _vouches(run, key)
+
+
+def find_or_train(ds: Dataset | DataKey, say=None, progress=None,
+                  load: Callable[[], Dataset] | None = None) -> tuple[str, bool]:
     """A finished train run for these data and config, made now if there is none; and
-    whether it was reused. Under one store lock, so that two runs at once train once."""
+    whether it was reused. Under one store lock, so that two runs at once train once.
+    Given a DataKey, `load` reads the data when they must be trained on."""
     with store_lock():
         run_id = find_train_run(ds)
         if run_id:
             _say(say, f"Reusing train run {run_id}: same data fingerprint and config.")
             return run_id, True
         _say(say, "Training the claim models (backtest, MLflow)…")
+        from pipelines.workflows.train import train
+
+        if isinstance(ds, DataKey):
+            if load is None:
+                raise TypeError("find_or_train needs `load` to train on a DataKey")
+            ds = load()
         return train(ds, progress).run_id, False
+
+
+class _Data:
+    """A run's data: their key now, the Dataset when first needed (read once, and only if
+    the data are still those the key was made from)."""
+
+    def __init__(self, ds: Dataset | DataKey, load: Callable[[], Dataset] | None) -> None:
+        if isinstance(ds, DataKey) and load is None:
+            raise TypeError("run_all needs `load` with a DataKey")
+        self.key = _key(ds)
+        self.read = ds if isinstance(ds, Dataset) else None
+        self._load = load
+
+    def dataset(self) -> Dataset:
+        if self.read is None:
+            ds = self._load()
+            if ds.fingerprint != self.key.fingerprint:  # changed since they were hashed
+                raise UserError(f"{ds.path}: the data changed while ciplan ran; run again")
+            self.read = ds
+        return self.read
 
 
 def _run_finished(run_id: str | None) -> bool:
@@ -109,7 +180,7 @@ def _run_finished(run_id: str | None) -> bool:
         return False
 
 
-def _fresh_forecast(folder: Path, ds: Dataset, year: int, versions: dict) -> bool:
+def _fresh_forecast(folder: Path, ds: Dataset | DataKey, year: int, versions: dict) -> bool:
     """A complete forecast folder of these data, year and model versions, whose run
     finished."""
     found = reusable_inputs(folder, "forecast")
@@ -152,33 +223,49 @@ def run_outputs(out: Path) -> None:
     check_out(Path(out) / "report", "report")
 
 
-def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
-            say: Callable[[str], None] | None = None, progress=None) -> RunSummary:
-    """The whole job (see module doc). Returns where everything went."""
+def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en",
+            say: Callable[[str], None] | None = None, progress=None,
+            load: Callable[[], Dataset] | None = None) -> RunSummary:
+    """The whole job (see module doc). Returns where everything went. `ds` is the data
+    read, or their DataKey with `load` to read them (called at most once, when needed)."""
     out = Path(out)
-    year = max(ds.years) + 1
+    data = _Data(ds, load)
+    if data.read is None and not _passed_before(data.key):
+        data.dataset()  # bad data stop the run here, before anything is written
     reused = []
-    run_id, was_reused = find_or_train(ds, say, progress)
+    run_id, was_reused = find_or_train(data.read or data.key, say, progress, data.dataset)
     if was_reused:
         reused.append(f"train run {run_id} (same data fingerprint and config)")
     with store_lock():
         use_experiment(FORECAST_EXPERIMENT)
-        versions = _train_versions(run_id)
+        run = connect().MlflowClient().get_run(run_id)
+    versions = {n: run.data.tags[f"version_{n}"] for n in MODELS}
+    if data.read is None and not _vouches(run, data.key):  # another run than looked at
+        data.dataset()
+    # the years of the data, or of the train run on these very data (which records them)
+    years = (data.read.years if data.read is not None
+             else [int(y) for y in run.data.params["years"].split(",")])
+    year = max(years) + 1
     fdir = out / "forecast"
-    if _fresh_forecast(fdir, ds, year, versions):
+    if _fresh_forecast(fdir, data.key, year, versions):
         reused.append(f"forecast {fdir}")
         _say(say, f"Reusing the forecast of {year} in {fdir}.")
     else:
         _say(say, f"Forecasting {year}…")
-        run_forecast(ds, year, fdir, run_id=run_id)
-    fc = Forecast.load(fdir)
-    forecast_run = fc.provenance["forecast_run"]
+        from pipelines.workflows.forecast_year import run_forecast
+
+        run_forecast(data.dataset(), year, fdir, run_id=run_id)
+    # what the plans, the baseline and the report need of the forecast; the forecast itself
+    # is read only for a plan that must be made
+    provenance = Forecast.load_provenance(fdir)
+    forecast_run = provenance["forecast_run"]
+    fc = None
+    space_hash = config_hash(space.model_dump(mode="json"))
     plans, plan_runs, scenarios = [], {}, None
     for key, objective in PROPOSALS.items():
         pdir = out / "plans" / key
         plans.append(pdir)
-        h = config_hash(space.model_dump(mode="json"))
-        wanted = plan_inputs({"provenance": fc.provenance, "space_hash": h,
+        wanted = plan_inputs({"provenance": provenance, "space_hash": space_hash,
                               "objective": objective, "proposal": key})
         del wanted["plan_run"]  # whichever run made it
         if _fresh_plan(pdir, wanted):
@@ -186,6 +273,8 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
             _say(say, f"Reusing proposal {key} ({objective}) in {pdir}.")
         else:
             _say(say, f"Optimising proposal {key} ({objective})…")
+            if fc is None:
+                fc = Forecast.load(fdir)
             if scenarios is None:
                 scenarios = scenario_set(fc, space, status_quo_of(fc, space))
             try:
@@ -199,7 +288,8 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
     today = next((d for d in map(_plan_doc, plans) if "status_quo" in d), None)
     if today is not None:
         with store_lock():
-            plan_runs_and_today = plan_runs | {"baseline": log_baseline(today, fc, space)}
+            plan_runs_and_today = plan_runs | {"baseline": log_baseline(today, provenance,
+                                                                        space)}
     else:
         plan_runs_and_today = plan_runs
     report = out / "report"
@@ -208,6 +298,8 @@ def run_all(ds: Dataset, space: PlanSpace, out: Path, lang: str = "en",
         _say(say, f"Reusing the report in {report}.")
     else:
         _say(say, "Writing the report…")
+        from pipelines.report.document import write_report
+
         report = write_report(plans, report, lang)
     log_report(report, plan_runs_and_today, lang)
     return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused)

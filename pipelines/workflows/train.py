@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from forecasting.config import Models
 from forecasting.data.cells import Cells
 from forecasting.data.cohorts import CohortSpec
 from forecasting.data.dataset import Dataset
@@ -24,7 +23,7 @@ from forecasting.models.claims import ClaimsModel
 from forecasting.models.completion import as_known
 from forecasting.models.diagnostics import layer_fit, scale_free
 from forecasting.models.warnings import collected
-from pipelines.model_files import HASH_TAG, MODEL_FORMAT, key_levels, log_estimator
+from pipelines.model_files import HASH_TAG, key_levels, log_estimator
 from pipelines.report import plots
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
@@ -37,8 +36,16 @@ from pipelines.tracking import (
     store_lock,
     use_experiment,
 )
+from pipelines.workflows.candidates import (
+    BASELINE,
+    DATA_CHECKS_TAG,
+    data_checks,
+    development_of,
+    frequency_candidates,
+    severity_candidates,
+    train_config_of,
+)
 
-BASELINE = "poisson-bands"  # the one-hot band GLM: always a candidate, never beaten by worse
 # how each kind's champion is chosen: lowest robust backtest score of this metric (median of
 # the absolute value over the years with enough held-out claimants)
 SELECT_BY = {"frequency": "poisson_deviance", "severity": "layer_error"}
@@ -66,42 +73,11 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)   # what the models said while fitting
 
 
-def frequency_candidates(spec: CohortSpec, models: Models) -> dict[str, dict]:
-    """Frequency candidates: the one-hot band GLM (the data's bands: the baseline), the
-    same with age x key interactions and band widths by cross-validation, the spline GLM
-    (knots by cross-validation) with and without interactions, and the GBM."""
-    keys = tuple(k for k in models.interactions if k in spec.keys)
-    tag = "-x-" + "-".join(keys) if keys else ""
-    out = {BASELINE: {"frequency": "glm", "frequency_params": {
-        "age": "bands", "age_band_width": spec.band_width}}}
-    if keys:
-        out[f"poisson-bands{tag}"] = {"frequency": "glm", "frequency_params": {
-            "age": "bands", "interactions": keys}}
-    out["poisson-spline"] = {"frequency": "glm", "frequency_params": {"age": "spline"}}
-    if keys:
-        out[f"poisson-spline{tag}"] = {"frequency": "glm", "frequency_params": {
-            "age": "spline", "interactions": keys}}
-    out["poisson-gbm"] = {"frequency": "gbm"}
-    return out
-
-
-def severity_candidates(models: Models) -> dict[str, dict]:
-    """Severity candidates: the splice point by profile likelihood (or the configured
-    quantile) and, for comparison, fixed at the 95th percentile."""
-    chosen = ("spliced-profile", {"tail_quantile": None}) if models.splice_quantile is None \
-        else (f"spliced-q{models.splice_quantile:g}", {"tail_quantile": models.splice_quantile})
-    return dict([chosen, ("spliced-q0.95", {"tail_quantile": 0.95})])
-
-
 def train_config(ds: Dataset) -> dict:
-    """What a training depends on besides the data: equal configs may reuse a run. The
-    model format is part of it: runs whose models cannot be loaded now are not reused."""
-    models = ds.config.models
-    return {"candidates": sorted(frequency_candidates(ds.cells.spec, models))
-            + sorted(severity_candidates(models)),
-            "spec": str(ds.cells.spec), "reported_above": ds.cells.reported_above,
-            "rule": ds.cells.rule, "models": models.model_dump(mode="json"),
-            "model_format": MODEL_FORMAT}
+    """What a training depends on besides the data (see `train_config_of`), from the
+    Dataset's cells."""
+    return train_config_of(ds.cells.spec, ds.cells.reported_above, ds.cells.rule,
+                           ds.config.models, development_of(ds.options, ds.config))
 
 
 def candidates(ds: Dataset) -> list[Candidate]:
@@ -185,7 +161,10 @@ def _log_and_register(ds: Dataset, fitted: list[Fitted], progress, task) -> Trai
 
     cells = ds.cells
     use_experiment(FORECAST_EXPERIMENT)
-    tags = lineage(ds.fingerprint, train_config(ds))
+    # the data settings beyond the fingerprint: a re-run that finds this run on them may
+    # skip reading the data whole (run_all)
+    tags = lineage(ds.fingerprint, train_config(ds)) | {
+        DATA_CHECKS_TAG: data_checks(ds.options, ds.config)}
     runs, scores = {}, {}
     left_out = sorted({y for f in fitted for y in f.left_out})
     with mlflow.start_run(run_name="train", tags=tags) as parent:

@@ -120,6 +120,18 @@ def test_save_load_roundtrip(small_forecast, tmp_path):
     assert loaded.provenance["forecast_hash"]  # the content a plan made from it records
 
 
+def test_load_provenance_is_the_provenance_load_gives(small_forecast, tmp_path):
+    """What a re-run reads instead of the whole forecast: the same provenance, from a
+    folder whose manifest verifies; a changed folder is refused the same way."""
+    folder = small_forecast.save(tmp_path / "fc")
+    assert Forecast.load_provenance(folder) == Forecast.load(folder).provenance
+    params = folder / "forecast.json"
+    params.write_text(params.read_text(encoding="utf-8").replace('"year"', '"year" ', 1),
+                      encoding="utf-8")
+    with pytest.raises(InputError, match="changed"):
+        Forecast.load_provenance(folder)
+
+
 def test_to_dict_is_plain_json_and_from_dict_inverts_it(small_forecast):
     data = json.loads(json.dumps(small_forecast.to_dict()))
     again = Forecast.from_dict(data)

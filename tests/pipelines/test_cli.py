@@ -130,7 +130,7 @@ def test_a_bug_surfaces_as_a_bug_not_as_a_user_error(monkeypatch):
     exception (exit 1 with the traceback)."""
     def broken(*args, **kwargs):
         raise ValueError("internal")
-    monkeypatch.setattr("pipelines.cli.simulate_city", broken)
+    monkeypatch.setattr("forecasting.simulate.simulate_city", broken)  # imported on use
     result = runner.invoke(app, ["simulate", "--out", "nowhere", "--scale", "0.002"])
     assert result.exit_code == 1
     assert isinstance(result.exception, ValueError)

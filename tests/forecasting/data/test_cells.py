@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,9 @@ from sklearn.linear_model import PoissonRegressor
 
 from forecasting.data.cells import aggregate, annual_costs
 from forecasting.data.cohorts import CohortSpec
-from forecasting.data.dataset import load_data
+from forecasting.data.dataset import data_key, load_data, write_data_dir
+from forecasting.data.options import DataOptions
+from forecasting.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +118,47 @@ def test_load_data_parquet_and_csv_agree(small_city, small_dir, tmp_path):
     pd.testing.assert_frame_equal(a.cells.table, b.cells.table, check_exact=False, rtol=1e-9)
     assert a.fingerprint != b.fingerprint  # different files, different fingerprint
     assert load_data(small_dir).fingerprint == a.fingerprint
+
+
+@pytest.mark.parametrize("options", [
+    DataOptions(),
+    DataOptions(reported_above=15_000, threshold_rule="at-or-above"),
+    DataOptions(reported_above=15_000.0, spec=CohortSpec(band_width=10, age_max=80,
+                                                         keys=("sex",))),
+    DataOptions(severity_summary=True, engine="pandas")])
+def test_data_key_is_what_load_data_gives_without_building_cells(small_city, tmp_path,
+                                                                 options, monkeypatch):
+    """A re-run decides from the DataKey: the same fingerprint, cohorts, threshold and rule
+    as the Dataset's (so the same train config), and no cells built for it."""
+    from forecasting.data import dataset as data_module
+
+    c = small_city.claims
+    annual = c.groupby(["member_id", "year"])["eligible_cost"].transform("sum")
+    reported = c[annual > 15_000] if options.reported_above else c  # left-truncated data
+    data = write_data_dir(tmp_path / "data", small_city.members, reported, small_city.scheme)
+    loaded = load_data(data, options)
+    monkeypatch.setattr(data_module, "build_cells", lambda *a: pytest.fail("cells built"))
+    key = data_key(data, options)
+    assert key == loaded.key
+    assert (key.fingerprint, key.spec) == (loaded.fingerprint, loaded.cells.spec)
+    assert repr(key.reported_above) == repr(loaded.cells.reported_above)  # hashed by repr
+
+
+def test_data_key_changes_with_the_data_and_the_settings(small_dir, tmp_path):
+    """Another threshold, other cohorts or one changed byte: another fingerprint; the
+    checks before the tables are read still refuse bad input."""
+    base = data_key(small_dir)
+    assert data_key(small_dir, DataOptions(reported_above=1.0)).fingerprint != base.fingerprint
+    assert data_key(small_dir, DataOptions(spec=CohortSpec(band_width=10, age_max=80))
+                    ).fingerprint != base.fingerprint
+    changed = tmp_path / "data"
+    shutil.copytree(small_dir, changed)
+    scheme = changed / "scheme.toml"
+    scheme.write_text(scheme.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert data_key(changed).fingerprint != base.fingerprint
+    assert data_key(changed).fingerprint == load_data(changed).fingerprint
+    with pytest.raises(InputError, match="cohort key 'sexx' is not a column"):
+        data_key(small_dir, DataOptions(spec=CohortSpec(keys=("sexx",))))
+    (changed / "claims.parquet").unlink()
+    with pytest.raises(InputError):
+        data_key(changed)

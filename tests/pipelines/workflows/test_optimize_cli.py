@@ -150,8 +150,8 @@ def test_baseline_run_lines_today_up_with_the_proposals(forecast_dir, tmp_path):
     assert _optimize("--forecast", str(forecast_dir), "--out", str(out)).exit_code == 0
     doc = json.loads((out / "plan.json").read_text())
     fc, space = Forecast.load(forecast_dir), load_space()
-    first = log_baseline(doc, fc, space)
-    assert log_baseline(doc, fc, space) == first
+    first = log_baseline(doc, fc.provenance, space)
+    assert log_baseline(doc, fc.provenance, space) == first
     base, plan = client().get_run(first), client().get_run(doc["run_id"])
     assert base.data.tags["proposal"] == "baseline" and base.info.run_name == "baseline"
     assert base.data.tags["forecast_run"] == plan.data.tags["forecast_run"]
