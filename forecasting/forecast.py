@@ -274,6 +274,38 @@ class Forecast:
         further cost level per scenario (a later year's trend, length n, > 0) by which the
         costs are multiplied before the floor applies, so that each scenario draws only the
         costs that reach the floor at its own level."""
+        insured_mult, floors, draws = self._draws(n, seed, floor, level)
+        costs, scens = zip(*draws, strict=True)
+        sizes = [len(x) for x in costs]
+        # tens of millions of costs: each list is freed as soon as it is joined
+        cost = np.concatenate(costs)
+        del costs
+        scen = np.concatenate(scens)
+        del scens
+        cohort = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+        return ScenarioSet(n, float(floors.max(initial=0.0)), cost, scen, cohort,
+                           self._special(), self.insured * insured_mult,
+                           None if np.ndim(floor) == 0 else floors.copy())
+
+    def scenario_payouts(self, plan: Plan, n: int, seed: int = 0,
+                         level: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(total payout, insured head count) of each of n scenarios of `plan`: the same
+        draws as `scenarios(n, seed, floor=its deductibles, level)`, each cohort's costs
+        priced as they are drawn and never gathered into one set (a term's later years
+        are drawn once per plan and year; gathering them cost time and memory)."""
+        insured_mult, _, draws = self._draws(n, seed, self.deductibles(plan), level)
+        special_plan, special = plan.for_special_group(), self._special()
+        total = np.zeros(n)
+        for c, (cost, scen) in enumerate(draws):
+            paid = (special_plan if special[c] else plan).payout(cost)
+            total += np.bincount(scen, weights=paid, minlength=n)
+        return total, self.insured * insured_mult
+
+    def _draws(self, n: int, seed: int, floor: float | np.ndarray,
+               level: np.ndarray | None):
+        """The scenarios' random parts (see `scenarios`): the insured multiplier of each
+        scenario, each cohort's floor, and an iterator of each cohort's (costs, scenario
+        numbers), drawn in cohort order from one generator."""
         rng = np.random.default_rng(seed)
         k = len(self.cohorts)
         insured_mult = np.exp(rng.normal(0, self.insured_sd, n))
@@ -288,18 +320,9 @@ class Forecast:
             cost_mult = cost_mult * np.asarray(level, dtype="float64")
         lam = freq_mult * self.cohorts["claimants"].to_numpy(float)[None, :]
         floors = np.broadcast_to(np.asarray(floor, dtype="float64"), (k,))
-        costs, scens = zip(*(_draw_cohort(rng, sev, lam[:, c], cost_mult, floors[c])
-                             for c, sev in enumerate(self.severities)), strict=True)
-        sizes = [len(x) for x in costs]
-        # tens of millions of costs: each list is freed as soon as it is joined
-        cost = np.concatenate(costs)
-        del costs
-        scen = np.concatenate(scens)
-        del scens
-        cohort = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-        return ScenarioSet(n, float(floors.max(initial=0.0)), cost, scen, cohort,
-                           self._special(), self.insured * insured_mult,
-                           None if np.ndim(floor) == 0 else floors.copy())
+        draws = (_draw_cohort(rng, sev, lam[:, c], cost_mult, floors[c])
+                 for c, sev in enumerate(self.severities))
+        return insured_mult, floors, draws
 
     def payout_ranges(self, plan: Plan, n: int, seed: int = 0,
                       coverage: float = COVERAGE) -> tuple[pd.DataFrame, dict]:

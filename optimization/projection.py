@@ -145,14 +145,12 @@ def year_payouts(fc: Forecast, plan: Plan, level: np.ndarray, seed: int,
     below it pays nothing, so the payouts are the same as from every cost; most costs of
     ordinary members lie between the special groups' deductible and theirs)."""
     n = len(level)
-    floors = fc.deductibles(plan)
     if given is not None and given.n == n and np.all(level == 1.0) and given.covers(plan):
-        sc, pay = given, scenario_payouts(plan, given)
-    else:
-        sc = fc.scenarios(n, seed, floor=floors, level=level)
-        pay = sc.payout_sums(plan)
-    heads = np.full(n, fc.insured) if sc.insured is None else np.asarray(sc.insured, float)
-    return pay, heads
+        pay = scenario_payouts(plan, given)
+        heads = np.full(n, fc.insured) if given.insured is None else np.asarray(
+            given.insured, float)
+        return pay, heads
+    return fc.scenario_payouts(plan, n, seed, level=level)
 
 
 def _project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTerms,

@@ -91,6 +91,20 @@ def test_payouts_priced_chunk_by_chunk_equal_one_pass(small_forecast, monkeypatc
         np.testing.assert_allclose(sc.payouts(PLAN), want.sum(axis=1), rtol=1e-12)
 
 
+def test_scenario_payouts_price_the_same_draws_as_the_scenario_set(small_forecast):
+    """Costs priced cohort by cohort as drawn give each scenario the payout and head count
+    of the set drawn with the plan's deductibles as floors and the same cost levels."""
+    plan = PLAN.with_(deductible=12_000.0)
+    level = np.random.default_rng(1).lognormal(0.1, 0.05, 200)
+    pay, heads = small_forecast.scenario_payouts(plan, 200, seed=9, level=level)
+    sc = small_forecast.scenarios(200, seed=9, floor=small_forecast.deductibles(plan),
+                                  level=level)
+    np.testing.assert_allclose(pay, sc.payouts(plan), rtol=1e-12)
+    np.testing.assert_array_equal(heads, sc.insured)
+    assert pay.std() > 0 and not np.allclose(pay, small_forecast.scenario_payouts(
+        plan, 200, seed=10, level=level)[0])
+
+
 def test_parameter_uncertainty_widens_the_range(small_forecast):
     quiet = replace(small_forecast, freq_year_sd=0.0, sev_year_sd=0.0, freq_covariance=None)
     wide = small_forecast.scenarios(2_000, seed=4).payouts(PLAN)
