@@ -288,18 +288,28 @@ class Forecast:
                            None if np.ndim(floor) == 0 else floors.copy())
 
     def scenario_payouts(self, plan: Plan, n: int, seed: int = 0,
-                         level: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(total payout, insured head count) of each of n scenarios of `plan`: the same
-        draws as `scenarios(n, seed, floor=its deductibles, level)`, each cohort's costs
-        priced as they are drawn and never gathered into one set (a term's later years
-        are drawn once per plan and year; gathering them cost time and memory)."""
-        insured_mult, _, draws = self._draws(n, seed, self.deductibles(plan), level)
+                         level: np.ndarray | None = None, floor: float | None = None,
+                         by_cohort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(payout, insured head count) of each of n scenarios of `plan`: the same draws as
+        `scenarios(n, seed, floor, level)` (floor: the plan's deductibles unless given, at
+        most its lowest), each cohort's costs priced as they are drawn and never gathered
+        into one set (gathering tens of millions of costs cost time and memory). The
+        payout is the scenario's total, or with `by_cohort` its (n, cohorts) table."""
+        floors = self.deductibles(plan) if floor is None else floor
+        if np.any(np.asarray(floors) > self.deductibles(plan)):
+            raise ValueError(f"a floor above the plan's deductibles ({floor}) leaves out "
+                             "costs the plan pays")
+        insured_mult, _, draws = self._draws(n, seed, floors, level)
         special_plan, special = plan.for_special_group(), self._special()
-        total = np.zeros(n)
+        paid_by = np.zeros((n, len(self.cohorts)) if by_cohort else n)
         for c, (cost, scen) in enumerate(draws):
-            paid = (special_plan if special[c] else plan).payout(cost)
-            total += np.bincount(scen, weights=paid, minlength=n)
-        return total, self.insured * insured_mult
+            paid = np.bincount(scen, weights=(special_plan if special[c] else plan).payout(
+                cost), minlength=n)
+            if by_cohort:
+                paid_by[:, c] = paid
+            else:
+                paid_by += paid
+        return paid_by, self.insured * insured_mult
 
     def _draws(self, n: int, seed: int, floor: float | np.ndarray,
                level: np.ndarray | None):
@@ -331,7 +341,7 @@ class Forecast:
         hold every cost the plan's payout depends on (floor = its lowest deductible). Each
         range holds its own expected value (see `interval`)."""
         floor = min(plan.deductible, plan.for_special_group().deductible)
-        sims = self.scenarios(n, seed, floor=floor).payouts_by_cohort(plan, len(self.cohorts))
+        sims = self.scenario_payouts(plan, n, seed, floor=floor, by_cohort=True)[0]
         expected = self.payout_by_cohort(plan)
         ranges = np.array([interval(sims[:, i], e, coverage) for i, e in enumerate(expected)])
         by_cohort = pd.DataFrame({"expected": expected, "low": ranges[:, 0],

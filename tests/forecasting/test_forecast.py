@@ -103,6 +103,13 @@ def test_scenario_payouts_price_the_same_draws_as_the_scenario_set(small_forecas
     np.testing.assert_array_equal(heads, sc.insured)
     assert pay.std() > 0 and not np.allclose(pay, small_forecast.scenario_payouts(
         plan, 200, seed=10, level=level)[0])
+    # one floor below every deductible, by cohort: the set's table of payouts
+    low = small_forecast.scenario_payouts(plan, 200, seed=9, floor=3_000.0, by_cohort=True)[0]
+    at_low = small_forecast.scenarios(200, seed=9, floor=3_000.0)
+    np.testing.assert_allclose(low, at_low.payouts_by_cohort(plan, low.shape[1]), rtol=1e-12,
+                               atol=1e-9)
+    with pytest.raises(ValueError, match="floor above"):
+        small_forecast.scenario_payouts(plan, 10, floor=50_000.0)
 
 
 def test_parameter_uncertainty_widens_the_range(small_forecast):
