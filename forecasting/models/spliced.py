@@ -104,7 +104,7 @@ class SplicedSeverity:
             x[tail] = self.threshold * (np.maximum(1 - q[tail], 1e-300)
                                         / self.tail_prob) ** (-1 / self.alpha)
         x *= self.scale
-        return x
+        return x if x.ndim else x[()]  # a scalar asked, a NumPy float given (as before)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n independent costs (CNY)."""

@@ -9,7 +9,9 @@ import functools
 import html
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import warnings
@@ -749,41 +751,67 @@ def chromium() -> str | None:
                                                 "google-chrome")) if p), None)
 
 
+PDF_TIMEOUT = 120.0  # seconds Chromium is given to print the report
+
+
 @contextlib.contextmanager
 def print_pdf(page: Path, pdf: Path) -> Iterator[None]:
     """Print the HTML report to A4 PDF beside it with headless Chromium (its print styles
     place the page breaks), started on entry and awaited on exit, so that the caller works
     meanwhile; without Chromium, or if it fails, there is no PDF and the HTML prints the
-    same from any browser."""
+    same from any browser.
+
+    Chromium runs in a process group of its own: when the caller fails or is interrupted,
+    or Chromium does not finish in PDF_TIMEOUT, the whole group (its renderer and helper
+    processes too) is killed. A PDF is kept only when Chromium exited cleanly and the file
+    is whole (from `%PDF-` to `%%EOF`): a killed or failed print leaves no half PDF."""
     exe = chromium()
     if exe is None:
         yield
         return
-    with tempfile.TemporaryDirectory() as profile:
+    # a killed Chromium's helpers may still be writing into the profile as it is removed
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         try:
             proc = subprocess.Popen(
                 [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", f"--user-data-dir={profile}", "--no-pdf-header-footer",
                  f"--print-to-pdf={pdf}", page.resolve().as_uri()],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
         except OSError:
             proc = None
+        printed = False
         try:
-            yield
-        except BaseException:  # the report fails: no PDF is waited for
+            yield  # the caller's work; on its error no PDF is waited for
             if proc is not None:
-                proc.kill()
-                proc.wait()
-            raise
-        if proc is not None:
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    if not (pdf.exists() and pdf.read_bytes()[:5] == b"%PDF-"):
-        pdf.unlink(missing_ok=True)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    printed = proc.wait(timeout=PDF_TIMEOUT) == 0
+        finally:
+            if proc is not None and proc.poll() is None:  # failed, interrupted, timed out
+                _kill_group(proc)
+            if not (printed and _whole_pdf(pdf)):
+                pdf.unlink(missing_ok=True)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill a process started in a session of its own, with every process of its group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _whole_pdf(path: Path) -> bool:
+    """Whether `path` is a PDF written to its end (`%PDF-` header, `%%EOF` trailer)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(5)
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(fh.tell() - 1024, 0))
+            tail = fh.read()
+    except OSError:
+        return False
+    return head == b"%PDF-" and b"%%EOF" in tail
 
 
 def paragraphs(texts: list[str | None]) -> str:

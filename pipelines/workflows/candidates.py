@@ -69,8 +69,12 @@ def development_of(options: DataOptions, config: ProjectConfig) -> Development |
 def data_checks(options: DataOptions, config: ProjectConfig) -> str:
     """The settings that decide whether the data pass and what their cells are, beyond
     the fingerprint and the train config: the largest believable cost, the text encoding
-    and the claims development. A train run records them (tag `data_checks`); a re-run
-    that finds the run on the same fingerprint, config and these settings knows the data
-    passed, so it need not read them all again unless something must be computed."""
+    and, for data read as of a date, the claims development (otherwise it is not applied:
+    naming it would have every later re-run read the data again for nothing). A train run
+    records them (tag `data_checks`); a re-run that finds the run on the same fingerprint,
+    config and these settings knows the data passed, so it need not read them all again
+    unless something must be computed."""
+    development = development_of(options, config)
     return (f"max_cost={options.max_cost!r}|encoding={options.encoding}|development="
-            f"{sorted(config.development.model_dump(mode='json').items())!r}")
+            + ("none" if development is None
+               else repr(sorted(development.model_dump(mode="json").items()))))

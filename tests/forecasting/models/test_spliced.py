@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 from scipy.integrate import quad
+from scipy.special import ndtri
 
 from forecasting.models.spliced import SplicedSeverity, fit_spliced
 
@@ -77,3 +78,28 @@ def test_ppf_of_a_scalar_and_at_the_splice_and_the_ends():
     assert x[1] <= top and x[2] == pytest.approx(top, rel=1e-9) and x[3] >= top
     np.testing.assert_allclose(DIST.cdf(x[1:4]), edges[1:4], rtol=1e-9)
     assert np.ndim(DIST.ppf(0.3)) == 0 and DIST.ppf(0.3) == DIST.ppf(np.array([0.3]))[0]
+
+
+def _former_ppf(dist: SplicedSeverity, q):
+    """The quantile function as it was before it was worked in place (one full-size
+    temporary per step, the tail everywhere): the in-place one must equal it bit for bit."""
+    q = np.asarray(q, dtype="float64")
+    body_q = np.minimum(q / (1 - dist.tail_prob), 1.0) * dist._body_top()
+    body = np.exp(dist.mu + dist.sigma * ndtri(np.clip(body_q, 1e-300, 1 - 1e-16)))
+    tail = dist.threshold * (np.maximum(1 - q, 1e-300) / dist.tail_prob) ** (-1 / dist.alpha)
+    return dist.scale * np.where(q <= 1 - dist.tail_prob, np.minimum(body, dist.threshold),
+                                 tail)
+
+
+def test_ppf_in_place_is_bit_identical_to_the_former_expression_of_any_shape():
+    """Values and types: a scalar or a 0-d array gives a NumPy float (as `scale * where`
+    gave), an array an array of its shape; q = 0, q = 1 and q at the splice included."""
+    rng = np.random.default_rng(11)
+    s = 1 - DIST.tail_prob
+    for q in (0.0, 1.0, s, np.nextafter(s, 0), np.nextafter(s, 1), 0.3, np.float64(0.99),
+              np.array(0.3), np.array(s), np.array(1.0), [0.1, s, 0.999],
+              rng.random((3, 4, 5)), np.r_[0.0, 1.0, s, rng.random(10_001)], np.array([]),
+              rng.random((6, 3))[:, 1], rng.random(9).astype(np.float32)):
+        want, got = _former_ppf(DIST, q), DIST.ppf(q)
+        assert type(got) is type(want) and np.shape(got) == np.shape(want), q
+        np.testing.assert_array_equal(got, want)
