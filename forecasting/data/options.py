@@ -3,6 +3,7 @@ shared option group) and passed whole to `load_data` and to the engines."""
 
 from __future__ import annotations
 
+import codecs
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,13 +62,28 @@ class DataOptions:
         if not self.reported_above >= 0:
             raise InputError(f"reported_above must be >= 0; got {self.reported_above:g}")
 
+    @property
+    def codec(self) -> str:
+        """The encoding's codec name ("UTF8" and "utf-8" are one codec); an unknown name
+        as given (reading refuses it)."""
+        return _codec(self.encoding)
+
     def fingerprint_text(self, spec: CohortSpec) -> str:
         """The settings that change the cells, for the data fingerprint."""
         # the encoding decides what the same bytes say (GBK read as Latin-1 reads, wrongly);
         # the default is left out so that fingerprints of UTF-8 data stay what they were
         return (f"{spec}|{self.reported_above}|{self.threshold_rule}|as_of={self.as_of}"
                 + ("|summary" if self.severity_summary else "")
-                + ("" if self.encoding == "utf-8" else f"|encoding={self.encoding}"))
+                + ("" if self.codec == "utf-8" else f"|encoding={self.codec}"))
+
+
+def _codec(encoding: str) -> str:
+    """The codec's own name ("UTF8" and "utf-8" are one codec, one fingerprint); an
+    unknown name as given (reading refuses it)."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return encoding
 
 
 @dataclass(frozen=True)

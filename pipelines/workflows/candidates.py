@@ -75,6 +75,6 @@ def data_checks(options: DataOptions, config: ProjectConfig) -> str:
     config and these settings knows the data passed, so it need not read them all again
     unless something must be computed."""
     development = development_of(options, config)
-    return (f"max_cost={options.max_cost!r}|encoding={options.encoding}|development="
+    return (f"max_cost={options.max_cost!r}|encoding={options.codec}|development="
             + ("none" if development is None
                else repr(sorted(development.model_dump(mode="json").items()))))

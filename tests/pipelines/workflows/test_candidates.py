@@ -34,6 +34,10 @@ def test_an_encoding_other_than_utf8_changes_the_fingerprint_text():
     assert DataOptions(encoding="utf-8").fingerprint_text(spec) == utf8
     assert DataOptions(encoding="gbk").fingerprint_text(spec) != utf8
     assert "encoding" not in utf8  # UTF-8 data keep the fingerprints they had
+    for same in ("UTF-8", "utf8", "U8"):  # one codec, spelt another way
+        assert DataOptions(encoding=same).fingerprint_text(spec) == utf8
+    assert (DataOptions(encoding="GBK").fingerprint_text(spec)
+            == DataOptions(encoding="gbk").fingerprint_text(spec))
 
 
 def test_development_settings_are_data_checks_only_for_as_of_data():
