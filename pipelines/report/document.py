@@ -22,7 +22,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib import font_manager
 
 from forecasting.data.publish import publish, read_manifest
 from forecasting.errors import InputError, UserError
@@ -32,7 +31,7 @@ from pipelines.conventions import PLAN_FILE, PROPOSALS, check_lang, proposal_of
 from pipelines.report import contract, sure
 from pipelines.report.infeasible import infeasible_text
 from pipelines.report.labels import rule, solver_word, t, unit
-from pipelines.report.plots import new_figure
+from pipelines.report.plots import font_family, new_figure
 
 # the KPIs of a plan the report reads (plan.json "kpis" and "status_quo"."kpis")
 REPORT_KPIS = ("premium_per_capita", "premium_income", "expected_payout", "operating_cost",
@@ -148,9 +147,7 @@ def chart_style() -> dict:
     """Matplotlib settings of the report's charts: text stays text in the SVG (the
     browser's fonts draw CJK), and a CJK font measures Chinese labels if the machine has
     one. Applied per chart, never to the process."""
-    cjk = sorted({f.name for f in font_manager.fontManager.ttflist
-                  if "CJK" in f.name or "WenQuanYi" in f.name})
-    return {"svg.fonttype": "none", "font.family": [*cjk[:1], "DejaVu Sans"]}
+    return {"svg.fonttype": "none", "font.family": font_family()}
 
 
 def svg(fig) -> str:

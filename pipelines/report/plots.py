@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 
 def observed_vs_predicted(frame: pd.DataFrame, observed: str, predicted: str, title: str,
@@ -47,11 +51,35 @@ def margins(fig: Figure, left: float = 0.95, bottom: float = 0.65, right: float 
             top: float = 0.4) -> Figure:
     """Fixed margins in inches (room for tick labels, axis labels and the title at
     matplotlib's default sizes), instead of `tight_layout`, which draws the figure once
-    more to measure it: training saves 16 figures, and the extra draw was a second."""
+    more to measure it: training saves 16 figures, and the extra draw was a second. The
+    titles, labels and legends are set in a CJK font when the machine has one (a currency
+    "元" or a Chinese band name would otherwise be drawn as empty boxes)."""
     w, h = fig.get_size_inches()
     fig.subplots_adjust(left=left / w, bottom=bottom / h, right=1 - right / w,
                         top=1 - top / h)
+    for text in fig.findobj(Text):
+        text.set_fontfamily(font_family())
     return fig
+
+
+@functools.cache
+def font_family() -> list[str]:
+    """A CJK font the machine has (if any; Simplified Chinese and sans-serif first), then
+    matplotlib's own DejaVu Sans. Matplotlib lists the fonts it found when it first ran:
+    CJK fonts installed later (fonts-noto-cjk after matplotlib) are looked for and added."""
+    from matplotlib import font_manager
+
+    def cjk() -> list[str]:
+        names = {f.name for f in font_manager.fontManager.ttflist
+                 if "CJK" in f.name or "WenQuanYi" in f.name}
+        return sorted(names, key=lambda n: (" SC" not in n, "Sans" not in n, "Mono" in n, n))
+
+    if not cjk():
+        for path in font_manager.findSystemFonts():
+            if "CJK" in path or "wqy" in path.lower():
+                with contextlib.suppress(Exception):  # a font file it cannot read
+                    font_manager.fontManager.addfont(path)
+    return [*cjk()[:1], "DejaVu Sans"]
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (7, 3)):

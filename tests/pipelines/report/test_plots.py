@@ -3,6 +3,8 @@ tails and evenly spaced ranks between, each at its own plotting position."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -58,3 +60,16 @@ def test_fixed_margins_keep_every_label_inside_the_figure():
         assert drawn.x0 >= 0 and drawn.y0 >= 0, (fig.axes[0].get_title(), drawn)
         assert drawn.x1 <= width and drawn.y1 <= height, (fig.axes[0].get_title(), drawn)
         plots.close(fig)
+
+
+def test_chinese_labels_are_drawn_in_a_cjk_font():
+    """A currency "元" or a Chinese title is set in the machine's CJK font (fonts-noto-cjk,
+    which `make test` needs), so no glyph is missing when the figure is drawn."""
+    bands = pd.DataFrame({"o": [1.0, 2.0], "p": [1.5, 1.8]}, index=["0-4", "5-9"])
+    fig = plots.observed_vs_predicted(bands, "o", "p", "按年龄段的人均费用", "元")
+    assert "CJK" in plots.font_family()[0]
+    assert fig.axes[0].yaxis.label.get_fontfamily()[0] == plots.font_family()[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font"
+        FigureCanvasAgg(fig).draw()
+    plots.close(fig)
