@@ -446,37 +446,40 @@ class Forecast:
         manifest = read_manifest(directory, "forecast")
         path = directory / PARAMETERS_FILE
         try:
-            params = json.loads(path.read_bytes())
-            if not isinstance(params, dict) or params.get("format") != FORMAT:
-                raise ValueError(f"expected a JSON table with format {FORMAT!r}")
-            if params.get("version") != VERSION:
-                raise InputError(f"{path}: forecast format version {params.get('version')!r}"
-                                 f"; this ciplan reads version {VERSION}")
+            params = _parameters(path)
             if not isinstance(params["provenance"], dict):
                 raise TypeError("provenance must be a table")
         except (ValueError, KeyError, TypeError, OSError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"{path}: not a ciplan forecast ({type(exc).__name__}: {reason})"
-                             ) from None
+            raise _not_a_forecast(path, exc) from None
         return {**params["provenance"], "forecast_hash": manifest["content_hash"]}
 
 def _read(directory: Path) -> Forecast:
     """Forecast.from_dict of a folder's JSON and Parquet, any fault a one-line InputError."""
     path = directory / PARAMETERS_FILE
     try:
-        params = json.loads(path.read_bytes())
-        if not isinstance(params, dict) or params.get("format") != FORMAT:
-            raise ValueError(f"expected a JSON table with format {FORMAT!r}")
-        if params.get("version") != VERSION:
-            raise InputError(f"{path}: forecast format version {params.get('version')!r}; "
-                             f"this ciplan reads version {VERSION}")
+        params = _parameters(path)
         tables = {f.name: pq.read_table(f).to_pydict() for f in directory.glob("*.parquet")
                   if f.name in (COHORTS_FILE, COSTS_FILE, *MATRIX_FILES.values())}
         return Forecast.from_dict(_join(params, tables))
     except (ValueError, KeyError, TypeError, IndexError, OSError, pa.ArrowException) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: not a ciplan forecast ({type(exc).__name__}: {reason})"
-                         ) from None
+        raise _not_a_forecast(path, exc) from None
+
+
+def _parameters(path: Path) -> dict:
+    """A forecast folder's JSON table, of this ciplan's format and version."""
+    params = json.loads(path.read_bytes())
+    if not isinstance(params, dict) or params.get("format") != FORMAT:
+        raise ValueError(f"expected a JSON table with format {FORMAT!r}")
+    if params.get("version") != VERSION:
+        raise InputError(f"{path}: forecast format version {params.get('version')!r}; "
+                         f"this ciplan reads version {VERSION}")
+    return params
+
+
+def _not_a_forecast(path: Path, exc: Exception) -> InputError:
+    """The one line a damaged or foreign forecast folder gets: the file and what failed."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputError(f"{path}: not a ciplan forecast ({type(exc).__name__}: {reason})")
 
 
 def _split(data: dict) -> tuple[dict, dict[str, dict]]:
