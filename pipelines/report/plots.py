@@ -51,14 +51,15 @@ def margins(fig: Figure, left: float = 0.95, bottom: float = 0.65, right: float 
             top: float = 0.4) -> Figure:
     """Fixed margins in inches (room for tick labels, axis labels and the title at
     matplotlib's default sizes), instead of `tight_layout`, which draws the figure once
-    more to measure it: training saves 16 figures, and the extra draw was a second. The
-    titles, labels and legends are set in a CJK font when the machine has one (a currency
-    "元" or a Chinese band name would otherwise be drawn as empty boxes)."""
+    more to measure it: training saves 16 figures, and the extra draw was a second. Text
+    beyond ASCII is set in a CJK font when the machine has one (a currency "元" or a
+    Chinese band name would otherwise be drawn as empty boxes)."""
     w, h = fig.get_size_inches()
     fig.subplots_adjust(left=left / w, bottom=bottom / h, right=1 - right / w,
                         top=1 - top / h)
     for text in fig.findobj(Text):
-        text.set_fontfamily(font_family())
+        if not text.get_text().isascii():  # a CJK font costs time to load and draw
+            text.set_fontfamily(font_family())
     return fig
 
 
