@@ -287,7 +287,7 @@ class Forecast:
                            self._special(), self.insured * insured_mult,
                            None if np.ndim(floor) == 0 else floors.copy())
 
-    def scenario_payouts(self, plan: Plan, n: int, seed: int = 0,
+    def payouts_as_drawn(self, plan: Plan, n: int, seed: int = 0,
                          level: np.ndarray | None = None, floor: float | None = None,
                          by_cohort: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(payout, insured head count) of each of n scenarios of `plan`: the same draws as
@@ -341,7 +341,7 @@ class Forecast:
         hold every cost the plan's payout depends on (floor = its lowest deductible). Each
         range holds its own expected value (see `interval`)."""
         floor = min(plan.deductible, plan.for_special_group().deductible)
-        sims = self.scenario_payouts(plan, n, seed, floor=floor, by_cohort=True)[0]
+        sims = self.payouts_as_drawn(plan, n, seed, floor=floor, by_cohort=True)[0]
         expected = self.payout_by_cohort(plan)
         ranges = np.array([interval(sims[:, i], e, coverage) for i, e in enumerate(expected)])
         by_cohort = pd.DataFrame({"expected": expected, "low": ranges[:, 0],

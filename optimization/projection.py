@@ -150,7 +150,7 @@ def year_payouts(fc: Forecast, plan: Plan, level: np.ndarray, seed: int,
         heads = np.full(n, fc.insured) if given.insured is None else np.asarray(
             given.insured, float)
         return pay, heads
-    return fc.scenario_payouts(plan, n, seed, level=level)
+    return fc.payouts_as_drawn(plan, n, seed, level=level)
 
 
 def _project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTerms,

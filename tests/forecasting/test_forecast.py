@@ -91,25 +91,25 @@ def test_payouts_priced_chunk_by_chunk_equal_one_pass(small_forecast, monkeypatc
         np.testing.assert_allclose(sc.payouts(PLAN), want.sum(axis=1), rtol=1e-12)
 
 
-def test_scenario_payouts_price_the_same_draws_as_the_scenario_set(small_forecast):
+def test_payouts_as_drawn_price_the_same_draws_as_the_scenario_set(small_forecast):
     """Costs priced cohort by cohort as drawn give each scenario the payout and head count
     of the set drawn with the plan's deductibles as floors and the same cost levels."""
     plan = PLAN.with_(deductible=12_000.0)
     level = np.random.default_rng(1).lognormal(0.1, 0.05, 200)
-    pay, heads = small_forecast.scenario_payouts(plan, 200, seed=9, level=level)
+    pay, heads = small_forecast.payouts_as_drawn(plan, 200, seed=9, level=level)
     sc = small_forecast.scenarios(200, seed=9, floor=small_forecast.deductibles(plan),
                                   level=level)
     np.testing.assert_allclose(pay, sc.payouts(plan), rtol=1e-12)
     np.testing.assert_array_equal(heads, sc.insured)
-    assert pay.std() > 0 and not np.allclose(pay, small_forecast.scenario_payouts(
+    assert pay.std() > 0 and not np.allclose(pay, small_forecast.payouts_as_drawn(
         plan, 200, seed=10, level=level)[0])
     # one floor below every deductible, by cohort: the set's table of payouts
-    low = small_forecast.scenario_payouts(plan, 200, seed=9, floor=3_000.0, by_cohort=True)[0]
+    low = small_forecast.payouts_as_drawn(plan, 200, seed=9, floor=3_000.0, by_cohort=True)[0]
     at_low = small_forecast.scenarios(200, seed=9, floor=3_000.0)
     np.testing.assert_allclose(low, at_low.payouts_by_cohort(plan, low.shape[1]), rtol=1e-12,
                                atol=1e-9)
     with pytest.raises(ValueError, match="floor above"):
-        small_forecast.scenario_payouts(plan, 10, floor=50_000.0)
+        small_forecast.payouts_as_drawn(plan, 10, floor=50_000.0)
 
 
 def test_parameter_uncertainty_widens_the_range(small_forecast):
