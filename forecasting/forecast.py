@@ -295,8 +295,9 @@ class Forecast:
         most its lowest), each cohort's costs priced as they are drawn and never gathered
         into one set (gathering tens of millions of costs cost time and memory). The
         payout is the scenario's total, or with `by_cohort` its (n, cohorts) table."""
-        floors = self.deductibles(plan) if floor is None else floor
-        if np.any(np.asarray(floors) > self.deductibles(plan)):
+        deductibles = self.deductibles(plan)
+        floors = deductibles if floor is None else floor
+        if np.any(np.asarray(floors) > deductibles):
             raise ValueError(f"a floor above the plan's deductibles ({floor}) leaves out "
                              "costs the plan pays")
         insured_mult, _, draws = self._draws(n, seed, floors, level)
@@ -436,7 +437,6 @@ class Forecast:
         return replace(fc, provenance={**fc.provenance,
                                        "forecast_hash": manifest["content_hash"]})
 
-
     @staticmethod
     def load_provenance(directory: Path) -> dict:
         """`Forecast.load(directory).provenance` (the manifest verified the same way)
@@ -452,6 +452,7 @@ class Forecast:
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise _not_a_forecast(path, exc) from None
         return {**params["provenance"], "forecast_hash": manifest["content_hash"]}
+
 
 def _read(directory: Path) -> Forecast:
     """Forecast.from_dict of a folder's JSON and Parquet, any fault a one-line InputError."""

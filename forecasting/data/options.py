@@ -64,9 +64,12 @@ class DataOptions:
 
     @property
     def codec(self) -> str:
-        """The encoding's codec name ("UTF8" and "utf-8" are one codec); an unknown name
-        as given (reading refuses it)."""
-        return _codec(self.encoding)
+        """The encoding's codec name ("UTF8" and "utf-8" are one codec, one fingerprint);
+        an unknown name as given (reading refuses it)."""
+        try:
+            return codecs.lookup(self.encoding).name
+        except LookupError:
+            return self.encoding
 
     def fingerprint_text(self, spec: CohortSpec) -> str:
         """The settings that change the cells, for the data fingerprint."""
@@ -75,15 +78,6 @@ class DataOptions:
         return (f"{spec}|{self.reported_above}|{self.threshold_rule}|as_of={self.as_of}"
                 + ("|summary" if self.severity_summary else "")
                 + ("" if self.codec == "utf-8" else f"|encoding={self.codec}"))
-
-
-def _codec(encoding: str) -> str:
-    """The codec's own name ("UTF8" and "utf-8" are one codec, one fingerprint); an
-    unknown name as given (reading refuses it)."""
-    try:
-        return codecs.lookup(encoding).name
-    except LookupError:
-        return encoding
 
 
 @dataclass(frozen=True)

@@ -84,24 +84,25 @@ def _train_filter(key: DataKey) -> str:
             "attributes.status = 'FINISHED' and attributes.run_name = 'train'")
 
 
-def _with_models(runs: list) -> object | None:
-    """The first run (the latest) whose models were registered."""
+def _latest_train_run(key: DataKey):
+    """The latest finished train run on these data and config whose models were
+    registered; None without one (or without a store). Only reads the store: it is also
+    asked before the data are checked, when nothing may be written yet."""
+    if not store_exists(tracking_uri(make=False)):
+        return None
+    with store_lock():
+        client = connect().MlflowClient()
+        experiment = client.get_experiment_by_name(FORECAST_EXPERIMENT)
+        runs = [] if experiment is None else client.search_runs(
+            [experiment.experiment_id], filter_string=_train_filter(key),
+            order_by=["attributes.start_time DESC"])
     return next((r for r in runs if f"version_{FREQUENCY_MODEL}" in r.data.tags), None)
 
 
 def find_train_run(ds: Dataset | DataKey) -> str | None:
-    """The latest finished train run on the same data and config, if its models exist
-    (none in a store not made yet: training makes it)."""
-    import mlflow
-
-    if not store_exists(tracking_uri()):
-        return None
-    with store_lock():
-        exp_id = use_experiment(FORECAST_EXPERIMENT)
-        runs = mlflow.search_runs(
-            [exp_id], output_format="list", order_by=["attributes.start_time DESC"],
-            filter_string=_train_filter(_key(ds)))
-    run = _with_models(runs)
+    """The id of the latest finished train run on the same data and config, if its models
+    exist."""
+    run = _latest_train_run(_key(ds))
     return None if run is None else run.info.run_id
 
 
@@ -113,18 +114,8 @@ def _vouches(run, key: DataKey) -> bool:
 
 
 def _passed_before(key: DataKey) -> bool:
-    """Whether the train run `find_train_run` would give vouches for the data (`_vouches`).
-    Only reads the store (the data are not checked yet): no store, no such run."""
-    if not store_exists(tracking_uri(make=False)):
-        return False
-    with store_lock():
-        client = connect().MlflowClient()
-        experiment = client.get_experiment_by_name(FORECAST_EXPERIMENT)
-        if experiment is None:
-            return False
-        runs = client.search_runs([experiment.experiment_id], filter_string=_train_filter(key),
-                                  order_by=["attributes.start_time DESC"])
-    run = _with_models(list(runs))
+    """Whether the train run `find_train_run` would give vouches for the data (`_vouches`)."""
+    run = _latest_train_run(key)
     return run is not None and _vouches(run, key)
 
 
