@@ -14,12 +14,22 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["ENV", "stop_here"]
+__all__ = ["ENV", "stop_also", "stop_here"]
 
 ENV = "CIPLAN_STOP_AT"
+_also: list[int] = []  # in a helper process: the process it works for
 
 
 def stop_here(name: str) -> None:
-    """Stop this process (SIGSTOP) if $CIPLAN_STOP_AT is `name`; otherwise nothing."""
+    """Stop this process (SIGSTOP) if $CIPLAN_STOP_AT is `name`; otherwise nothing. In a
+    helper process, the process it works for stops first: the test kills that one."""
     if os.environ.get(ENV) == name:
+        for pid in _also:
+            os.kill(pid, signal.SIGSTOP)
         os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def stop_also(pid: int) -> None:
+    """Make `stop_here` stop process `pid` too (called by a helper process it forked,
+    which dies with it)."""
+    _also[:] = [pid]

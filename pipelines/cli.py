@@ -338,10 +338,12 @@ def train(data: DataArgs) -> None:
     champions as claim-frequency and claim-severity @champion."""
     from pipelines.workflows.train import mean_scores
     from pipelines.workflows.train import train as run_train
+    from pipelines.workflows.train_log import train_logger
 
-    ds = data.open()
-    with _progress() as progress:
-        result = run_train(ds, progress)
+    with train_logger() as logger:  # started first: it imports MLflow while we read
+        ds = data.open()
+        with _progress() as progress:
+            result = run_train(ds, progress, logger)
     Console().print(_frame_rich(mean_scores(result).T, "Backtest, mean over origin years; "
                                 "score: the median the champion is chosen on"))
     for said in result.warnings:

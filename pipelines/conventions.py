@@ -3,9 +3,13 @@ proposals put on the table, the report languages."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from forecasting.errors import UserError
 
-__all__ = ["LANGS", "MODEL_FORMAT", "PLAN_FILE", "PROPOSALS", "check_lang", "proposal_of"]
+__all__ = ["LANGS", "MODEL_FORMAT", "PLAN_FILE", "PROPOSALS", "cache_root", "check_lang",
+           "proposal_of"]
 
 PLAN_FILE = "plan.json"
 # The proposals put on the table against today's plan: key -> objective. A: least
@@ -18,6 +22,12 @@ LANGS = ("en", "zh")
 # a store of another format trains again. Here, not in model_files (which needs
 # scikit-learn), because looking for a train run to reuse needs the name only.
 MODEL_FORMAT = "skops+sha256+levels"
+
+
+def cache_root() -> Path:
+    """Where ciplan keeps what it can always make again (the built-in data, an empty
+    MLflow store): $CIPLAN_CACHE, else ~/.cache/ciplan."""
+    return Path(os.environ.get("CIPLAN_CACHE", Path.home() / ".cache" / "ciplan"))
 
 
 def proposal_of(objective: str | None) -> str:

@@ -15,8 +15,10 @@ import fcntl
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from pathlib import Path
 from forecasting.data.publish import owner_dead, owner_id
 from forecasting.errors import UserError
 from forecasting.failpoints import stop_here
+from pipelines.conventions import cache_root
 
 FORECAST_EXPERIMENT = "claims-forecast"
 PLAN_EXPERIMENT = "plan-optimization"
@@ -68,9 +71,71 @@ def connect():
     import mlflow
 
     uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        seed_store(Path(uri.removeprefix("sqlite:///")))
     check_store(uri)
     mlflow.set_tracking_uri(uri)
     return mlflow
+
+
+def seed_store(path: Path) -> None:
+    """A new SQLite store starts as a copy of an empty store that MLflow made once for
+    this MLflow version and schema (making one runs a hundred schema migrations: a second
+    per new store). The copy lacks only the Default experiment, which MLflow adds on
+    opening it, with this store's artifact root. Put in place atomically: a store that
+    appeared meanwhile is kept."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    try:
+        shutil.copyfile(_empty_store(), tmp)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _empty_store() -> Path:
+    """The empty store of this MLflow version and schema head, made (by MLflow) if missing
+    from the cache."""
+    import mlflow
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    head = _get_latest_schema_revision()
+    path = cache_root() / "mlflow-store" / f"empty-{mlflow.__version__}-{head}.db"
+    if path.is_file() and _is_empty_store(path, head):
+        return path
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        made = Path(tmp) / "store.db"
+        SqlAlchemyStore(f"sqlite:///{made}", tmp).engine.dispose()
+        con = sqlite3.connect(made)
+        try:
+            with con:
+                con.execute("DELETE FROM experiments WHERE experiment_id = 0")
+        finally:
+            con.close()
+        os.replace(made, path)
+    return path
+
+
+def _is_empty_store(path: Path, head: str) -> bool:
+    """Whether `path` is a sound store at schema `head` with no experiment (a cached copy
+    damaged or edited is made again)."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return (con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+                    and con.execute("SELECT version_num FROM alembic_version").fetchall()
+                    == [(head,)]
+                    and con.execute("SELECT count(*) FROM experiments").fetchone()[0] == 0)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
 
 
 def store_exists(uri: str) -> bool:
@@ -179,6 +244,17 @@ def store_lock() -> Iterator[None]:
         finally:
             _held.depth = 0
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def lock_held_for_me() -> Iterator[None]:
+    """In a helper process, while the process it works for holds the store lock and waits
+    for it: the helper's own `store_lock`s pass through (re-entrant)."""
+    _held.depth = getattr(_held, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _held.depth -= 1
 
 
 def git_commit() -> str:

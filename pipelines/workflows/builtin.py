@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forecasting.data.dataset import write_data_dir
+from pipelines.conventions import cache_root
 
 if TYPE_CHECKING:  # the simulation needs SciPy: imported when a city is made, not to find one
     from forecasting.simulate import City
@@ -14,11 +14,6 @@ if TYPE_CHECKING:  # the simulation needs SciPy: imported when a city is made, n
 # Bump when the generating process changes, so stale caches are not reused.
 SIM_VERSION = 3
 DEFAULT_SEED = 2019
-
-
-def cache_root() -> Path:
-    """Where built-in data live: $CIPLAN_CACHE, else ~/.cache/ciplan."""
-    return Path(os.environ.get("CIPLAN_CACHE", Path.home() / ".cache" / "ciplan"))
 
 
 def write_city(city: City, out: Path, fmt: str = "parquet") -> Path:

@@ -131,12 +131,14 @@ def find_or_train(ds: Dataset | DataKey, say=None, progress=None,
             return run_id, True
         _say(say, "Training the claim models (backtest, MLflow)…")
         from pipelines.workflows.train import train
+        from pipelines.workflows.train_log import train_logger
 
-        if isinstance(ds, DataKey):
-            if load is None:
-                raise TypeError("find_or_train needs `load` to train on a DataKey")
-            ds = load()
-        return train(ds, progress).run_id, False
+        with train_logger() as logger:  # imports what it needs while the data are read
+            if isinstance(ds, DataKey):
+                if load is None:
+                    raise TypeError("find_or_train needs `load` to train on a DataKey")
+                ds = load()
+            return train(ds, progress, logger).run_id, False
 
 
 class _Data:

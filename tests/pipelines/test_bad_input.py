@@ -100,6 +100,14 @@ def annual_cost_above_ceiling(ctx) -> Case:
                                     "annual eligible cost of at most 1e+09", "got 1.2e+09"))
 
 
+def train_on_bad_costs(ctx) -> Case:
+    """Training starts its MLflow helper before reading: a new store must not appear."""
+    _edit_csv(ctx.data / "claims.csv", _costs("1e300"))
+    return Case(["train", "--data", str(ctx.data)], ("claims.csv", "column 'eligible_cost'",
+                                                     "got 1e+300"),
+                env={"MLFLOW_TRACKING_URI": f"sqlite:///{ctx.tmp / 'new-store' / 'mlflow.db'}"})
+
+
 def unreadable_file(ctx) -> Case:
     (ctx.data / "members.csv").chmod(0)
     return Case(history(ctx.data), ("members.csv", "permission denied"),
@@ -258,7 +266,7 @@ def fixed_premium_outside_bounds(ctx) -> Case:
 
 
 CASES = [zeros_64mb, gbk_text, cost_1e300, costs_summing_to_inf, annual_cost_above_ceiling,
-         unreadable_file, dangling_symlink, symlink_loop, truncated_store,
+         train_on_bad_costs, unreadable_file, dangling_symlink, symlink_loop, truncated_store,
          mlflow_lines_on_stderr, forecast_garbage, forecast_empty_folder, forecast_truncated,
          forecast_wrong_object, forecast_old_pickle, out_is_a_file, disk_full,
          plan_empty_object, unknown_proposal, negative_cap, fixed_premium_outside_bounds]

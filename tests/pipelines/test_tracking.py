@@ -166,3 +166,58 @@ def _assert_proposals_line_up(client, out: Path, server: str, said: str, ours: s
             names = {a.path for a in client.list_artifacts(run.info.run_id, f"report/{lang}")}
             assert f"report/{lang}/report.html" in names, (run.info.run_name, lang, names)
 
+
+
+def _contents(db: Path) -> tuple[set, dict]:
+    """A SQLite file's schema and its rows per table (the experiments' times left out). The
+    schema as the pieces of each statement, sorted: MLflow itself writes a table's
+    constraints in any order from one new store to the next."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        schema = {(kind, name, tuple(sorted(p.strip() for p in (sql or "").split(","))))
+                  for kind, name, sql in con.execute("SELECT type, name, sql FROM sqlite_master")}
+        rows = {}
+        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            cols = [c[1] for c in con.execute(f'PRAGMA table_info("{table}")')
+                    if c[1] not in ("creation_time", "last_update_time")]
+            quoted = ", ".join(f'"{c}"' for c in cols)
+            rows[table] = sorted(map(repr, con.execute(f'SELECT {quoted} FROM "{table}"')))
+        return schema, rows
+    finally:
+        con.close()
+
+
+def test_a_seeded_store_is_the_store_mlflow_makes(tmp_path, monkeypatch):
+    """A store copied from the cached empty store, once MLflow opens it, holds what a store
+    MLflow makes from nothing holds: same schema, same rows, the Default experiment under
+    its own artifact root. A damaged cached copy is made again; a store is never replaced."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from pipelines.tracking import seed_store
+
+    monkeypatch.setenv("CIPLAN_CACHE", str(tmp_path / "cache"))
+    made, seeded = tmp_path / "made", tmp_path / "seeded"
+    made.mkdir()
+    SqlAlchemyStore(f"sqlite:///{made / 'm.db'}", str(made / "art")).engine.dispose()
+    seed_store(seeded / "m.db")
+    SqlAlchemyStore(f"sqlite:///{seeded / 'm.db'}", str(seeded / "art")).engine.dispose()
+    (schema_a, rows_a), (schema_b, rows_b) = _contents(made / "m.db"), _contents(
+        seeded / "m.db")
+    assert schema_a == schema_b
+    assert rows_a.pop("experiments") == [repr((0, "Default", str(made / "art" / "0"),
+                                               "active", "default"))]
+    assert rows_b.pop("experiments") == [repr((0, "Default", str(seeded / "art" / "0"),
+                                               "active", "default"))]
+    assert rows_a == rows_b
+
+    cached = next((tmp_path / "cache" / "mlflow-store").glob("empty-*.db"))
+    cached.write_bytes(b"garbage" * 100)
+    seed_store(tmp_path / "again" / "m.db")
+    assert _contents(tmp_path / "again" / "m.db")[0] == schema_a
+    assert _contents(cached)[0] == schema_a
+
+    before = (seeded / "m.db").read_bytes()
+    seed_store(seeded / "m.db")
+    assert (seeded / "m.db").read_bytes() == before

@@ -183,3 +183,27 @@ def test_fit_on_single_ages_equals_member_rows(small_city):
     ref = sm.GLM((annual > 0).astype(float), X, family=sm.families.Poisson(),
                  offset=np.log(members["exposure"].to_numpy())).fit()
     np.testing.assert_allclose(np.r_[glm.intercept_, glm.coef_], ref.params, atol=1e-5)
+
+
+def test_cv_scores_match_a_plain_recomputation(known_cells):
+    """The cross-validation's shortcuts (one design pass per fold, its own deviance) give
+    the scores of the textbook loop: each fold's design on its own rows, scikit-learn's
+    mean Poisson deviance (the GLM solver itself is checked against statsmodels above)."""
+    from sklearn.model_selection import KFold
+
+    from forecasting.models.frequency import _poisson
+
+    t = known_cells
+    y, w = (t["claimants"] / t["exposure"]).to_numpy(), t["exposure"].to_numpy(float)
+    fitted = PoissonFrequencyGLM(age="spline").fit(t, y, sample_weight=w)
+    assert len(fitted.cv_scores_) > 1
+    folds = list(KFold(fitted.cv_folds, shuffle=True, random_state=fitted.random_state)
+                 .split(t))
+    for setting, score in fitted.cv_scores_.items():
+        total = 0.0
+        for train, test in folds:
+            design = fitted._design(setting).fit(t.iloc[train], w[train])
+            glm = _poisson(design.transform(t.iloc[train]), y[train], w[train], fitted.alpha)
+            pred = glm.predict(design.transform(t.iloc[test]))
+            total += mean_poisson_deviance(y[test], pred, sample_weight=w[test]) * w[test].sum()
+        assert score == pytest.approx(total / w.sum(), rel=1e-9)

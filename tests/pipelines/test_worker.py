@@ -1,0 +1,124 @@
+"""The helper process: messages in order, its errors raised here (a user's mistake as one,
+a bug with its traceback), Ctrl-C and a kill of this process end it, abort is prompt."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from forecasting.errors import UserError
+from pipelines.worker import Aborted, Worker
+from tests.cli import ROOT
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_messages_arrive_in_order_and_the_result_returns():
+    with Worker(lambda messages: [m * 2 for m in messages]) as w:
+        for i in range(100):
+            w.send(i)
+        assert w.finish() == [i * 2 for i in range(100)]
+
+
+def test_a_user_error_there_is_one_here_and_sending_never_blocks():
+    def work(messages):
+        next(messages)
+        raise UserError("the store is damaged")
+
+    w = Worker(work)
+    for _ in range(50):  # 50 MB: far beyond a pipe's buffer, sent after the error
+        w.send(bytes(1 << 20))
+    with pytest.raises(UserError, match=r"^the store is damaged$"):
+        w.finish()
+
+
+def test_a_bug_there_is_a_bug_here_with_its_traceback():
+    def work(messages):
+        return {}["missing"]
+
+    with pytest.raises(RuntimeError, match=r"(?s)in the helper process.*KeyError: 'missing'"):
+        Worker(work).finish()
+
+
+def test_warnings_there_are_issued_here():
+    def work(messages):
+        warnings.warn("careful", UserWarning, stacklevel=1)
+        return list(messages)
+
+    w = Worker(work)
+    with pytest.warns(UserWarning, match="careful"):
+        assert w.finish() == []
+
+
+def test_abort_after_sending_raises_aborted_in_the_work(tmp_path):
+    seen = tmp_path / "aborted"
+
+    def work(messages):
+        try:
+            for _ in messages:
+                pass
+        except Aborted:
+            seen.write_text("yes")
+            raise
+
+    w = Worker(work)
+    w.send("first")
+    w.abort()
+    assert seen.read_text() == "yes"
+    assert not _alive(w._proc.pid)
+
+
+def test_abort_before_sending_ends_the_helper_at_once():
+    w = Worker(lambda messages: time.sleep(60))  # still importing, say
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match="bad data"), w:
+        raise ValueError("bad data")
+    assert time.perf_counter() - t < 10
+    assert not _alive(w._proc.pid)
+
+
+def test_the_helper_dies_with_this_process_and_ignores_ctrl_c(tmp_path):
+    """A process starts a helper, which writes its pid; Ctrl-C (SIGINT to the helper)
+    leaves it running; killing the process (SIGKILL) kills the helper too."""
+    pid_file = tmp_path / "helper.pid"
+    script = textwrap.dedent(f"""
+        import os, time
+        from pipelines.worker import Worker
+        def work(messages):
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            time.sleep(120)
+        w = Worker(work)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.time() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.time() < deadline, "the helper never started"
+            time.sleep(0.05)
+        helper = int(pid_file.read_text())
+        os.kill(helper, signal.SIGINT)
+        time.sleep(0.5)
+        assert _alive(helper)
+        proc.kill()
+        proc.wait()
+        deadline = time.time() + 10
+        while _alive(helper):
+            assert time.time() < deadline, "the helper outlived the process"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
