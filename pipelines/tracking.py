@@ -246,6 +246,28 @@ def store_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def own_connections() -> None:
+    """In a forked helper process: never use a store connection the parent opened before
+    the fork (SQLite forbids carrying one across a fork; MLflow keeps a store, and its
+    pooled connections, per process). SQLAlchemy's pool opens this process its own: the
+    pattern SQLAlchemy documents for os.fork, on every pool of this process."""
+    from sqlalchemy import event, exc
+    from sqlalchemy.pool import Pool
+
+    pid = os.getpid()
+
+    def stamp(dbapi_connection, record) -> None:
+        record.info["pid"] = pid
+
+    def check(dbapi_connection, record, proxy) -> None:
+        if record.info.get("pid") != pid:
+            record.dbapi_connection = proxy.dbapi_connection = None  # the parent's: not closed
+            raise exc.DisconnectionError("a connection opened by the parent process")
+
+    event.listen(Pool, "connect", stamp)
+    event.listen(Pool, "checkout", check)
+
+
 @contextlib.contextmanager
 def lock_held_for_me() -> Iterator[None]:
     """In a helper process, while the process it works for holds the store lock and waits

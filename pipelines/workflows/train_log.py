@@ -24,6 +24,7 @@ from pipelines.tracking import (
     TRAIN_RUN_TAG,
     lock_held_for_me,
     move_champions,
+    own_connections,
     use_experiment,
 )
 from pipelines.worker import Worker
@@ -93,6 +94,7 @@ def log_train(messages: Iterator) -> tuple[str, dict[str, str]]:
     """Write a training to MLflow from its records; the train run's id and the registered
     versions (model name -> version), aliased @champion once the run has FINISHED."""
     _import_ahead()
+    own_connections()
     start = next(messages)  # sent under the store lock, held until this returns
     with lock_held_for_me():
         return _log_train(start, messages)

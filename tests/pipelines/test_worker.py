@@ -122,3 +122,29 @@ def test_the_helper_dies_with_this_process_and_ignores_ctrl_c(tmp_path):
             time.sleep(0.05)
     finally:
         proc.kill()
+
+
+def test_a_helper_opens_its_own_store_connections(tmp_path):
+    """A connection pooled by this process before the fork is not used by the helper
+    (SQLite forbids it); the helper's own is, and this process keeps its own."""
+    from sqlalchemy import create_engine, text
+
+    from pipelines.tracking import own_connections
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.connect() as c:
+        c.execute(text("CREATE TABLE t (x INTEGER)"))
+        c.commit()
+        ours = c.connection.dbapi_connection
+
+    def work(messages):
+        own_connections()
+        with engine.connect() as c:
+            c.execute(text("INSERT INTO t VALUES (1)"))
+            c.commit()
+            return c.connection.dbapi_connection is ours
+
+    assert Worker(work).finish() is False
+    with engine.connect() as c:
+        assert c.connection.dbapi_connection is ours
+        assert c.execute(text("SELECT x FROM t")).scalars().all() == [1]
