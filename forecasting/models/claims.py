@@ -12,6 +12,7 @@ from forecasting.data.cells import Cells
 from forecasting.forecast import Forecast
 from forecasting.models.completion import completion_sd
 from forecasting.models.enrollment import insured_sd, project_enrollment
+from forecasting.models.features import distinct_rows
 from forecasting.models.frequency import GBMFrequency, PoissonFrequencyGLM
 from forecasting.models.severity import BlendedSeverity, SplicedSeverityModel
 from forecasting.models.threads import single_threaded
@@ -37,7 +38,7 @@ def _rows_by_key(frame: pd.DataFrame, keys: list[str]) -> dict[tuple, np.ndarray
     """The positions of `frame`'s rows (in order) for each combination of `keys`: one sort
     of the group numbers, not one array per group built by pandas (a few thousand cohorts
     of 400 k claimants, asked for every forecast of a backtest)."""
-    codes = frame.groupby(keys, sort=False, observed=True, dropna=False).ngroup().to_numpy()
+    codes = distinct_rows(frame, tuple(keys))[0]
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(codes.max(initial=-1) + 2))
     firsts = frame[keys].iloc[order[bounds[:-1]]].itertuples(index=False)
