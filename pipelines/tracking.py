@@ -83,13 +83,18 @@ def seed_store(path: Path) -> None:
     this MLflow version and schema (making one runs a hundred schema migrations: a second
     per new store). The copy lacks only the Default experiment, which MLflow adds on
     opening it, with this store's artifact root. Put in place atomically: a store that
-    appeared meanwhile is kept."""
+    appeared meanwhile is kept. Without a usable cache (read-only, not a directory, disk
+    full) MLflow makes the store itself, as it would have without the cache."""
     if path.exists():
+        return
+    try:
+        empty = _empty_store()
+    except (OSError, sqlite3.Error):
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     try:
-        shutil.copyfile(_empty_store(), tmp)
+        shutil.copyfile(empty, tmp)
         with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
     finally:

@@ -24,6 +24,9 @@ from forecasting.errors import UserError
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _FINISH, _ABORT = "ciplan.worker.finish", "ciplan.worker.abort"
+# sent to the helper when this process gives up (abort, Ctrl-C while waiting at finish):
+# its work raises Aborted where it is, as a Ctrl-C would have raised in one process
+_ABORT_SIGNAL = signal.SIGUSR1
 
 
 class Aborted(Exception):
@@ -81,14 +84,26 @@ class Worker:
         self._open = False
         self._inbox.put(sentinel)
         self._inbox.close()
+        if sentinel == _ABORT:
+            self._interrupt()  # now, not once it has written what is still queued
         try:
             status, value, said = self._reply.recv()
         except EOFError:
             self._proc.join()
             raise RuntimeError(f"the helper process died (exit code {self._proc.exitcode})"
                                ) from None
+        except BaseException:  # Ctrl-C while it writes: it ends its work as failed, now,
+            self._interrupt()  # and never writes on after this process
+            try:
+                self._proc.join()
+            finally:  # a second Ctrl-C: no more waiting
+                self._proc.kill()
+                self._proc.join()
+            raise
         finally:
-            self._inbox.join_thread()
+            # the helper has read all it will (the end, or up to an abort or its death):
+            # what is still unsent has no reader, and must not be waited for
+            self._inbox.cancel_join_thread()
         self._proc.join()
         for w in said:
             warnings.warn_explicit(*w)
@@ -97,6 +112,11 @@ class Worker:
         if status == "bug":
             raise RuntimeError(f"in the helper process:\n{value}")
         return value
+
+    def _interrupt(self) -> None:
+        """Raise `Aborted` in the helper's work wherever it is (`_ABORT_SIGNAL`)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._proc.pid, _ABORT_SIGNAL)
 
     def __enter__(self) -> Worker:
         return self
@@ -114,7 +134,12 @@ def _messages(inbox) -> Iterator:
         yield message
 
 
+def _aborted(signum, frame) -> None:
+    raise Aborted
+
+
 def _helper(work, inbox, reply, parent: int) -> None:
+    signal.signal(_ABORT_SIGNAL, _aborted)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # died before the line above
@@ -131,6 +156,7 @@ def _helper(work, inbox, reply, parent: int) -> None:
             reply_with = ("user", str(exc))
         except BaseException:  # a bug: its traceback goes to the caller
             reply_with = ("bug", traceback.format_exc())
+        signal.signal(_ABORT_SIGNAL, signal.SIG_IGN)  # the work is over: nothing to stop
     if reply_with[0] not in ("ok", "aborted"):
         _drain(messages)
     said = [(str(w.message), w.category, w.filename, w.lineno) for w in caught]

@@ -221,3 +221,20 @@ def test_a_seeded_store_is_the_store_mlflow_makes(tmp_path, monkeypatch):
     before = (seeded / "m.db").read_bytes()
     seed_store(seeded / "m.db")
     assert (seeded / "m.db").read_bytes() == before
+
+
+def test_a_cache_that_cannot_be_written_leaves_the_store_to_mlflow(tmp_path, monkeypatch):
+    """$CIPLAN_CACHE unusable (here a file, as read-only as it gets for root): a new store
+    is still made, by MLflow, and opens with its Default experiment."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from pipelines.tracking import seed_store
+
+    (tmp_path / "cache").write_text("not a directory")
+    monkeypatch.setenv("CIPLAN_CACHE", str(tmp_path / "cache"))
+    seed_store(tmp_path / "store" / "m.db")
+    store = SqlAlchemyStore(f"sqlite:///{tmp_path / 'store' / 'm.db'}", str(tmp_path / "art"))
+    try:
+        assert [e.name for e in store.search_experiments()] == ["Default"]
+    finally:
+        store.engine.dispose()

@@ -148,3 +148,84 @@ def test_a_helper_opens_its_own_store_connections(tmp_path):
     with engine.connect() as c:
         assert c.connection.dbapi_connection is ours
         assert c.execute(text("SELECT x FROM t")).scalars().all() == [1]
+
+
+def test_a_helper_that_died_is_an_error_here_not_a_hang(tmp_path):
+    """A helper killed (the OOM killer, a crash in a C library) while more was queued for it
+    than a pipe holds: finish reports it instead of waiting for the queue forever."""
+    script = textwrap.dedent("""
+        import os
+        from pipelines.worker import Worker
+        def work(messages):
+            next(messages)
+            os._exit(3)
+        w = Worker(work)
+        for _ in range(8):
+            w.send(bytes(1 << 20))
+        try:
+            w.finish()
+        except RuntimeError as exc:
+            print(exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, timeout=30)
+    assert "the helper process died (exit code 3)" in out.stdout, out.stderr
+
+
+def _ctrl_c_in(seconds: float) -> None:
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def test_ctrl_c_while_the_helper_finishes_ends_its_work_as_aborted(tmp_path):
+    """Ctrl-C here while finish waits: the work sees Aborted at once (its runs end FAILED)
+    and the helper is gone before the Ctrl-C goes on (it never writes after this process
+    let go of the store lock)."""
+    seen = tmp_path / "aborted"
+
+    def work(messages):
+        list(messages)
+        try:
+            time.sleep(60)  # writing the last records
+        except Aborted:
+            seen.write_text("yes")
+            raise
+
+    w = Worker(work)
+    w.send("first")
+    t = time.perf_counter()
+    try:
+        _ctrl_c_in(0.5)
+        with pytest.raises(KeyboardInterrupt), w:
+            w.finish()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    assert not _alive(w._proc.pid)
+    assert seen.read_text() == "yes"
+    assert time.perf_counter() - t < 30
+
+
+def test_abort_is_prompt_with_records_still_queued(tmp_path):
+    """Aborting while the helper is behind: its work stops where it is, not after writing
+    what was still queued."""
+    done = tmp_path / "done"
+
+    def work(messages):
+        for m in messages:
+            time.sleep(1)  # a slow write
+            with done.open("a") as fh:
+                fh.write(f"{m[0]}\n")
+
+    w = Worker(work)
+    for i in range(30):
+        w.send((i, bytes(1 << 20)))  # 30 MB: more than a pipe holds stays unsent
+    time.sleep(0.5)
+    t = time.perf_counter()
+    w.abort()
+    assert time.perf_counter() - t < 10
+    assert not _alive(w._proc.pid)
+    assert len(done.read_text().split() if done.exists() else []) < 5
