@@ -65,10 +65,11 @@ def test_warnings_there_are_issued_here():
 
 
 def test_abort_after_sending_raises_aborted_in_the_work(tmp_path):
-    seen = tmp_path / "aborted"
+    seen, ready = tmp_path / "aborted", tmp_path / "ready"
 
     def work(messages):
         try:
+            ready.touch()
             for _ in messages:
                 pass
         except Aborted:
@@ -77,6 +78,10 @@ def test_abort_after_sending_raises_aborted_in_the_work(tmp_path):
 
     w = Worker(work)
     w.send("first")
+    deadline = time.time() + 30  # the abort may come anywhere; here, once inside the work
+    while not ready.exists():
+        assert time.time() < deadline, "the work never started"
+        time.sleep(0.01)
     w.abort()
     assert seen.read_text() == "yes"
     assert not _alive(w._proc.pid)
