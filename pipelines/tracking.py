@@ -71,8 +71,8 @@ def connect():
     import mlflow
 
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        seed_store(Path(uri.removeprefix("sqlite:///")))
+    if (path := sqlite_path(uri)) is not None:
+        seed_store(path)
     check_store(uri)
     mlflow.set_tracking_uri(uri)
     return mlflow
@@ -143,17 +143,23 @@ def _is_empty_store(path: Path, head: str) -> bool:
         return False
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a SQLite store URI; None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def store_exists(uri: str) -> bool:
     """Whether the store is there to read (a tracking server always is)."""
-    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+    path = sqlite_path(uri)
+    return path is None or path.exists()
 
 
 def check_store(uri: str) -> None:
     """A SQLite store file, if there is one, passes SQLite's quick check (a truncated or
     overwritten file fails it before MLflow or the store lock touches it)."""
-    if uri in _sound or not uri.startswith("sqlite:///"):
+    path = sqlite_path(uri)
+    if uri in _sound or path is None:
         return
-    path = Path(uri.removeprefix("sqlite:///"))
     if path.is_file() and path.stat().st_size:
         try:
             con = sqlite3.connect(path, timeout=60)
@@ -216,10 +222,8 @@ def runs_page(ui: str, experiment_id: str) -> str:
 def artifact_root() -> str | None:
     """Artifacts of a SQLite store live beside its database file (mlruns/artifacts);
     a tracking server decides for itself (None)."""
-    uri = tracking_uri()
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    path = sqlite_path(tracking_uri())
+    return None if path is None else (path.parent / "artifacts").resolve().as_uri()
 
 
 _held = threading.local()
@@ -231,15 +235,13 @@ def store_lock() -> Iterator[None]:
     time; MLflow would fail with 'database is locked'). A tracking server needs none.
     Re-entrant within a thread."""
     uri = tracking_uri()
-    if not uri.startswith("sqlite:///") or getattr(_held, "depth", 0):
-        _held.depth = getattr(_held, "depth", 0) + 1
-        try:
+    db = sqlite_path(uri)
+    if db is None or getattr(_held, "depth", 0):
+        with lock_held_for_me():
             yield
-        finally:
-            _held.depth -= 1
         return
     check_store(uri)
-    path = Path(uri.removeprefix("sqlite:///") + ".lock")
+    path = db.with_name(db.name + ".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -275,8 +277,9 @@ def own_connections() -> None:
 
 @contextlib.contextmanager
 def lock_held_for_me() -> Iterator[None]:
-    """In a helper process, while the process it works for holds the store lock and waits
-    for it: the helper's own `store_lock`s pass through (re-entrant)."""
+    """The store lock as held already: by this thread (re-entrant), a tracking server
+    (which needs none), or in a helper process by the process it works for, which waits
+    for it; `store_lock`s inside pass through."""
     _held.depth = getattr(_held, "depth", 0) + 1
     try:
         yield

@@ -155,7 +155,6 @@ def log_development(as_of: str, completion: dict | None) -> None:
     completed (params: as_of, method; metrics per service year as steps: reported,
     completed, factor and the interval's ends)."""
     import mlflow
-    from mlflow.entities import Metric
 
     mlflow.log_param("as_of", as_of)
     if not completion:
@@ -163,28 +162,22 @@ def log_development(as_of: str, completion: dict | None) -> None:
         return
     mlflow.log_params({"development": completion["method"],
                        "development_level": completion["level"]})
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"development_{k}", float(y[k]), now, int(y["year"]))
-               for y in completion["years"]
-               for k in ("reported", "completed", "factor", "low", "high")]
-    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=metrics)
+    _log_metrics([(f"development_{k}", float(y[k]), int(y["year"]))
+                  for y in completion["years"]
+                  for k in ("reported", "completed", "factor", "low", "high")])
     mlflow.log_dict(completion, "development.json")
 
 
 def _log_candidate(record: CandidateLog) -> str:
     """A candidate's nested run (params, metrics in one batch, texts, figures); its id."""
     import mlflow
-    from mlflow.entities import Metric
 
     from pipelines.report import plots
 
     with mlflow.start_run(run_name=f"{record.kind}-{record.name}", nested=True,
                           tags=record.tags) as child:
         mlflow.log_params(record.params)
-        now = int(time.time() * 1000)  # ms, MLflow's timestamps
-        # one batch, one store transaction, instead of one per value
-        mlflow.MlflowClient().log_batch(child.info.run_id, metrics=[
-            Metric(key, value, now, step) for key, value, step in record.metrics])
+        _log_metrics(record.metrics)
         for name, text in record.texts.items():
             mlflow.log_text(text, name)
         for name, draw, args in record.figures:
@@ -192,6 +185,17 @@ def _log_candidate(record: CandidateLog) -> str:
             mlflow.log_figure(fig, name)
             plots.close(fig)
     return child.info.run_id
+
+
+def _log_metrics(metrics: list[tuple[str, float, int]]) -> None:
+    """(key, value, step) metrics on the active run in one batch: one store transaction
+    instead of one per value."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)  # ms, MLflow's timestamps
+    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=[
+        Metric(key, value, now, step) for key, value, step in metrics])
 
 
 def _log_model(model: ModelLog, run_id: str) -> tuple[str, str]:
