@@ -130,11 +130,15 @@ def _messages(inbox) -> Iterator:
     """What this process sent, until `finish` (or `abort`, raised as Aborted)."""
     while (message := inbox.get()) != _FINISH:
         if isinstance(message, str) and message == _ABORT:
-            raise Aborted
+            _aborted()
         yield message
 
 
-def _aborted(signum, frame) -> None:
+def _aborted(signum: int | None = None, frame=None) -> None:
+    """Raise Aborted in the work, once: an abort arrives twice (the message and the
+    signal, in either order), and the second must not cut short the cleanup the first
+    started (the runs being ended as FAILED)."""
+    signal.signal(_ABORT_SIGNAL, signal.SIG_IGN)
     raise Aborted
 
 

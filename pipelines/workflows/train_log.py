@@ -9,6 +9,7 @@ The aliases move only after the train run has FINISHED."""
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -141,13 +142,21 @@ def _log_train(start: TrainStart, messages: Iterator) -> tuple[str, dict[str, st
 
 def _import_ahead() -> None:
     """What the writing needs, imported while the training process reads the data (and
-    before anything is written: bad data must leave no store behind)."""
+    before anything is written: bad data must leave no store behind), and MLflow's map
+    of installed packages from the cache (`pipelines.package_map`)."""
+    # MLflow's schema module imports PySpark whenever it is installed (0.15 s): the
+    # helper (this runs nowhere else) logs scikit-learn models only, so PySpark is
+    # absent for it
+    sys.modules.setdefault("pyspark", None)
     import mlflow.sklearn
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     import skops.io  # noqa: F401
     from mlflow.models import infer_signature  # noqa: F401
 
+    from pipelines.package_map import prime_package_map
     from pipelines.report import plots  # noqa: F401
+
+    prime_package_map()
 
 
 def log_development(as_of: str, completion: dict | None) -> None:

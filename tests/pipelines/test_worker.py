@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from forecasting.errors import UserError
+from pipelines.worker import _ABORT_SIGNAL as ABORT_SIGNAL
 from pipelines.worker import Aborted, Worker
 from tests.cli import ROOT
 
@@ -85,6 +86,27 @@ def test_abort_after_sending_raises_aborted_in_the_work(tmp_path):
     w.abort()
     assert seen.read_text() == "yes"
     assert not _alive(w._proc.pid)
+
+
+def test_a_second_abort_does_not_cut_the_cleanup_short(tmp_path):
+    """An abort reaches the helper twice (the message, the signal): its cleanup after the
+    first must run whole."""
+    seen = tmp_path / "cleaned"
+
+    def work(messages):
+        try:
+            for _ in messages:
+                pass
+        except Aborted:
+            os.kill(os.getpid(), ABORT_SIGNAL)  # the other half of the abort, arriving now
+            time.sleep(0.2)
+            seen.write_text("whole")
+            raise
+
+    w = Worker(work)
+    w.send("first")
+    w.abort()
+    assert seen.read_text() == "whole"
 
 
 def test_abort_before_sending_ends_the_helper_at_once():
