@@ -27,14 +27,15 @@ def prime_package_map() -> None:
     own way) and cache it; nothing when MLflow has built it already or has no such map."""
     from mlflow.utils import requirements_utils
 
-    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", False) is not None:
+    build = getattr(requirements_utils, "_init_modules_to_packages_map", None)
+    if build is None or getattr(requirements_utils, "_MODULES_TO_PACKAGES", False) is not None:
         return
     path = _cache_file()
     cached = _read(path)
     if cached is not None:
         requirements_utils._MODULES_TO_PACKAGES = cached
         return
-    requirements_utils._init_modules_to_packages_map()
+    build()
     _write(path, requirements_utils._MODULES_TO_PACKAGES)
 
 

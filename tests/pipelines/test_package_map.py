@@ -99,10 +99,11 @@ def test_a_map_already_built_is_left(unbuilt, monkeypatch):
     assert requirements_utils._MODULES_TO_PACKAGES is built and not unbuilt
 
 
-def test_an_mlflow_without_the_map_is_left_alone(unbuilt, monkeypatch):
-    monkeypatch.delattr(requirements_utils, "_MODULES_TO_PACKAGES")
+@pytest.mark.parametrize("moved", ["_MODULES_TO_PACKAGES", "_init_modules_to_packages_map"])
+def test_an_mlflow_without_the_map_is_left_alone(unbuilt, monkeypatch, moved):
+    monkeypatch.delattr(requirements_utils, moved)
     prime_package_map()
-    assert not unbuilt and not hasattr(requirements_utils, "_MODULES_TO_PACKAGES")
+    assert not unbuilt and not getattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
 
 
 def test_an_unwritable_cache_is_not_an_error(unbuilt, mlflow_map, monkeypatch, tmp_path):
