@@ -15,7 +15,7 @@ from forecasting.config import ProjectConfig
 from forecasting.data.cells import Cells
 from forecasting.data.cohorts import CohortSpec, default_keys
 from forecasting.data.engines import AUTO, NeedsDetail, Unsupported, engine_names, get_engine
-from forecasting.data.io import check_encoding, columns_of, find_table, write_table
+from forecasting.data.io import check_encoding, columns_of, find_table, table_files, write_table
 from forecasting.data.options import MAX_COST_LIMIT, DataOptions, Source
 from forecasting.data.publish import publish
 from forecasting.errors import EngineError, InputError, UserError
@@ -68,8 +68,7 @@ def fingerprint(paths: list[Path], extra: str = "") -> str:
     digest = hashlib.blake2b(digest_size=8)
     for path in paths:
         # a partitioned table is its files, each named by its place in the folder
-        files = sorted(Path(path).rglob("*.parquet")) if Path(path).is_dir() else [path]
-        for file in files:
+        for file in table_files(path):
             digest.update(str(Path(file).relative_to(Path(path).parent)).encode())
             with open(file, "rb") as fh:
                 while chunk := fh.read(1 << 22):

@@ -72,6 +72,21 @@ def _missing(path: Path) -> str:
 LOOP = "a symbolic link that loops back on itself; expected a file"
 
 
+HIDDEN = (".", "_")  # _SUCCESS, .crc checksums, _temporary/: not data, to Arrow, Spark, Hive
+
+
+def table_files(path: Path) -> list[Path]:
+    """The files of a table: the file itself, or every file below a partitioned folder as
+    Arrow, Spark and Hive read it (names starting with '.' or '_' skipped, at any depth;
+    Hive's data files have no suffix), sorted. Every engine and the fingerprint read this
+    list, so none sees rows another misses."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    return sorted(f for f in path.rglob("*") if f.is_file() and not any(
+        part.startswith(HIDDEN) for part in f.relative_to(path).parts))
+
+
 def readable(path: Path) -> Path:
     """`path` if it can be opened for reading (a file, or a folder that can be listed);
     otherwise a one-line error saying why (missing, broken link, permission)."""

@@ -36,6 +36,7 @@ from forecasting.data.engines.sql import (
     members_view,
     parameters,
 )
+from forecasting.data.io import table_files
 from forecasting.data.options import DataOptions, Source
 from forecasting.data.publish import glob_escape
 
@@ -45,8 +46,7 @@ def parquet_view(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
     API: the files go to DuckDB as a list of values (each one's glob characters escaped,
     so it matches that file only), never inside SQL text."""
     path = Path(path)
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-    con.read_parquet([glob_escape(str(f)) for f in files],
+    con.read_parquet([glob_escape(str(f)) for f in table_files(path)],
                      hive_partitioning=path.is_dir()).create_view(name)
 
 
@@ -131,7 +131,7 @@ def year_partitions(members_path: Path, claims_path: Path) -> list[str]:
     def leaves(root: Path) -> set[str]:
         if not root.is_dir():
             return set()
-        return {str(f.parent.relative_to(root)) for f in root.rglob("*.parquet")}
+        return {str(f.parent.relative_to(root)) for f in table_files(root)}
 
     found = leaves(Path(members_path))
     aligned = len(found) > 1 and found == leaves(Path(claims_path))
@@ -168,12 +168,17 @@ class Query:
         return is_reported(cost, self.reported_above, self.rule)
 
 
+def _leaf_files(folder: Path) -> list[Path]:
+    """The data files directly in one leaf folder of a partitioned table."""
+    return [f for f in table_files(folder) if f.parent == folder]
+
+
 def _annual_costs(folder: Path, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Member ids (sorted, unique), annual eligible costs and claim counts (rows with a
     cost > 0) of one partition's claims; NaN cost where a claim's cost or the sum is
     missing, negative or above `max_cost` (as the SQL's annual_cost)."""
     table = pa.concat_tables(pq.read_table(f, columns=["member_id", "eligible_cost"])
-                             for f in sorted(folder.glob("*.parquet")))
+                             for f in _leaf_files(folder))
     if table.column("member_id").null_count:
         raise NeedsDetail("claim without member id")
     cost = pc.fill_null(table.column("eligible_cost").cast(pa.float64()), np.nan).to_numpy()
@@ -259,7 +264,7 @@ def _join_part(con: duckdb.DuckDBPyConnection, q: Query, leaf: str
     year, region = int(keys["year"]), keys.get("region") if q.has_region else None
     matched = np.zeros(len(claim_ids), dtype=bool)
     results, claimants, ranges = [], [], []
-    for file in sorted((q.members / leaf).glob("*.parquet")):
+    for file in _leaf_files(q.members / leaf):
         members = _members_file(q, file, year, region)
         if members.column("member_id").null_count:
             raise NeedsDetail("missing member ids")

@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
 from forecasting.data.cohorts import CohortSpec
-from forecasting.data.dataset import load_data
+from forecasting.data.dataset import fingerprint, load_data
 from forecasting.data.engines.duckdb_engine import (
     values_in_range,
     year_partitions,
 )
+from forecasting.data.io import table_files
 from forecasting.data.options import DataOptions
 from forecasting.errors import InputError
 from pipelines.workflows.regions import write_regions
@@ -55,6 +57,32 @@ def test_three_engines_identical(regional):
                                       rtol=1e-10)
         pd.testing.assert_frame_equal(_sorted(other.claimants), _sorted(pandas_cells.claimants),
                                       check_exact=False, rtol=1e-10)
+
+
+def test_every_engine_reads_the_files_arrow_reads(regional, tmp_path):
+    """A partition stored as Hive stores it (a data file without a suffix), beside what
+    writers leave (_SUCCESS, a .crc checksum, a _temporary folder): the engines and the
+    fingerprint take the data files Arrow takes, and nothing else."""
+    data = tmp_path / "data"
+    shutil.copytree(regional, data)
+    part = data / "members" / "year=2020" / "region=R02"
+    (part / "part-0.parquet").rename(part / "000000_0")
+    (data / "members" / "_SUCCESS").write_text("", encoding="utf-8")
+    (part / ".000000_0.crc").write_bytes(b"not parquet")
+    (data / "claims" / "_temporary" / "0").mkdir(parents=True)
+    (data / "claims" / "_temporary" / "0" / "part-9.parquet").write_bytes(b"not parquet")
+    for table in ("members", "claims"):
+        arrow = pads.dataset(data / table, format="parquet", partitioning="hive").files
+        assert table_files(data / table) == sorted(Path(f) for f in arrow)
+    original = load_data(regional, DataOptions(spec=SPEC, engine="pandas")).cells
+    for engine in ("pandas", "duckdb"):
+        cells = load_data(data, DataOptions(spec=SPEC, engine=engine)).cells
+        pd.testing.assert_frame_equal(cells.table, original.table, check_exact=False,
+                                      rtol=1e-10)
+    before = fingerprint([data / "members"])
+    kept = pq.read_table(part / "000000_0").slice(1)  # a member-year less, in that file
+    pq.write_table(kept, part / "000000_0")
+    assert fingerprint([data / "members"]) != before
 
 
 def _copy_and_edit(regional: Path, tmp_path: Path, year: int, region: str, edit,
