@@ -95,12 +95,20 @@ def interval(samples: np.ndarray, expected: float, coverage: float = COVERAGE
 
 def payout_per_claimant(plan: Plan, severity: BlendedSeverity) -> float:
     """Expected annual payout (CNY) to one claimant with this severity under `plan`."""
+    return float(payouts_per_claimant(plan, [severity])[0])
+
+
+def payouts_per_claimant(plan: Plan, severities) -> np.ndarray:
+    """Expected annual payout (CNY) to one claimant of each severity under `plan`: the
+    ratio of each band times the expected cost inside it, up to the cap."""
+    from forecasting.models.severity import lev_matrix
+
     x_cap = plan.capped_cost()
     lower = np.minimum(plan.lower_edges, x_cap)
     upper = np.minimum(plan.upper_edges, x_cap)
-    # one call for both ends of every band: the same values, half the overhead
-    lev = np.asarray(severity.lev(np.concatenate([upper, lower])), dtype="float64")
-    return float(np.dot(plan.ratios, lev[:len(upper)] - lev[len(upper):]))
+    # one call for both ends of every band and every severity
+    lev = lev_matrix(severities, np.concatenate([upper, lower]))
+    return (lev[:, :len(upper)] - lev[:, len(upper):]) @ np.asarray(plan.ratios, dtype="float64")
 
 
 @dataclass(frozen=True)
@@ -209,11 +217,13 @@ class Forecast:
 
     def payout_by_cohort(self, plan: Plan) -> np.ndarray:
         """Expected payout (CNY) per cohort; special groups get the special terms."""
-        special_plan = plan.for_special_group()
-        return np.array([
-            n * payout_per_claimant(special_plan if sp else plan, sev)
-            for n, sev, sp in zip(self.cohorts["claimants"], self.severities, self._special(),
-                                  strict=True)])
+        special = self._special()
+        out = np.zeros(len(self.severities))
+        for terms, rows in ((plan, ~special), (plan.for_special_group(), special)):
+            if rows.any():
+                out[rows] = payouts_per_claimant(terms, [self.severities[i]
+                                                         for i in np.flatnonzero(rows)])
+        return self.cohorts["claimants"].to_numpy(dtype="float64") * out
 
     def expected_payout(self, plan: Plan) -> float:
         """Expected total payout of the year under `plan` (CNY)."""
@@ -225,9 +235,17 @@ class Forecast:
 
     def expected_above_deductible(self, plan: Plan) -> float:
         """Expected eligible cost above each member's deductible (CNY), special ones lower."""
-        d = self.deductibles(plan)
-        return float(sum(n * sev.layer(di, np.inf) for n, sev, di in
-                         zip(self.cohorts["claimants"], self.severities, d, strict=True)))
+        from forecasting.models.severity import lev_matrix
+
+        special, n = self._special(), self.cohorts["claimants"].to_numpy(dtype="float64")
+        total = 0.0
+        for d, rows in ((plan.deductible, ~special),
+                        (plan.for_special_group().deductible, special)):
+            if rows.any():
+                lev = lev_matrix([self.severities[i] for i in np.flatnonzero(rows)],
+                                 [d, np.inf])
+                total += float(n[rows] @ (lev[:, 1] - lev[:, 0]))
+        return total
 
     def layer_levels(self, plan: Plan | None = None) -> list[float]:
         """Cost levels of the layer table: where `plan`'s payout changes slope, or, without

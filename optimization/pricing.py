@@ -172,12 +172,13 @@ class Group:
 
     def lam(self, t: np.ndarray) -> np.ndarray:
         """Lam at each point of t (CNY); inf gives the expected total cost."""
+        from forecasting.models.severity import lev_matrix  # loaded with the severities
+
         t = np.atleast_1d(np.asarray(t, dtype="float64"))
         new = np.unique(t[np.isfinite(t)])
         new = new[[x not in self._cache for x in new.tolist()]] if self._cache else new
         if new.size and self.severities:
-            values = sum(n * np.atleast_1d(np.asarray(s.lev(new), dtype="float64"))
-                         for n, s in zip(self.n, self.severities, strict=True))
+            values = self.n @ lev_matrix(self.severities, new)
             self._cache.update(zip(new.tolist(), np.asarray(values).tolist(), strict=True))
         elif new.size:
             self._cache.update(dict.fromkeys(new.tolist(), 0.0))

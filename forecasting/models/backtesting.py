@@ -18,6 +18,7 @@ from sklearn.metrics import mean_gamma_deviance, mean_poisson_deviance
 from forecasting.data.cells import Cells
 from forecasting.forecast import Forecast, reported_layer
 from forecasting.models.claims import ClaimsModel
+from forecasting.models.severity import lev_matrix
 from forecasting.scheme.accounts import year_result
 from forecasting.scheme.in_force import Scheme
 
@@ -58,8 +59,7 @@ def layer_errors(forecast: Forecast, actual: Cells, levels: list[float]) -> np.n
     edges = np.array([0.0, *levels, np.inf])
     sevs = [forecast.severities[i] for i in matched["index"]]
     # untruncated: each cohort's E[min(X, b)] at every edge in one call, layers by difference
-    layers = (None if threshold > 0 else
-              np.diff(np.array([np.atleast_1d(s.lev(edges)) for s in sevs]), axis=1))
+    layers = None if threshold > 0 else np.diff(lev_matrix(sevs, edges), axis=1)
     out = []
     for j, (a, b) in enumerate(itertools.pairwise(edges)):
         seen = float((np.minimum(cost, b) - np.minimum(cost, a)).sum())

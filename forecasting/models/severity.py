@@ -359,6 +359,29 @@ def _sorted_lev(x: np.ndarray, cum: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (cum[pos] + np.where(np.isfinite(b), b, 0.0) * (len(x) - pos)) / len(x)
 
 
+def lev_matrix(severities, b) -> np.ndarray:
+    """E[min(X_i, b_j)] of every severity i (a BlendedSeverity) at every level b_j, shape
+    (len(severities), len(b)), CNY. The parametric parts of one shape (cohorts of a fit
+    differ by scale only) in one array call, s_i lev_1(b / s_i); the past costs' part
+    cohort by cohort. The same values as each severity's `lev`, without a call per cohort:
+    a backtest prices every cohort under every plan."""
+    b = np.atleast_1d(np.asarray(b, dtype="float64"))
+    out = np.empty((len(severities), b.size))
+    shapes: dict[tuple, list[int]] = {}
+    for i, sev in enumerate(severities):
+        p = sev.parametric
+        shapes.setdefault((p.mu, p.sigma, p.threshold, p.tail_prob, p.alpha), []).append(i)
+    for (mu, sigma, threshold, tail_prob, alpha), rows in shapes.items():
+        scale = np.array([severities[i].parametric.scale for i in rows])[:, None]
+        unit = SplicedSeverity(mu, sigma, threshold, tail_prob, alpha)
+        out[rows] = scale * unit.lev(b[None, :] / scale)
+    for i, sev in enumerate(severities):
+        if sev.credibility > 0 and sev.costs.size:
+            out[i] = (sev.credibility * _sorted_lev(*sev._sorted, b)
+                      + (1 - sev.credibility) * out[i])
+    return out
+
+
 @dataclass(frozen=True)
 class BlendedSeverity:
     """A cohort's severity: credibility blend of trended past costs and the parametric fit."""

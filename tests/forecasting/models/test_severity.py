@@ -7,8 +7,15 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from forecasting.models.severity import BlendedSeverity, GammaSeverityGLM, SplicedSeverityModel
+from forecasting.models.severity import (
+    BlendedSeverity,
+    GammaSeverityGLM,
+    SplicedSeverityModel,
+    lev_matrix,
+)
 from forecasting.models.spliced import SplicedSeverity
 from forecasting.models.warnings import ModelWarning
 
@@ -222,3 +229,31 @@ def test_gamma_scale_on_sufficient_statistics_equals_the_fit_on_every_claimant()
     np.testing.assert_allclose(grouped.coef_, rows.coef_, rtol=1e-6, atol=1e-9)
     assert grouped.intercept_ == pytest.approx(rows.intercept_, rel=1e-9)
     np.testing.assert_allclose(grouped.coef_, truth, atol=0.02)
+
+
+@st.composite
+def _severities(draw):
+    """Cohorts of one or two fitted shapes (scales differ), some with past costs blended
+    in, some parametric only, a few with a tail of mean infinity (alpha <= 1)."""
+    shapes = [SplicedSeverity(draw(st.floats(6, 10)), draw(st.floats(0.3, 2)),
+                              draw(st.floats(5e3, 5e5)), draw(st.floats(0.01, 0.3)),
+                              draw(st.sampled_from([0.8, 1.0, 1.5, 2.5])))
+              for _ in range(draw(st.integers(1, 2)))]
+    out = []
+    for i in range(draw(st.integers(0, 6))):
+        parametric = replace(shapes[i % len(shapes)], scale=draw(st.floats(0.2, 5)))
+        costs = np.array(draw(st.lists(st.floats(0, 1e6), max_size=8)))
+        out.append(BlendedSeverity(parametric, costs, draw(st.sampled_from([0.0, 0.3, 0.9]))))
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(sevs=_severities(), b=st.lists(st.one_of(st.floats(0, 2e6), st.just(np.inf)),
+                                      min_size=1, max_size=6))
+def test_lev_matrix_is_each_severitys_lev(sevs, b):
+    """Every cohort at every level in one call: the values of each severity's own lev."""
+    got = lev_matrix(sevs, b)
+    assert got.shape == (len(sevs), len(b))
+    for i, sev in enumerate(sevs):
+        np.testing.assert_allclose(got[i], sev.lev(np.array(b, dtype="float64")),
+                                   rtol=1e-12, atol=1e-9)
