@@ -14,7 +14,7 @@ from forecasting.models.completion import completion_sd
 from forecasting.models.enrollment import insured_sd, project_enrollment
 from forecasting.models.features import distinct_rows
 from forecasting.models.frequency import GBMFrequency, PoissonFrequencyGLM
-from forecasting.models.severity import BlendedSeverity, SplicedSeverityModel
+from forecasting.models.severity import BlendedSeverity, SplicedSeverityModel, lev_matrix
 from forecasting.models.threads import single_threaded
 from forecasting.models.uncertainty import prediction_factor, year_sd
 
@@ -198,7 +198,7 @@ class ClaimsModel:
             cohorts["claims"] = self.predict_frequency(cohorts, self.counts_) * cohorts[
                 "exposure"]
         severities = tuple(self._blend(cohorts, dists))
-        cohorts["mean_severity"] = [s.mean() for s in severities]
+        cohorts["mean_severity"] = np.diff(lev_matrix(severities, [0.0, np.inf]), axis=1)[:, 0]
         design = cov = None
         if isinstance(self.freq_, PoissonFrequencyGLM):
             design, cov = self.freq_.design_rows(self._design_frame(cohorts)), \
