@@ -1,0 +1,41 @@
+"""Spaces unlike the built-in city's, checked against the brute force
+(tests/optimization/reference.py): a portfolio without special groups asked a risk
+question, and branch and bound on spaces where today's ratios lie off the grid or today
+pays its last ratio on every CNY above the last band edge."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from optimization.milp import InfeasibleError
+from optimization.solve import optimize, scenario_set
+from tests.optimization import reference
+
+
+def _forced(space):
+    """The same space searched by branch and bound instead of exhaustively."""
+    return space.model_copy(update={"solver": space.solver.model_copy(
+        update={"enumeration_limit": 0})})
+
+
+@pytest.mark.parametrize("objective", ["risk", "cvar"])
+def test_a_portfolio_without_special_groups_gets_its_scenario_questions(
+        small_forecast, space, status_quo, objective):
+    """No cohort is special: the special groups' scenario sums hold nothing, and the lower
+    special deductible of the plan must not be refused as below their floor."""
+    fc = replace(small_forecast, cohorts=small_forecast.cohorts.assign(special_group=False))
+    sp = space.model_copy(update={
+        "risk": space.risk.model_copy(update={"scenarios": 100, "cvar_budget": 3e6}),
+        "premium": space.premium.model_copy(update={"max": 150.0}),
+        "deductible": space.deductible.model_copy(update={"candidates": (15_000.0,)}),
+        "cap": space.cap.model_copy(update={"candidates": (300_000.0,)}),
+        "bands": space.bands.model_copy(update={"ratio_min": 0.6, "ratio_max": 0.75})})
+    sc = scenario_set(fc, sp, status_quo, seed=4)
+    keep = objective == "risk"
+    expected = reference.best(fc, sp, status_quo, objective, sc, keep=keep)
+    assert expected is not None
+    opt = optimize(fc, sp, status_quo, objective, scenarios=sc, keep_benefits=keep)
+    score = opt.plan.premium_per_capita if objective == "risk" else opt.kpis.expected_loss
+    assert opt.proved and score == pytest.approx(expected[0], abs=1.0)
