@@ -192,10 +192,10 @@ def combo_search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
         at = {g: float(xs[g]) for g, _, _ in box.bounds if np.isfinite(xs[g])}
         incumbent = key if key is not None else best
         own = None if exact is None else exact[1]
-        if (incumbent is not None and value >= incumbent[0] - tol) or not box.bounds \
-                or (own is not None and own - value <= tol):
+        if (incumbent is not None and value >= incumbent[0] - tol) or (
+                own is not None and own - value <= tol):
             continue
-        if box.width < 1e-3:  # cannot split further: whatever it still hides is a gap
+        if not box.bounds or box.width < 1e-3:  # cannot split: what it hides is a gap
             tiny_gap = max(tiny_gap, (incumbent[0] - value) if incumbent else np.inf)
             continue
         for child in box.split(at):

@@ -39,3 +39,24 @@ def test_a_portfolio_without_special_groups_gets_its_scenario_questions(
     opt = optimize(fc, sp, status_quo, objective, scenarios=sc, keep_benefits=keep)
     score = opt.plan.premium_per_capita if objective == "risk" else opt.kpis.expected_loss
     assert opt.proved and score == pytest.approx(expected[0], abs=1.0)
+
+
+def test_branch_and_bound_keeps_today_s_final_ratio_without_a_cap(small_forecast, space,
+                                                                  status_quo):
+    """Today pays 75 % (special groups 80 %) of every CNY above 200 k without a cap: an
+    uncapped proposal must too, beyond every breakpoint. Today's own ratios are below the
+    nominal floor, so the answer is not today's plan."""
+    today = status_quo.with_(ratios=(0.57, 0.62, 0.67, 0.75), cap=None)
+    sp = space.model_copy(update={
+        "cap": space.cap.model_copy(update={"candidates": (None,)}),
+        "deductible": space.deductible.model_copy(update={"candidates": (15_000.0,)}),
+        "bands": space.bands.model_copy(update={"ratio_min": 0.55, "ratio_max": 0.8}),
+        "constraints": space.constraints.model_copy(update={"nominal_ratio": True,
+                                                            "nominal_ratio_floor": 0.6})})
+    expected = reference.best(small_forecast, sp, today, "min-loss")
+    assert expected is not None and expected[1].ratios[-1] >= 0.75
+    opt = optimize(small_forecast, _forced(sp), today, "min-loss")
+    assert opt.method == "branch and bound" and opt.proved
+    assert reference.no_worse(opt.plan, today)
+    tol = sp.solver.tolerance * sp.premium.max * small_forecast.insured
+    assert opt.kpis.expected_loss == pytest.approx(expected[0], abs=tol)
