@@ -60,3 +60,33 @@ def test_branch_and_bound_keeps_today_s_final_ratio_without_a_cap(small_forecast
     assert reference.no_worse(opt.plan, today)
     tol = sp.solver.tolerance * sp.premium.max * small_forecast.insured
     assert opt.kpis.expected_loss == pytest.approx(expected[0], abs=tol)
+
+
+@pytest.mark.parametrize("objective", ["min-loss", "break-even"])
+def test_branch_and_bound_tries_today_s_ratios_under_every_combo(small_forecast, space,
+                                                                 status_quo, objective):
+    """Today's ratios lie below the bounds; with a lower cap or deductible they make the
+    best plan of the space (the brute force tries them under every combo, as the
+    exhaustive search does)."""
+    today = status_quo.with_(ratios=(0.5, 0.55, 0.6, 0.65))
+    sp = space.model_copy(update={
+        "cap": space.cap.model_copy(update={"candidates": (250_000.0,)}),
+        "deductible": space.deductible.model_copy(update={"candidates": (18_000.0,)}),
+        "bands": space.bands.model_copy(update={"ratio_min": 0.6, "ratio_max": 0.7}),
+        "premium": space.premium.model_copy(update={"min": 30.0, "max": 120.0,
+                                                   "step": 0.01}),
+        "constraints": space.constraints.model_copy(update={
+            "no_worse": False, "effective_ratio": False, "profit_cap": False})})
+    expected = reference.best(small_forecast, sp, today, objective)
+    assert expected is not None and expected[1].ratios == today.ratios
+    assert (expected[1].deductible, expected[1].cap) != (today.deductible, today.cap)
+    try:
+        opt = optimize(small_forecast, _forced(sp), today, objective, keep_benefits=False)
+    except InfeasibleError:
+        pytest.fail("branch and bound found no plan; brute force did")
+    assert opt.method == "branch and bound" and opt.proved
+    if objective == "min-loss":
+        tol = sp.solver.tolerance * sp.premium.max * small_forecast.insured
+        assert opt.kpis.expected_loss == pytest.approx(expected[0], abs=tol)
+    else:
+        assert opt.plan.premium_per_capita == pytest.approx(expected[0], abs=sp.premium.step / 10)
