@@ -192,10 +192,10 @@ def combo_search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
         at = {g: float(xs[g]) for g, _, _ in box.bounds if np.isfinite(xs[g])}
         incumbent = key if key is not None else best
         own = None if exact is None else exact[1]
-        if (incumbent is not None and value >= incumbent[0] - tol) or not box.bounds \
-                or (own is not None and own - value <= tol):
+        if (incumbent is not None and value >= incumbent[0] - tol) or (
+                own is not None and own - value <= tol):
             continue
-        if box.width < 1e-3:  # cannot split further: whatever it still hides is a gap
+        if not box.bounds or box.width < 1e-3:  # cannot split: what it hides is a gap
             tiny_gap = max(tiny_gap, (incumbent[0] - value) if incumbent else np.inf)
             continue
         for child in box.split(at):
@@ -205,15 +205,20 @@ def combo_search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
 
 def _today(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
            ) -> tuple[Candidate | None, tuple | None]:
-    """Today's ratios under today's deductible and cap, priced and checked like any plan."""
-    combo = Combo(ctx.status_quo.deductible, ctx.status_quo.cap)
-    prices = pricer.price(combo, np.array([ctx.status_quo.ratios]),
-                          with_scenarios=obj.scenarios)
-    exact = best_of(ctx, obj, prices, rules)
-    if exact is None:
-        return None, None
-    row, score, payout, premium = exact
-    return _candidate(ctx, prices, row, premium), (score, payout, premium)
+    """Today's ratios under every deductible and cap of the space, priced and checked like
+    any plan: they are candidates of every combo, as in the exhaustive search (they may lie
+    off the grid or outside the bounds, where no node's programme reaches them)."""
+    best, key = None, None
+    today = np.array([ctx.status_quo.ratios])
+    for combo in combos(ctx.space, ctx.status_quo):
+        prices = pricer.price(combo, today, with_scenarios=obj.scenarios)
+        exact = best_of(ctx, obj, prices, rules)
+        if exact is None:
+            continue
+        row, score, payout, premium = exact
+        if _better((score, payout, premium), key):
+            best, key = _candidate(ctx, prices, row, premium), (score, payout, premium)
+    return best, key
 
 
 def tolerance(ctx: Context, obj: Objective) -> float:
@@ -226,8 +231,8 @@ def tolerance(ctx: Context, obj: Objective) -> float:
 
 def branch_and_bound(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
                      ) -> Searched:
-    """The best plan over every combo (see module doc); today's plan, whose ratios may lie
-    off the grid or outside the bounds, is always a candidate."""
+    """The best plan over every combo (see module doc); today's ratios, which may lie off
+    the grid or outside the bounds, are always candidates, under every combo."""
     best, key = _today(ctx, obj, pricer, rules)
     gap, nodes = 0.0, 0
     for combo in combos(ctx.space, ctx.status_quo):

@@ -74,7 +74,10 @@ def settle(payout: np.ndarray, income: np.ndarray, opex: np.ndarray,
 
 def summary(s: Settlement, level: float) -> dict[str, float]:
     """Expected values, P(loss), CVaR of the loss and the 5-95 % range, before and after
-    settlement, and the fund's expected top-up and refund (money of the data)."""
+    settlement, and the fund's expected top-up and refund (money of the data). The range
+    is the 90 % one that holds the expected value (`forecasting.forecast.interval`): after
+    settlement most scenarios may sit at the kept surplus, with the mean above them."""
+    from forecasting.forecast import interval
     from optimization.objectives import cvar_rows
 
     out = {}
@@ -83,7 +86,7 @@ def summary(s: Settlement, level: float) -> dict[str, float]:
         out[f"expected_loss_{name}"] = float(loss.mean())
         out[f"prob_loss_{name}"] = float((loss > 0).mean())
         out[f"cvar_loss_{name}"] = float(cvar_rows(loss[None, :], level)[0])
-        lo, hi = np.percentile(loss, [5, 95])
+        lo, hi = interval(loss, float(loss.mean()))
         out[f"loss_p05_{name}"], out[f"loss_p95_{name}"] = float(lo), float(hi)
     out["fund_topup"] = float(np.mean(s.fund_share))
     out["fund_refund"] = float(np.mean(s.returned))

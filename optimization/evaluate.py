@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.forecast import Forecast, ScenarioSet
+from forecasting.forecast import Forecast, ScenarioSet, interval
 from forecasting.scheme.plan import Plan, member_payouts
 from optimization.contract import settle, summary
 from optimization.pricing import scenario_sums, schedules_of
@@ -96,7 +96,7 @@ def evaluate_plan(plan: Plan, forecast: Forecast, costs: Costs,
     if scenarios is not None:
         pay_s, income_s, opex_s = scenario_money(plan, forecast, costs, scenarios)
         losses = pay_s + opex_s - income_s
-        p05, p95 = np.percentile(losses, [5, 95])
+        p05, p95 = interval(losses, loss)  # 90 %, holding the expected loss
         prob, tail = float((losses > 0).mean()), cvar(losses, cvar_level)
         if terms is not None:
             settled = summary(settle(pay_s, income_s, opex_s, terms), cvar_level)

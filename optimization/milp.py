@@ -113,8 +113,9 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
     and of the proposal's fixed edges, min(cap, g_r(y)) >= today(y), i.e. cap >= today(y)
     (a fact of the combo) and g_r(y) >= today(y); where the proposal's cap binds, today's
     payout must not exceed the cap: g_r(y*) >= cap at y* = today^-1(cap); and beyond all
-    breakpoints a capped proposal cannot face an uncapped today. None: the combo alone
-    breaks the rule."""
+    breakpoints a capped proposal cannot face an uncapped today, and an uncapped one pays
+    at least today's ratio on each CNY above them (its last band's ratio >= today's final
+    slope). None: the combo alone breaks the rule."""
     space, today = ctx.space, schedules_of(ctx.status_quo)
     sample = np.array([[space.bands.ratio_min] * len(ratios)])
     mine = space_schedules(space, combo, sample)
@@ -139,6 +140,11 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
             rows.append(Row(f"no_worse_{who}_{y:.0f}", lhs, ">=", target, 1.0,
                             "CNY paid at that cost",
                             f"payout of a {who} member at {y:,.0f} not below today's"))
+        if not np.isfinite(cap) and old.final_slope()[0] > 0:
+            rows.append(Row(f"no_worse_{who}_beyond", _aligned(ratios, new)[-1] + shift, ">=",
+                            float(old.final_slope()[0]), 0.01, "point of ratio",
+                            f"a {who} member's ratio above every breakpoint not below "
+                            "today's"))
         if np.isfinite(cap) and cap < old_cap - TOL:
             y_star = _inverse(old, cap)
             w = width_at(new, y_star)

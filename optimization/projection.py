@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from forecasting.forecast import Forecast, ScenarioSet
+from forecasting.forecast import Forecast, ScenarioSet, interval
 from forecasting.models.enrollment import age_one_year
 from forecasting.scheme.plan import Plan
 from optimization.contract import settle
@@ -194,9 +194,11 @@ def _project(forecast: Forecast, plan: Plan, space: PlanSpace, terms: ContractTe
     return Projection(years, table)
 
 
-def _ranges(name: str, result: np.ndarray, level: float) -> dict[str, float]:
+def _ranges(name: str, result: np.ndarray, level: float, expected: float
+            ) -> dict[str, float]:
+    """The 90 % range of the loss that holds `expected` (CNY), P(loss), CVaR."""
     loss = -np.asarray(result, dtype="float64")
-    lo, hi = np.percentile(loss, RANGE)
+    lo, hi = interval(loss, expected, (RANGE[1] - RANGE[0]) / 100)
     return {f"loss_p05_{name}": float(lo), f"loss_p95_{name}": float(hi),
             f"prob_loss_{name}": float((loss > 0).mean()),
             f"cvar_loss_{name}": float(cvar_rows(loss[None, :], level)[0])}
@@ -209,7 +211,8 @@ def _year_row(year: int, plan: Plan, insured: float, payout: float, before: floa
             "expected_loss_before": -before,
             "expected_loss_after": float(-s.after.mean()),  # over the scenarios (settlement)
             "fund_topup": float(s.fund_share.mean()), "fund_refund": float(s.returned.mean()),
-            **_ranges("before", s.before, level), **_ranges("after", s.after, level)}
+            **_ranges("before", s.before, level, -before),
+            **_ranges("after", s.after, level, float(-s.after.mean()))}
 
 
 def _term_row(years: pd.DataFrame, table: pd.DataFrame, level: float) -> dict:
@@ -220,8 +223,10 @@ def _term_row(years: pd.DataFrame, table: pd.DataFrame, level: float) -> dict:
     for col in ("insured", "expected_payout", "expected_loss_before", "expected_loss_after",
                 "fund_topup", "fund_refund"):
         row[col] = float(years[col].sum())
-    row |= _ranges("before", -by["loss_before"].to_numpy(), level)
-    row |= _ranges("after", by["insurer_result_after"].to_numpy(), level)
+    row |= _ranges("before", -by["loss_before"].to_numpy(), level,
+                   row["expected_loss_before"])
+    row |= _ranges("after", by["insurer_result_after"].to_numpy(), level,
+                   row["expected_loss_after"])
     return row
 
 

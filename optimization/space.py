@@ -38,7 +38,10 @@ MaybeNumber = Annotated[float | None, BeforeValidator(_none)]
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """A section of the plan space: unknown keys, NaN and infinite numbers are refused (no
+    cap is "none", not inf)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Premium(Frozen):
@@ -80,11 +83,21 @@ class Deductible(Frozen):
     _check = field_validator("candidates")(_positive)
 
 
+def _rising(values: tuple[float, ...]) -> tuple[float, ...]:
+    """Band edges (CNY): each above the one before."""
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise ValueError(f"band edges must rise; got {[float(v) for v in values]}")
+    return values
+
+
 class Bands(Frozen):
-    edges: tuple[float, ...]
+    edges: tuple[float, ...] = Field(min_length=1)
     ratio_min: float = Field(ge=0, le=1)
     ratio_max: float = Field(ge=0, le=1)
     step: float = Field(ge=0, le=1, default=0.05)
+
+    _check = field_validator("edges")(_positive)
+    _order = field_validator("edges")(_rising)
 
 
 class Cap(Frozen):
@@ -100,7 +113,7 @@ class Special(Frozen):
 
 
 class Costs(Frozen):
-    opex_fixed: float = 0.0
+    opex_fixed: float = Field(ge=0, default=0.0)
     opex_share: float = Field(ge=0, lt=1, default=0.04)
     disposable_income: float = Field(gt=0)
 
@@ -154,9 +167,9 @@ class Contract(ContractTerms):
 
     profit_cap_share: float = Field(ge=0, default=0.05)
     fund_topup_budget: MaybeNumber = None
-    retention_candidates: tuple[float, ...] = ()
-    fund_share_candidates: tuple[float, ...] = ()
-    corridor_width: MaybeNumber = 0.05
+    retention_candidates: tuple[Annotated[float, Field(ge=0)], ...] = ()
+    fund_share_candidates: tuple[Annotated[float, Field(ge=0, le=1)], ...] = ()
+    corridor_width: MaybeNumber = Field(gt=0, default=0.05)
     fund_above: bool = True
 
     def terms(self) -> ContractTerms:
@@ -194,6 +207,8 @@ class Report(Frozen):
     and band edges are added)."""
 
     cost_levels: tuple[float, ...] = (20_000.0, 50_000.0, 100_000.0, 200_000.0, 500_000.0)
+
+    _check = field_validator("cost_levels")(_positive)
 
 
 class Risk(Frozen):
