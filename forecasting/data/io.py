@@ -9,6 +9,7 @@ import codecs
 import csv
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +84,23 @@ def table_files(path: Path) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         return [path]
-    return sorted(f for f in path.rglob("*") if f.is_file() and not any(
-        part.startswith(HIDDEN) for part in f.relative_to(path).parts))
+    return sorted(f for f in _walk(path) if f.is_file())
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Every entry not a folder below `root`, names starting with '.' or '_' skipped at any
+    depth; linked folders followed, as Arrow and Spark follow them (a partition may be a
+    link to where it is stored), each at most once on its own path (a link back up the
+    tree is not followed round)."""
+    ancestors: dict[str, frozenset[str]] = {}
+    for top, dirs, files in os.walk(root, followlinks=True):
+        above = ancestors.get(os.path.dirname(top), frozenset())
+        if (real := os.path.realpath(top)) in above:
+            dirs[:] = []
+            continue
+        ancestors[top] = above | {real}
+        dirs[:] = [d for d in dirs if not d.startswith(HIDDEN)]
+        yield from (Path(top, f) for f in files if not f.startswith(HIDDEN))
 
 
 def readable(path: Path) -> Path:

@@ -85,6 +85,38 @@ def test_every_engine_reads_the_files_arrow_reads(regional, tmp_path):
     assert fingerprint([data / "members"]) != before
 
 
+def test_a_linked_partition_is_read_by_every_engine_and_the_fingerprint(regional, tmp_path):
+    """A partition folder that is a symbolic link to where it is stored: Arrow (the pandas
+    engine) follows it, so DuckDB and the fingerprint must too (or DuckDB drops its rows
+    and a change to its file leaves a stale cache)."""
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    shutil.copytree(regional, data)
+    part = data / "members" / "year=2020" / "region=R02"
+    elsewhere.mkdir()
+    part.rename(elsewhere / "region=R02")
+    part.symlink_to(elsewhere / "region=R02", target_is_directory=True)
+    arrow = pads.dataset(data / "members", format="parquet", partitioning="hive").files
+    assert table_files(data / "members") == sorted(Path(f) for f in arrow)
+    assert part / "part-0.parquet" in table_files(data / "members")
+    original = load_data(regional, DataOptions(spec=SPEC, engine="pandas")).cells
+    for engine in ("pandas", "duckdb"):
+        cells = load_data(data, DataOptions(spec=SPEC, engine=engine)).cells
+        pd.testing.assert_frame_equal(cells.table, original.table, check_exact=False,
+                                      rtol=1e-10)
+    before = fingerprint([data / "members"])
+    kept = pq.read_table(part / "part-0.parquet").slice(1)
+    pq.write_table(kept, part / "part-0.parquet")
+    assert fingerprint([data / "members"]) != before
+
+
+def test_a_link_back_up_the_tree_is_not_followed_round(tmp_path):
+    table = tmp_path / "members"
+    (table / "year=2020").mkdir(parents=True)
+    pq.write_table(pa.table({"member_id": [1]}), table / "year=2020" / "part-0.parquet")
+    (table / "year=2020" / "again").symlink_to(table, target_is_directory=True)
+    assert table_files(table) == [table / "year=2020" / "part-0.parquet"]
+
+
 def _copy_and_edit(regional: Path, tmp_path: Path, year: int, region: str, edit,
                    table: str = "members") -> Path:
     """A copy of the regional data with one partition file rewritten by `edit(frame)`."""
