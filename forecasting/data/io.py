@@ -93,7 +93,7 @@ def _walk(root: Path) -> Iterator[Path]:
     link to where it is stored), each at most once on its own path (a link back up the
     tree is not followed round)."""
     ancestors: dict[str, frozenset[str]] = {}
-    for top, dirs, files in os.walk(root, followlinks=True):
+    for top, dirs, files in os.walk(root, onerror=_unlisted, followlinks=True):
         above = ancestors.get(os.path.dirname(top), frozenset())
         if (real := os.path.realpath(top)) in above:
             dirs[:] = []
@@ -101,6 +101,13 @@ def _walk(root: Path) -> Iterator[Path]:
         ancestors[top] = above | {real}
         dirs[:] = [d for d in dirs if not d.startswith(HIDDEN)]
         yield from (Path(top, f) for f in files if not f.startswith(HIDDEN))
+
+
+def _unlisted(exc: OSError) -> None:
+    """A folder of a table that cannot be listed is an error, as it is to Arrow: skipped,
+    its rows would be missing from one engine's cells and from the fingerprint."""
+    raise InputError(f"{exc.filename}: cannot be read ({exc.strerror or exc}); every "
+                     "folder of a partitioned table must be readable") from None
 
 
 def readable(path: Path) -> Path:

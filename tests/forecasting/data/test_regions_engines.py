@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -115,6 +116,27 @@ def test_a_link_back_up_the_tree_is_not_followed_round(tmp_path):
     pq.write_table(pa.table({"member_id": [1]}), table / "year=2020" / "part-0.parquet")
     (table / "year=2020" / "again").symlink_to(table, target_is_directory=True)
     assert table_files(table) == [table / "year=2020" / "part-0.parquet"]
+
+
+def test_a_partition_that_cannot_be_listed_is_an_error(tmp_path, monkeypatch):
+    """Arrow refuses a folder it cannot list; DuckDB and the fingerprint must not skip it
+    (its rows silently missing). Permissions are mimicked: the tests may run as root."""
+    table = tmp_path / "members"
+    for year in (2020, 2021):
+        (table / f"year={year}").mkdir(parents=True)
+        pq.write_table(pa.table({"member_id": [1]}), table / f"year={year}" / "part-0.parquet")
+    scandir, locked = os.scandir, str(table / "year=2021")
+
+    def denied(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(InputError, match=r"year=2021: cannot be read \(Permission denied\)"):
+        table_files(table)
+    with pytest.raises(InputError, match="year=2021: cannot be read"):
+        fingerprint([table])
 
 
 def _copy_and_edit(regional: Path, tmp_path: Path, year: int, region: str, edit,
