@@ -319,14 +319,16 @@ class Forecast:
         numbers), drawn in cohort order from one generator."""
         rng = np.random.default_rng(seed)
         k = len(self.cohorts)
-        insured_mult = np.exp(rng.normal(0, self.insured_sd, n))
-        freq_mult = (np.exp(rng.normal(0, self.freq_year_sd, n)) * insured_mult)[:, None] \
-            * np.ones((1, k))
+        insured_mult = _mean_one(rng.normal(0, self.insured_sd, n), self.insured_sd**2)
+        freq_mult = (_mean_one(rng.normal(0, self.freq_year_sd, n), self.freq_year_sd**2)
+                     * insured_mult)[:, None] * np.ones((1, k))
         if self.freq_covariance is not None:
             shift = rng.multivariate_normal(np.zeros(len(self.freq_covariance)),
                                             self.freq_covariance, size=n, method="eigh")
-            freq_mult = freq_mult * np.exp(shift @ self.freq_design.T)
-        cost_mult = np.exp(rng.normal(0, self.sev_year_sd, n))
+            design = np.asarray(self.freq_design, dtype="float64")
+            var = np.einsum("ij,jk,ik->i", design, self.freq_covariance, design)
+            freq_mult = freq_mult * _mean_one(shift @ design.T, var[None, :])
+        cost_mult = _mean_one(rng.normal(0, self.sev_year_sd, n), self.sev_year_sd**2)
         if level is not None:
             cost_mult = cost_mult * np.asarray(level, dtype="float64")
         lam = freq_mult * self.cohorts["claimants"].to_numpy(float)[None, :]
@@ -601,6 +603,13 @@ def reported_layer(sev: BlendedSeverity, a: float, b: float, threshold: float) -
         sev.credibility * float(np.mean(sev.costs > threshold))
         + (1 - sev.credibility) * param)
     return layer_above(sev.lev, survival, a, b, threshold)
+
+
+def _mean_one(log_effect: np.ndarray, variance: float | np.ndarray) -> np.ndarray:
+    """Multipliers exp(Z - variance / 2) of normal log effects Z (mean 0, that variance):
+    their mean is 1 (E[exp(Z)] = exp(variance / 2)), so a systemic effect moves a year
+    around the model's expected value, not above it (the exact prices assume so)."""
+    return np.exp(log_effect - np.asarray(variance, dtype="float64") / 2)
 
 
 def _draw_cohort(rng, sev: BlendedSeverity, lam: np.ndarray, mult: np.ndarray,

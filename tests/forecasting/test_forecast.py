@@ -255,6 +255,21 @@ def test_expected_value_inside_its_own_range_at_any_cost_scale(log_scale, claima
         total["expected"])
 
 
+def test_systemic_effects_keep_the_scenarios_mean_at_the_exact_price():
+    """Wide year effects, enrolment and coefficient uncertainty (a short, heavy-tailed
+    history gives log spreads of 0.5 and more) move a year around its expected value, not
+    above it: on a plan that pays a fixed share of every cost the payout is linear in the
+    draws, so the scenarios' mean must be r x claimants x mean cost (E[exp(N(m, s))] = 1
+    only with m = -s^2/2; with m = 0 the mean was exp(s^2/2) above, 1.6 times here)."""
+    fc = _portfolio([40.0, 150.0], 1.0, sd=0.4)
+    fc = replace(fc, freq_design=np.eye(2), freq_covariance=np.diag([0.3, 0.1]))
+    plan = Plan(60.0, 0.0, (), (0.5,), None)
+    exact = 0.5 * float((fc.cohorts["claimants"] * fc.cohorts["mean_severity"]).sum())
+    assert fc.expected_payout(plan) == pytest.approx(exact, rel=1e-9)
+    _, total = fc.payout_ranges(plan, 20_000, seed=2)
+    assert abs(total["scenario_mean"] - exact) < 5 * total["scenario_se"]
+
+
 def test_central_range_kept_when_it_holds_the_mean():
     """With many claimants the 5th-95th percentiles hold the mean and are what is shown;
     a cohort of rare claims shifts its range (keeping 90 %) to hold its mean."""
