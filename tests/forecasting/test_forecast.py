@@ -153,6 +153,72 @@ def test_load_provenance_is_the_provenance_load_gives(small_forecast, tmp_path):
         Forecast.load_provenance(folder)
 
 
+def _set(path: tuple, value):
+    """An edit of forecast.json's table: the value at `path` (keys and list positions)."""
+    def edit(data: dict) -> None:
+        inner = data
+        for key in path[:-1]:
+            inner = inner[key]
+        inner[path[-1]] = value
+    return edit
+
+
+def _cohort_column(name: str, value) -> None:
+    def edit(folder) -> None:
+        import pyarrow.parquet as pq
+        table = pq.read_table(folder / "cohorts.parquet").to_pandas()
+        table[name] = value
+        table.to_parquet(folder / "cohorts.parquet", index=False)
+    return edit
+
+
+@pytest.mark.parametrize("edit", [
+    _set(("year",), 10**30), _set(("year",), "2022"), _set(("year",), 2022.5),
+    _set(("year",), True),
+    _set(("sev_year_sd",), 1e308), _set(("freq_year_sd",), 50.0), _set(("insured_sd",), 50.0),
+    _set(("severities", 0, "parametric", "alpha"), 0.5),   # no mean
+    _set(("severities", 0, "parametric", "alpha"), 1.0),
+    _set(("severities", 0, "parametric", "threshold"), 1e308),
+    _set(("severities", 0, "parametric", "scale"), 1e300),
+    _set(("severities", 0, "parametric", "mu"), 1e5),
+    _set(("provenance", "plan_in_force"), "rm -rf /"),
+    _cohort_column("claimants", "many"), _cohort_column("claimants", 1e308),
+    _cohort_column("claimants", -1.0), _cohort_column("insured", -1.0),
+    _cohort_column("insured", np.nan),
+    "drop claimants", "nested arrays",
+], ids=lambda e: getattr(e, "__qualname__", str(e)))
+def test_a_crafted_forecast_with_a_valid_manifest_is_one_line(small_forecast, tmp_path, edit):
+    """A folder from someone else, its manifest signed again after the edit: values that
+    are of the wrong type, have no mean, overflow or are negative are refused as one
+    InputError when loaded, never an error of the arithmetic later (a traceback in
+    `ciplan optimize`)."""
+    from forecasting.data.publish import read_manifest, write_manifest
+
+    folder = small_forecast.save(tmp_path / "fc")
+    inputs = read_manifest(folder, "forecast")["inputs"]
+    params = folder / "forecast.json"
+    if edit == "nested arrays":
+        text = params.read_text(encoding="utf-8")
+        params.write_text(text.replace('"provenance":', '"deep": ' + "[" * 100_000
+                                       + "]" * 100_000 + ', "provenance":', 1))
+    elif edit == "drop claimants":
+        import pyarrow.parquet as pq
+        table = pq.read_table(folder / "cohorts.parquet").to_pandas()
+        table.drop(columns="claimants").to_parquet(folder / "cohorts.parquet", index=False)
+    elif edit.__qualname__.startswith("_cohort_column"):
+        edit(folder)
+    else:
+        data = json.loads(params.read_text(encoding="utf-8"))
+        edit(data)
+        params.write_text(json.dumps(data), encoding="utf-8")
+    write_manifest(folder, "forecast", inputs)
+    with pytest.raises(InputError, match="not a ciplan forecast"):
+        Forecast.load(folder)
+    if edit == "nested arrays":  # what a re-run reads alone
+        with pytest.raises(InputError, match="not a ciplan forecast"):
+            Forecast.load_provenance(folder)
+
+
 def test_to_dict_is_plain_json_and_from_dict_inverts_it(small_forecast):
     data = json.loads(json.dumps(small_forecast.to_dict()))
     again = Forecast.from_dict(data)
