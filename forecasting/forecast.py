@@ -398,6 +398,8 @@ class Forecast:
         if (design is None) != (cov is None) or (design is not None and (
                 design.shape[0] != len(cohorts) or cov.shape != (design.shape[1],) * 2)):
             raise ValueError("frequency design and covariance do not fit the cohorts")
+        if cov is not None:
+            _check_covariance(design, cov)
         year_sd = [float(data[k]) for k in ("freq_year_sd", "sev_year_sd")]
         extra = [float(data.get(k, 0.0)) for k in ("insured_sd", "reported_above")]
         if not (all(0 <= v <= MAX_SPREAD for v in [*year_sd, extra[0]])
@@ -406,6 +408,7 @@ class Forecast:
                              f"expected spreads from 0 to {MAX_SPREAD} and a threshold from "
                              f"0 to {MAX_COST_LIMIT:g}")
         _check_cohort_numbers(cohorts)
+        _check_cohort_keys(cohorts, spec)
         _check_means(severities)
         _check_provenance(data["provenance"])
         return cls(_calendar_year(data["year"]), spec, cohorts, severities, design, cov,
@@ -558,6 +561,30 @@ def _check_cohort_numbers(cohorts: pd.DataFrame) -> None:
         if values is None or not (np.isfinite(values).all() and (values >= 0).all()
                                    and (values <= high).all()):
             raise ValueError(f"cohort column {name!r} must hold numbers from 0 to {high:g}")
+
+
+def _check_cohort_keys(cohorts: pd.DataFrame, spec: CohortSpec) -> None:
+    """Age bands are whole numbers of years from 0 to the spec's last band; the special
+    group, where there is one, is true or false."""
+    bands = cohorts["age_band"]
+    if not (pd.api.types.is_integer_dtype(bands) and bands.between(0, spec.age_max).all()):
+        raise ValueError(f"cohort column 'age_band' must hold whole years from 0 to "
+                         f"{spec.age_max}")
+    if "special_group" in cohorts and not pd.api.types.is_bool_dtype(cohorts["special_group"]):
+        raise ValueError("cohort column 'special_group' must hold true or false")
+
+
+def _check_covariance(design: np.ndarray, cov: np.ndarray) -> None:
+    """The GLM's covariance is symmetric and positive semi-definite, and each cohort's
+    log-rate variance under it is at most MAX_SPREAD squared (its draws must not overflow)."""
+    eigen = np.linalg.eigvalsh((cov + cov.T) / 2)
+    tolerance = 1e-9 * max(float(np.abs(eigen).max(initial=0.0)), 1e-300)
+    var = np.einsum("ij,jk,ik->i", design, cov, design)
+    if not (np.abs(cov - cov.T).max(initial=0.0) <= tolerance
+            and eigen.min(initial=0.0) >= -tolerance
+            and np.isfinite(var).all() and var.max(initial=0.0) <= MAX_SPREAD**2):
+        raise ValueError("frequency covariance must be symmetric, positive semi-definite and "
+                         f"give each cohort a log-rate variance up to {MAX_SPREAD**2:g}")
 
 
 def _check_means(severities) -> None:

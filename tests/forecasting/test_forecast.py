@@ -184,8 +184,9 @@ def _cohort_column(name: str, value) -> None:
     _set(("provenance", "plan_in_force"), "rm -rf /"),
     _cohort_column("claimants", "many"), _cohort_column("claimants", 1e308),
     _cohort_column("claimants", -1.0), _cohort_column("insured", -1.0),
-    _cohort_column("insured", np.nan),
-    "drop claimants", "nested arrays",
+    _cohort_column("insured", np.nan), _cohort_column("age_band", "../"),
+    _cohort_column("special_group", "yes"),
+    "drop claimants", "nested arrays", "negative covariance", "asymmetric covariance",
 ], ids=lambda e: getattr(e, "__qualname__", str(e)))
 def test_a_crafted_forecast_with_a_valid_manifest_is_one_line(small_forecast, tmp_path, edit):
     """A folder from someone else, its manifest signed again after the edit: values that
@@ -201,6 +202,11 @@ def test_a_crafted_forecast_with_a_valid_manifest_is_one_line(small_forecast, tm
         text = params.read_text(encoding="utf-8")
         params.write_text(text.replace('"provenance":', '"deep": ' + "[" * 100_000
                                        + "]" * 100_000 + ', "provenance":', 1))
+    elif isinstance(edit, str) and edit.endswith("covariance"):
+        import pyarrow.parquet as pq
+        cov = pq.read_table(folder / "frequency_covariance.parquet").to_pandas()
+        cov = -1e6 * cov if edit.startswith("negative") else cov + np.triu(np.ones(cov.shape))
+        cov.to_parquet(folder / "frequency_covariance.parquet", index=False)
     elif edit == "drop claimants":
         import pyarrow.parquet as pq
         table = pq.read_table(folder / "cohorts.parquet").to_pandas()
