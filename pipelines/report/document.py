@@ -38,6 +38,10 @@ PLAN_TABLES = {"solver": dict, "contract": dict, "provenance": dict, "term": lis
                "status_quo_term": list, "shadow_prices": list, "member_impact": list}
 PROVENANCE_TABLES = {"history": list, "by_age": list, "backtest": dict,
                      "development": dict, "model_versions": dict}
+# the numbers the report reads in each row of those lists and tables (provenance)
+PROVENANCE_NUMBERS = {
+    "history": ("insured", "insured_rate", "premium_income", "payouts", "loss", "loss_ratio"),
+    "development": ("reported", "completed", "factor", "low", "high")}
 # the KPIs of a plan the report reads (plan.json "kpis" and "status_quo"."kpis"); the
 # last two are tables, the others numbers
 REPORT_KPIS = ("premium_per_capita", "premium_income", "expected_payout", "operating_cost",
@@ -90,6 +94,7 @@ def plan_document(path: Path) -> dict:
                          f"or none; got {doc['proposal']!r}")
     _check_shapes(path, doc, PLAN_TABLES)
     _check_shapes(path, doc.get("provenance") or {}, PROVENANCE_TABLES, "provenance.")
+    _check_numbers(path, doc.get("provenance") or {})
     if "infeasible" in doc:
         return doc
     for where, part in (("", doc), ("status_quo.", doc.get("status_quo"))):
@@ -104,6 +109,24 @@ def plan_document(path: Path) -> dict:
         if wrong:
             raise InputError(f"{path}: {where}kpis {', '.join(wrong)}: expected numbers")
     return doc
+
+
+def _check_numbers(path: Path, provenance: dict) -> None:
+    """The rows of the provenance's history (and its development table) hold numbers
+    where the report formats numbers (PROVENANCE_NUMBERS); the backtest holds a table per
+    model."""
+    for key, names in PROVENANCE_NUMBERS.items():
+        value = provenance.get(key)
+        rows = [value] if isinstance(value, dict) else value or []
+        for row in rows:
+            wrong = [n for n in names if isinstance(row.get(n), bool)
+                     or not isinstance(row.get(n), int | float)]
+            if wrong:
+                raise InputError(f"{path}: provenance.{key} {', '.join(wrong)}: expected "
+                                 "numbers")
+    if not all(isinstance(v, dict) for v in (provenance.get("backtest") or {}).values()):
+        raise InputError(f"{path}: not a ciplan plan (provenance.backtest holds a "
+                         "non-table)")
 
 
 def _check_shapes(path: Path, part, shapes: dict[str, type], where: str = "") -> None:

@@ -147,6 +147,10 @@ def _plan_doc() -> dict:
     (("contract",), [1], "contract is not a table"),
     (("provenance",), [1, 2], "provenance is not a table"),
     (("provenance", "by_age"), "zz", "provenance.by_age is not a list of tables"),
+    (("provenance", "history"), [{"year": "x", "payouts": "y"}],
+     "provenance.history insured, insured_rate, premium_income, payouts, loss, loss_ratio"),
+    (("provenance", "development"), {"year": "x"}, "provenance.development reported"),
+    (("provenance", "backtest"), {"claim-frequency": "x"}, "provenance.backtest holds"),
 ])
 def test_a_crafted_plan_file_of_the_wrong_shapes_is_one_line(tmp_path, key, value, said):
     """plan.json from someone else (manifest signed again): parts of the types the report
