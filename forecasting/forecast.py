@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forecasting.data.cohorts import CohortSpec
+from forecasting.data.options import MAX_COST_LIMIT
 from forecasting.data.publish import publish, read_manifest
 from forecasting.errors import InputError
 from forecasting.scheme.plan import Plan, member_payouts
@@ -41,6 +42,13 @@ MATRIX_FILES = {"freq_design": "frequency_design.parquet",
 LEGACY_FILE = "forecast.joblib"  # the old pickle format, refused unopened
 LAYER_QUANTILES = (0.5, 0.75, 0.9, 0.97, 0.99)  # layer edges without a plan: cost quantiles
 COVERAGE = 0.90  # the ranges printed beside expected values
+# what a forecast read from outside may hold (from_dict): beyond these it is no forecast
+YEARS = (1900, 2200)  # calendar years, as the data contract reads them
+MAX_SPREAD = 5.0  # log sd of a systemic effect (a factor of about 150 at one sd)
+MAX_HEADS = 1e10  # persons, member-years or claimants of one cohort
+COHORT_NUMBERS = {"insured": MAX_HEADS, "exposure": MAX_HEADS, "claimants": MAX_HEADS,
+                  "claims": MAX_HEADS, "frequency": MAX_HEADS, "reported_share": 1.0,
+                  "mean_severity": MAX_COST_LIMIT}  # column -> largest value (money units)
 
 
 def money_label(x: float) -> str:
@@ -337,14 +345,16 @@ class Forecast:
         numbers), drawn in cohort order from one generator."""
         rng = np.random.default_rng(seed)
         k = len(self.cohorts)
-        insured_mult = np.exp(rng.normal(0, self.insured_sd, n))
-        freq_mult = (np.exp(rng.normal(0, self.freq_year_sd, n)) * insured_mult)[:, None] \
-            * np.ones((1, k))
+        insured_mult = _mean_one(rng.normal(0, self.insured_sd, n), self.insured_sd**2)
+        freq_mult = (_mean_one(rng.normal(0, self.freq_year_sd, n), self.freq_year_sd**2)
+                     * insured_mult)[:, None] * np.ones((1, k))
         if self.freq_covariance is not None:
             shift = rng.multivariate_normal(np.zeros(len(self.freq_covariance)),
                                             self.freq_covariance, size=n, method="eigh")
-            freq_mult = freq_mult * np.exp(shift @ self.freq_design.T)
-        cost_mult = np.exp(rng.normal(0, self.sev_year_sd, n))
+            design = np.asarray(self.freq_design, dtype="float64")
+            var = np.einsum("ij,jk,ik->i", design, self.freq_covariance, design)
+            freq_mult = freq_mult * _mean_one(shift @ design.T, var[None, :])
+        cost_mult = _mean_one(rng.normal(0, self.sev_year_sd, n), self.sev_year_sd**2)
         if level is not None:
             cost_mult = cost_mult * np.asarray(level, dtype="float64")
         lam = freq_mult * self.cohorts["claimants"].to_numpy(float)[None, :]
@@ -406,15 +416,21 @@ class Forecast:
         if (design is None) != (cov is None) or (design is not None and (
                 design.shape[0] != len(cohorts) or cov.shape != (design.shape[1],) * 2)):
             raise ValueError("frequency design and covariance do not fit the cohorts")
+        if cov is not None:
+            _check_covariance(design, cov)
         year_sd = [float(data[k]) for k in ("freq_year_sd", "sev_year_sd")]
         extra = [float(data.get(k, 0.0)) for k in ("insured_sd", "reported_above")]
-        if not all(np.isfinite(v) and v >= 0 for v in [*year_sd, *extra]):
+        if not (all(0 <= v <= MAX_SPREAD for v in [*year_sd, extra[0]])
+                and 0 <= extra[1] <= MAX_COST_LIMIT):
             raise ValueError(f"spreads {year_sd + extra[:1]} and threshold {extra[1]}; "
-                             "expected finite values >= 0")
-        if not isinstance(data["provenance"], dict):
-            raise TypeError("provenance must be a table")
-        return cls(int(data["year"]), spec, cohorts, severities, design, cov, *year_sd,
-                   data["provenance"], *extra)
+                             f"expected spreads from 0 to {MAX_SPREAD} and a threshold from "
+                             f"0 to {MAX_COST_LIMIT:g}")
+        _check_cohort_numbers(cohorts)
+        _check_cohort_keys(cohorts, spec)
+        _check_means(severities)
+        _check_provenance(data["provenance"])
+        return cls(_calendar_year(data["year"]), spec, cohorts, severities, design, cov,
+                   *year_sd, data["provenance"], *extra)
 
     def write(self, folder: Path) -> None:
         """Write the forecast into `folder` (one being published): forecast.json with the
@@ -465,9 +481,8 @@ class Forecast:
         path = directory / PARAMETERS_FILE
         try:
             params = _parameters(path)
-            if not isinstance(params["provenance"], dict):
-                raise TypeError("provenance must be a table")
-        except (ValueError, KeyError, TypeError, OSError) as exc:
+            _check_provenance(params["provenance"])
+        except (ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
             raise _not_a_forecast(path, exc) from None
         return {**params["provenance"], "forecast_hash": manifest["content_hash"]}
 
@@ -480,7 +495,8 @@ def _read(directory: Path) -> Forecast:
         tables = {f.name: pq.read_table(f).to_pydict() for f in directory.glob("*.parquet")
                   if f.name in (COHORTS_FILE, COSTS_FILE, *MATRIX_FILES.values())}
         return Forecast.from_dict(_join(params, tables))
-    except (ValueError, KeyError, TypeError, IndexError, OSError, pa.ArrowException) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, OSError, RecursionError,
+            pa.ArrowException) as exc:  # RecursionError: JSON nested beyond Python's depth
         raise _not_a_forecast(path, exc) from None
 
 
@@ -539,6 +555,77 @@ def _join(params: dict, tables: dict[str, dict]) -> dict:
             table = tables[file]
             data[name] = np.column_stack([table[f"c{j}"] for j in range(len(table))])
     return data
+
+
+def _calendar_year(value) -> int:
+    """The forecast's year as JSON holds it: a whole number in YEARS (not text, not
+    true/false, not 2022.5)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            YEARS[0] <= value <= YEARS[1]):
+        raise ValueError(f"year = {value!r}; expected a calendar year from {YEARS[0]} to "
+                         f"{YEARS[1]}")
+    return value
+
+
+def _check_cohort_numbers(cohorts: pd.DataFrame) -> None:
+    """Head counts, rates and mean costs of the cohorts: numbers, finite, from 0 to their
+    COHORT_NUMBERS bound (insured, exposure and claimants must be there)."""
+    for name, high in COHORT_NUMBERS.items():
+        if name not in cohorts and name not in ("insured", "exposure", "claimants"):
+            continue
+        column = cohorts[name]
+        values = (column.to_numpy(dtype="float64") if pd.api.types.is_numeric_dtype(column)
+                  and not pd.api.types.is_bool_dtype(column) else None)
+        if values is None or not (np.isfinite(values).all() and (values >= 0).all()
+                                   and (values <= high).all()):
+            raise ValueError(f"cohort column {name!r} must hold numbers from 0 to {high:g}")
+
+
+def _check_cohort_keys(cohorts: pd.DataFrame, spec: CohortSpec) -> None:
+    """Age bands are whole numbers of years from 0 to the spec's last band; the special
+    group, where there is one, is true or false."""
+    bands = cohorts["age_band"]
+    if not (pd.api.types.is_integer_dtype(bands) and bands.between(0, spec.age_max).all()):
+        raise ValueError(f"cohort column 'age_band' must hold whole years from 0 to "
+                         f"{spec.age_max}")
+    if "special_group" in cohorts and not pd.api.types.is_bool_dtype(cohorts["special_group"]):
+        raise ValueError("cohort column 'special_group' must hold true or false")
+
+
+def _check_covariance(design: np.ndarray, cov: np.ndarray) -> None:
+    """The GLM's covariance is symmetric and positive semi-definite, and each cohort's
+    log-rate variance under it is at most MAX_SPREAD squared (its draws must not overflow)."""
+    eigen = np.linalg.eigvalsh((cov + cov.T) / 2)
+    tolerance = 1e-9 * max(float(np.abs(eigen).max(initial=0.0)), 1e-300)
+    var = np.einsum("ij,jk,ik->i", design, cov, design)
+    if not (np.abs(cov - cov.T).max(initial=0.0) <= tolerance
+            and eigen.min(initial=0.0) >= -tolerance
+            and np.isfinite(var).all() and var.max(initial=0.0) <= MAX_SPREAD**2):
+        raise ValueError("frequency covariance must be symmetric, positive semi-definite and "
+                         f"give each cohort a log-rate variance up to {MAX_SPREAD**2:g}")
+
+
+def _check_means(severities) -> None:
+    """Every cohort's severity has a finite mean cost up to MAX_COST_LIMIT: a tail without
+    a mean (index <= 1) or parameters that overflow price nothing."""
+    for i, sev in enumerate(severities):
+        try:
+            with np.errstate(all="ignore"):
+                mean = float(sev.mean())
+        except ArithmeticError:
+            mean = np.inf
+        if not 0 <= mean <= MAX_COST_LIMIT:
+            raise ValueError(f"severity of cohort {i} has mean cost {mean:g}; expected a "
+                             f"finite mean from 0 to {MAX_COST_LIMIT:g}")
+
+
+def _check_provenance(provenance) -> None:
+    """The provenance is a table, and the plan in force it records (if any) one too."""
+    if not isinstance(provenance, dict):
+        raise TypeError("provenance must be a table")
+    if provenance.get("plan_in_force") is not None and not isinstance(
+            provenance["plan_in_force"], dict):
+        raise TypeError("provenance plan_in_force must be a table")
 
 
 def _matrix(value) -> np.ndarray | None:
@@ -619,6 +706,13 @@ def reported_layer(sev: BlendedSeverity, a: float, b: float, threshold: float) -
         sev.credibility * float(np.mean(sev.costs > threshold))
         + (1 - sev.credibility) * param)
     return layer_above(sev.lev, survival, a, b, threshold)
+
+
+def _mean_one(log_effect: np.ndarray, variance: float | np.ndarray) -> np.ndarray:
+    """Multipliers exp(Z - variance / 2) of normal log effects Z (mean 0, that variance):
+    their mean is 1 (E[exp(Z)] = exp(variance / 2)), so a systemic effect moves a year
+    around the model's expected value, not above it (the exact prices assume so)."""
+    return np.exp(log_effect - np.asarray(variance, dtype="float64") / 2)
 
 
 def _draw_cohort(rng, sev: BlendedSeverity, lam: np.ndarray, mult: np.ndarray,

@@ -336,12 +336,13 @@ def _with_development(frame: pd.DataFrame, completion: dict | None) -> pd.DataFr
 def train(data: DataArgs) -> None:
     """Backtest candidate frequency and severity models, log them to MLflow, register the
     champions as claim-frequency and claim-severity @champion."""
-    from pipelines.workflows.train import mean_scores
+    from pipelines.workflows.train import check_trainable, mean_scores
     from pipelines.workflows.train import train as run_train
     from pipelines.workflows.train_log import train_logger
 
     with train_logger() as logger:  # started first: it imports MLflow while we read
         ds = data.open()
+        check_trainable(ds)  # before the progress display (it would leave a blank line)
         with _progress() as progress:
             result = run_train(ds, progress, logger)
     Console().print(_frame_rich(mean_scores(result).T, "Backtest, mean over origin years; "

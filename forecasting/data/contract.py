@@ -66,9 +66,18 @@ class Column:
             return out.astype("int64")
         return out
 
+    def _as_text(self, expected: str) -> pa.ChunkedArray:
+        """The column as text; a type that holds none (lists, structs, bytes that are not
+        UTF-8, from a Parquet file) is named as an error."""
+        try:
+            return self.values.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise InputError(f"{self.path}: column {self.name!r}: expected {expected}; "
+                             f"got values of type {self.values.type}") from None
+
     def _lookup(self, code_of, expected: str) -> np.ndarray:
         """Map each distinct text value through `code_of` (-1 = not allowed) to a code."""
-        encoded = pc.dictionary_encode(self.values.cast(pa.string())).combine_chunks()
+        encoded = pc.dictionary_encode(self._as_text(expected)).combine_chunks()
         mapping = np.array([code_of(v) for v in encoded.dictionary.to_pylist()] or [-1])
         codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         out = np.where(codes < 0, -1, mapping[np.maximum(codes, 0)])
@@ -101,7 +110,7 @@ class Column:
         """A categorical key as text (numbers written as they are); no missing values."""
         arr = self.values
         self._first_bad(arr.is_null().to_numpy(zero_copy_only=False), "a value")
-        text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+        text = pc.utf8_trim_whitespace(self._as_text("a value"))
         self._first_bad(pc.equal(text, "").fill_null(True).to_numpy(zero_copy_only=False),
                         "a value (not blank)")
         return text.to_numpy(zero_copy_only=False).astype(str)
@@ -114,7 +123,7 @@ class Column:
             self._first_bad(arr.is_null().to_numpy(zero_copy_only=False), "a date")
             return np.asarray(arr.cast(pa.timestamp("s")).to_numpy(zero_copy_only=False),
                               dtype="datetime64[D]")
-        text = pd.Series(self.values.cast(pa.string()).to_numpy(zero_copy_only=False))
+        text = pd.Series(self._as_text("a date").to_numpy(zero_copy_only=False))
         parsed = pd.to_datetime(text.str.strip(), errors="coerce", format="ISO8601")
         self._first_bad(parsed.isna().to_numpy(), "a date like 2021-07-01")
         return parsed.to_numpy().astype("datetime64[D]")
@@ -127,7 +136,7 @@ class Column:
             return arr.to_numpy()
         if pa.types.is_floating(arr.type):
             return self.numeric(integer=True)
-        text = arr.cast(pa.string()).to_numpy(zero_copy_only=False).astype(object)
+        text = self._as_text("a member id").to_numpy(zero_copy_only=False).astype(object)
         return text
 
 

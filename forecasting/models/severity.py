@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from forecasting.models.warnings import ModelWarning
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 MIN_REPORTED_SHARE = 0.05  # below this share of claimants above T, the forecast says so
 POWELL_ROUNDS = 4  # restarts of the truncated joint fit
+MIN_TAIL_INDEX = 1.05  # Pareto index a fit is raised to: E[X] = u a / (a - 1) must exist
 MAX_SHARE_RSE = 0.2  # relative standard error of P(X > T) beyond which the fit warns
 
 
@@ -202,12 +203,27 @@ class SplicedSeverityModel(RegressorMixin, BaseEstimator):
         self.joint_rows_ = len(y)
         if self.reported_above > 0:
             coef, base = self._joint(Z, y, self._starts(Z, y, coef, base))
-        self.coef_, self.base_ = coef, base
+        self.coef_, self.base_ = coef, self._tail_with_a_mean(base)
         cohort = Z[:, :-1] @ coef[:-1]
         self.eta_range_ = (float(cohort.min()), float(cohort.max()))
         self.n_features_in_ = Z.shape[1]
         self._say_what_truncation_means(Z, y)
         return self
+
+    @staticmethod
+    def _tail_with_a_mean(base: SplicedSeverity) -> SplicedSeverity:
+        """`base` with its Pareto index raised to MIN_TAIL_INDEX when below it: an index
+        of 1 or less has no finite mean (no price, no backtest), what the upper half of a
+        few wide-spread costs spliced at their median can give. Said aloud."""
+        if base.alpha >= MIN_TAIL_INDEX:
+            return base
+        warnings.warn(ModelWarning(
+            f"the severity's Pareto tail (the top {base.tail_prob:.0%} of costs) came out "
+            f"with index {base.alpha:.2f}: no finite mean cost; it is priced with index "
+            f"{MIN_TAIL_INDEX}, which makes its mean large: too few claimants to tell the "
+            f"tail (fix the splice with [models] splice_quantile, or add years)"),
+            stacklevel=4)
+        return replace(base, alpha=MIN_TAIL_INDEX)
 
     def _splice(self, x0: np.ndarray, trunc: np.ndarray) -> SplicedSeverity:
         if self.tail_quantile is not None:

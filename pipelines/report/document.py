@@ -33,7 +33,17 @@ from pipelines.report.infeasible import infeasible_text
 from pipelines.report.labels import rule, solver_word, t, unit
 from pipelines.report.plots import font_family, new_figure
 
-# the KPIs of a plan the report reads (plan.json "kpis" and "status_quo"."kpis")
+# the parts of plan.json (and of its provenance) the report reads, by type
+PLAN_TABLES = {"solver": dict, "contract": dict, "provenance": dict, "term": list,
+               "status_quo_term": list, "shadow_prices": list, "member_impact": list}
+PROVENANCE_TABLES = {"history": list, "by_age": list, "backtest": dict,
+                     "development": dict, "model_versions": dict}
+# the numbers the report reads in each row of those lists and tables (provenance)
+PROVENANCE_NUMBERS = {
+    "history": ("insured", "insured_rate", "premium_income", "payouts", "loss", "loss_ratio"),
+    "development": ("reported", "completed", "factor", "low", "high")}
+# the KPIs of a plan the report reads (plan.json "kpis" and "status_quo"."kpis"); the
+# last two are tables, the others numbers
 REPORT_KPIS = ("premium_per_capita", "premium_income", "expected_payout", "operating_cost",
                "expected_loss", "loss_p05", "loss_p95", "loss_ratio", "effective_ratio",
                "prob_loss", "cvar95_loss", "insured", "payout_at", "payout_by_age")
@@ -82,6 +92,9 @@ def plan_document(path: Path) -> dict:
     if doc.get("proposal") not in (None, *PROPOSALS):
         raise InputError(f"{path}: key 'proposal': expected one of {', '.join(PROPOSALS)} "
                          f"or none; got {doc['proposal']!r}")
+    _check_shapes(path, doc, PLAN_TABLES)
+    _check_shapes(path, doc.get("provenance") or {}, PROVENANCE_TABLES, "provenance.")
+    _check_numbers(path, doc.get("provenance") or {})
     if "infeasible" in doc:
         return doc
     for where, part in (("", doc), ("status_quo.", doc.get("status_quo"))):
@@ -91,7 +104,45 @@ def plan_document(path: Path) -> dict:
         missing = [k for k in REPORT_KPIS if k not in part["kpis"]]
         if missing:
             raise InputError(f"{path}: {where}kpis lacks {', '.join(missing)}")
+        wrong = [k for k in REPORT_KPIS[:-2] if isinstance(part["kpis"][k], bool)
+                 or not isinstance(part["kpis"][k], int | float)]
+        if wrong:
+            raise InputError(f"{path}: {where}kpis {', '.join(wrong)}: expected numbers")
     return doc
+
+
+def _check_numbers(path: Path, provenance: dict) -> None:
+    """The rows of the provenance's history (and its development table) hold numbers
+    where the report formats numbers (PROVENANCE_NUMBERS); the backtest holds a table per
+    model."""
+    for key, names in PROVENANCE_NUMBERS.items():
+        value = provenance.get(key)
+        rows = [value] if isinstance(value, dict) else value or []
+        for row in rows:
+            wrong = [n for n in names if isinstance(row.get(n), bool)
+                     or not isinstance(row.get(n), int | float)]
+            if wrong:
+                raise InputError(f"{path}: provenance.{key} {', '.join(wrong)}: expected "
+                                 "numbers")
+    if not all(isinstance(v, dict) for v in (provenance.get("backtest") or {}).values()):
+        raise InputError(f"{path}: not a ciplan plan (provenance.backtest holds a "
+                         "non-table)")
+
+
+def _check_shapes(path: Path, part, shapes: dict[str, type], where: str = "") -> None:
+    """Each key of `shapes` that `part` holds (and is not null) is of its type: a table
+    (dict) or a list of tables, what the report reads it as."""
+    if not isinstance(part, dict):
+        raise InputError(f"{path}: not a ciplan plan ({where.rstrip('.')} is not a table)")
+    for key, kind in shapes.items():
+        value = part.get(key)
+        if value is None:
+            continue
+        rows = value if kind is list and isinstance(value, list) else None
+        if not isinstance(value, kind) or (rows is not None and not all(
+                isinstance(r, dict) for r in rows)):
+            what = "a table" if kind is dict else "a list of tables"
+            raise InputError(f"{path}: not a ciplan plan ({where}{key} is not {what})")
 
 
 def _frontier(path: Path) -> pd.DataFrame | None:

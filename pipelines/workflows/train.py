@@ -101,15 +101,20 @@ def train(ds: Dataset, progress=None, logger: Worker | None = None) -> TrainResu
     """Backtest and fit every candidate, log them, register and alias the champions.
     `logger` is a helper from `train_logger`, started before the data were read (one is
     started now if not given)."""
+    check_trainable(ds)
     with store_lock(), (logger or train_logger()) as logger:
         return _train(ds, progress, logger)
 
 
-def _train(ds: Dataset, progress, logger: Worker) -> TrainResult:
-    cells = ds.cells
-    if len(cells.years) < 2:
+def check_trainable(ds: Dataset) -> None:
+    """Refuse data a training cannot backtest (fewer than two years), before anything is
+    written: no store folder, lock file or run."""
+    if len(ds.cells.years) < 2:
         raise UserError(f"{ds.path}: training needs at least two years for the backtest; "
-                          f"got {cells.years}")
+                        f"got {ds.cells.years}")
+
+
+def _train(ds: Dataset, progress, logger: Worker) -> TrainResult:
     todo = candidates(ds)
     task = progress.add_task("Training", total=len(todo) + 1) if progress else None
     tags = lineage(ds.fingerprint, train_config(ds)) | {

@@ -153,6 +153,78 @@ def test_load_provenance_is_the_provenance_load_gives(small_forecast, tmp_path):
         Forecast.load_provenance(folder)
 
 
+def _set(path: tuple, value):
+    """An edit of forecast.json's table: the value at `path` (keys and list positions)."""
+    def edit(data: dict) -> None:
+        inner = data
+        for key in path[:-1]:
+            inner = inner[key]
+        inner[path[-1]] = value
+    return edit
+
+
+def _cohort_column(name: str, value) -> None:
+    def edit(folder) -> None:
+        import pyarrow.parquet as pq
+        table = pq.read_table(folder / "cohorts.parquet").to_pandas()
+        table[name] = value
+        table.to_parquet(folder / "cohorts.parquet", index=False)
+    return edit
+
+
+@pytest.mark.parametrize("edit", [
+    _set(("year",), 10**30), _set(("year",), "2022"), _set(("year",), 2022.5),
+    _set(("year",), True),
+    _set(("sev_year_sd",), 1e308), _set(("freq_year_sd",), 50.0), _set(("insured_sd",), 50.0),
+    _set(("severities", 0, "parametric", "alpha"), 0.5),   # no mean
+    _set(("severities", 0, "parametric", "alpha"), 1.0),
+    _set(("severities", 0, "parametric", "threshold"), 1e308),
+    _set(("severities", 0, "parametric", "scale"), 1e300),
+    _set(("severities", 0, "parametric", "mu"), 1e5),
+    _set(("provenance", "plan_in_force"), "rm -rf /"),
+    _cohort_column("claimants", "many"), _cohort_column("claimants", 1e308),
+    _cohort_column("claimants", -1.0), _cohort_column("insured", -1.0),
+    _cohort_column("insured", np.nan), _cohort_column("age_band", "../"),
+    _cohort_column("special_group", "yes"),
+    "drop claimants", "nested arrays", "negative covariance", "asymmetric covariance",
+], ids=lambda e: getattr(e, "__qualname__", str(e)))
+def test_a_crafted_forecast_with_a_valid_manifest_is_one_line(small_forecast, tmp_path, edit):
+    """A folder from someone else, its manifest signed again after the edit: values that
+    are of the wrong type, have no mean, overflow or are negative are refused as one
+    InputError when loaded, never an error of the arithmetic later (a traceback in
+    `ciplan optimize`)."""
+    from forecasting.data.publish import read_manifest, write_manifest
+
+    folder = small_forecast.save(tmp_path / "fc")
+    inputs = read_manifest(folder, "forecast")["inputs"]
+    params = folder / "forecast.json"
+    if edit == "nested arrays":
+        text = params.read_text(encoding="utf-8")
+        params.write_text(text.replace('"provenance":', '"deep": ' + "[" * 100_000
+                                       + "]" * 100_000 + ', "provenance":', 1))
+    elif isinstance(edit, str) and edit.endswith("covariance"):
+        import pyarrow.parquet as pq
+        cov = pq.read_table(folder / "frequency_covariance.parquet").to_pandas()
+        cov = -1e6 * cov if edit.startswith("negative") else cov + np.triu(np.ones(cov.shape))
+        cov.to_parquet(folder / "frequency_covariance.parquet", index=False)
+    elif edit == "drop claimants":
+        import pyarrow.parquet as pq
+        table = pq.read_table(folder / "cohorts.parquet").to_pandas()
+        table.drop(columns="claimants").to_parquet(folder / "cohorts.parquet", index=False)
+    elif edit.__qualname__.startswith("_cohort_column"):
+        edit(folder)
+    else:
+        data = json.loads(params.read_text(encoding="utf-8"))
+        edit(data)
+        params.write_text(json.dumps(data), encoding="utf-8")
+    write_manifest(folder, "forecast", inputs)
+    with pytest.raises(InputError, match="not a ciplan forecast"):
+        Forecast.load(folder)
+    if edit == "nested arrays":  # what a re-run reads alone
+        with pytest.raises(InputError, match="not a ciplan forecast"):
+            Forecast.load_provenance(folder)
+
+
 def test_to_dict_is_plain_json_and_from_dict_inverts_it(small_forecast):
     data = json.loads(json.dumps(small_forecast.to_dict()))
     again = Forecast.from_dict(data)
@@ -253,6 +325,21 @@ def test_expected_value_inside_its_own_range_at_any_cost_scale(log_scale, claima
     # the scenarios are the same distribution: their mean is the exact price
     assert abs(total["scenario_mean"] - total["expected"]) < 5 * total["scenario_se"] + 1e-9 * (
         total["expected"])
+
+
+def test_systemic_effects_keep_the_scenarios_mean_at_the_exact_price():
+    """Wide year effects, enrolment and coefficient uncertainty (a short, heavy-tailed
+    history gives log spreads of 0.5 and more) move a year around its expected value, not
+    above it: on a plan that pays a fixed share of every cost the payout is linear in the
+    draws, so the scenarios' mean must be r x claimants x mean cost (E[exp(N(m, s))] = 1
+    only with m = -s^2/2; with m = 0 the mean was exp(s^2/2) above, 1.6 times here)."""
+    fc = _portfolio([40.0, 150.0], 1.0, sd=0.4)
+    fc = replace(fc, freq_design=np.eye(2), freq_covariance=np.diag([0.3, 0.1]))
+    plan = Plan(60.0, 0.0, (), (0.5,), None)
+    exact = 0.5 * float((fc.cohorts["claimants"] * fc.cohorts["mean_severity"]).sum())
+    assert fc.expected_payout(plan) == pytest.approx(exact, rel=1e-9)
+    _, total = fc.payout_ranges(plan, 20_000, seed=2)
+    assert abs(total["scenario_mean"] - exact) < 5 * total["scenario_se"]
 
 
 def test_central_range_kept_when_it_holds_the_mean():

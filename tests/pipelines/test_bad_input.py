@@ -108,6 +108,16 @@ def train_on_bad_costs(ctx) -> Case:
                 env={"MLFLOW_TRACKING_URI": f"sqlite:///{ctx.tmp / 'new-store' / 'mlflow.db'}"})
 
 
+def train_on_one_year(ctx) -> Case:
+    """Data of one year cannot be backtested: refused before the store is touched (no new
+    store folder, no lock file beside it)."""
+    for name in ("members.csv", "claims.csv"):
+        _edit_csv(ctx.data / name, lambda f: f.drop(f.index[f["year"] != f["year"].max()],
+                                                    inplace=True))
+    return Case(["train", "--data", str(ctx.data)], ("training needs at least two years",),
+                env={"MLFLOW_TRACKING_URI": f"sqlite:///{ctx.tmp / 'new-store' / 'mlflow.db'}"})
+
+
 def unreadable_file(ctx) -> Case:
     (ctx.data / "members.csv").chmod(0)
     return Case(history(ctx.data), ("members.csv", "permission denied"),
@@ -266,7 +276,8 @@ def fixed_premium_outside_bounds(ctx) -> Case:
 
 
 CASES = [zeros_64mb, gbk_text, cost_1e300, costs_summing_to_inf, annual_cost_above_ceiling,
-         train_on_bad_costs, unreadable_file, dangling_symlink, symlink_loop, truncated_store,
+         train_on_bad_costs, train_on_one_year, unreadable_file, dangling_symlink,
+         symlink_loop, truncated_store,
          mlflow_lines_on_stderr, forecast_garbage, forecast_empty_folder, forecast_truncated,
          forecast_wrong_object, forecast_old_pickle, out_is_a_file, disk_full,
          plan_empty_object, unknown_proposal, negative_cap, fixed_premium_outside_bounds]
@@ -363,3 +374,14 @@ def test_a_model_ceiling_can_be_raised(tiny_csv_dir):
     _edit_csv(tiny_csv_dir / "claims.csv", _costs("600000000", "600000000"))
     result = runner.invoke(app, [*history(tiny_csv_dir), "--max-cost", "2e9"])
     assert result.exit_code == 0, result.output
+
+
+def test_one_year_refused_with_nothing_else_on_stderr(tiny_csv_dir):
+    """The refusal comes before the progress display starts: stderr is the one line, not
+    a blank line before it."""
+    for name in ("members.csv", "claims.csv"):
+        _edit_csv(tiny_csv_dir / name, lambda f: f.drop(f.index[f["year"] != f["year"].max()],
+                                                        inplace=True))
+    result = runner.invoke(app, ["train", "--data", str(tiny_csv_dir)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr

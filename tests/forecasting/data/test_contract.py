@@ -198,3 +198,25 @@ def test_missing_key_column_for_l_city_keys(tiny_csv_dir):
     assert result.exit_code == 0, result.output
     _fails(tiny_csv_dir, "cohort key 'residence' is not a column",
            args=("--keys", "sex,residence"))
+
+
+@pytest.mark.parametrize(("table", "column", "value"), [
+    ("members", "sex", ["F"]),                    # a list, where a key is text
+    ("members", "member_id", {"id": 1}),          # a struct, where an id is
+    ("members", "residence", b"\xff\xfe"),        # bytes that are no text
+    ("claims", "member_id", [1, 2]),
+])
+def test_parquet_columns_of_types_that_are_no_text(tiny_csv_dir, table, column, value):
+    """A Parquet column holding lists, structs or raw bytes is named with its type, not a
+    pyarrow traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name in ("members", "claims"):
+        frame = pd.read_csv(tiny_csv_dir / f"{name}.csv")
+        if name == table:
+            frame[column] = [value] * len(frame)
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
+                       tiny_csv_dir / f"{name}.parquet")
+        (tiny_csv_dir / f"{name}.csv").unlink()
+    _fails(tiny_csv_dir, f"{table}.parquet", f"column {column!r}", "got values of type")

@@ -125,6 +125,53 @@ def test_report_refuses_a_folder_without_plan(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def _plan_doc() -> dict:
+    """A plan.json the report's check accepts: a plan and today's, with every KPI."""
+    from pipelines.report.document import REPORT_KPIS
+
+    plan = {"premium_per_capita": 60.0, "deductible": 15000.0, "band_edges": [50000.0],
+            "ratios": [0.6, 0.7], "cap": 300000.0}
+    kpis = {k: 1.0 for k in REPORT_KPIS} | {"payout_at": {}, "payout_by_age": []}
+    return {"objective": "min-loss", "year": 2022, "plan": plan, "kpis": kpis,
+            "status_quo": {"plan": plan, "kpis": dict(kpis)}, "term": [{"year": 2022}],
+            "provenance": {"history": [], "backtest": {}}}
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    (("kpis", "expected_payout"), "lots", "kpis expected_payout: expected numbers"),
+    (("status_quo", "kpis", "loss_ratio"), True, "status_quo.kpis loss_ratio"),
+    (("term",), "x", "term is not a list of tables"),
+    (("term",), ["x"], "term is not a list of tables"),
+    (("shadow_prices",), {"a": 1}, "shadow_prices is not a list of tables"),
+    (("solver",), "x", "solver is not a table"),
+    (("contract",), [1], "contract is not a table"),
+    (("provenance",), [1, 2], "provenance is not a table"),
+    (("provenance", "by_age"), "zz", "provenance.by_age is not a list of tables"),
+    (("provenance", "history"), [{"year": "x", "payouts": "y"}],
+     "provenance.history insured, insured_rate, premium_income, payouts, loss, loss_ratio"),
+    (("provenance", "development"), {"year": "x"}, "provenance.development reported"),
+    (("provenance", "backtest"), {"claim-frequency": "x"}, "provenance.backtest holds"),
+])
+def test_a_crafted_plan_file_of_the_wrong_shapes_is_one_line(tmp_path, key, value, said):
+    """plan.json from someone else (manifest signed again): parts of the types the report
+    does not read them as are named in one InputError, before any is rendered (they were
+    tracebacks deep in the report)."""
+    from forecasting.errors import InputError
+    from pipelines.report.document import plan_document
+
+    path = tmp_path / "plan.json"
+    doc = _plan_doc()
+    path.write_text(json.dumps(doc))
+    assert plan_document(path) == doc
+    inner = doc
+    for k in key[:-1]:
+        inner = inner[k]
+    inner[key[-1]] = value
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=re.escape(said)):
+        plan_document(path)
+
+
 def test_text_that_looks_like_a_formula_stays_text(plan_dirs, tmp_path):
     """A name in a plan file starting with '=' (from a file sent by the other side) is a
     text cell in the XLSX, never a formula Excel would run."""
