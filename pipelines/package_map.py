@@ -3,10 +3,11 @@
 Logging a model makes MLflow check the model's requirements against what is installed;
 it builds that map by reading the file list of every installed distribution (about half
 a second, a tenth of `ciplan train`'s logging). What is installed changes only when a
-directory on the import path does (pip adds and removes `*.dist-info` folders), so the
-map is kept under a key of MLflow's version and those directories' modification times,
-and given back to MLflow the next time. A missing, damaged or stale file is made again;
-an MLflow without the map (its internals moved) is left to build its own."""
+distribution's metadata on the import path does (pip adds, renames and removes
+`*.dist-info` folders), so the map is kept under a key of MLflow's version and that
+metadata's names and modification times, and given back to MLflow the next time. A
+missing, damaged or stale file is made again; an MLflow without the map (its internals
+moved) is left to build its own."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from pathlib import Path
 from pipelines.conventions import cache_root
 
 __all__ = ["prime_package_map"]
+
+METADATA = (".dist-info", ".egg-info", ".egg-link", ".pth")  # what importlib.metadata reads
 
 
 def prime_package_map() -> None:
@@ -48,15 +51,18 @@ def _cache_file() -> Path:
     return cache_root() / "mlflow-packages" / f"{key}.json"
 
 
-def _path_state() -> list[tuple[str, int]]:
-    """Each directory on the import path with its modification time (ns): installing,
-    upgrading or removing a distribution changes one of them."""
+def _path_state() -> list[tuple[str, str, int]]:
+    """The distributions' metadata on the import path, each with its modification time
+    (ns): installing, upgrading or removing a distribution adds, renames or rewrites one
+    of them (an editable install's .pth or .egg-info too); other files in those folders,
+    such as outputs in the current folder, leave the key as it was."""
     state = []
     for entry in sys.path:
-        with contextlib.suppress(OSError):
-            stat = os.stat(entry or ".")
-            state.append((os.path.abspath(entry or "."), stat.st_mtime_ns))
-    return state
+        folder = os.path.abspath(entry or ".")
+        with contextlib.suppress(OSError), os.scandir(folder) as found:
+            state.extend((folder, item.name, item.stat().st_mtime_ns) for item in found
+                         if item.name.endswith(METADATA))
+    return sorted(state)
 
 
 def _read(path: Path) -> dict[str, list[str]] | None:

@@ -80,6 +80,19 @@ def test_an_install_makes_it_again(unbuilt, mlflow_map, monkeypatch, tmp_path):
     assert _built() == mlflow_map
 
 
+def test_an_upgrade_in_place_makes_it_again_other_files_do_not(unbuilt, monkeypatch,
+                                                                 tmp_path):
+    site = tmp_path / "site"
+    (site / "pkg-1.0.dist-info").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(site))
+    first = _cache_file()
+    (site / "report.html").write_text("an output beside", encoding="utf-8")
+    assert _cache_file() == first
+    meta = site / "pkg-1.0.dist-info"
+    os.utime(meta, ns=(os.stat(meta).st_atime_ns, os.stat(meta).st_mtime_ns + 10**9))
+    assert _cache_file() != first  # its RECORD rewritten by a reinstall
+
+
 @pytest.mark.parametrize("damage", ["{not json", '{"sklearn": "scikit-learn"}', "[1, 2]", ""])
 def test_a_damaged_file_is_made_again(unbuilt, mlflow_map, monkeypatch, damage):
     prime_package_map()
