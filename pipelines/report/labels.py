@@ -299,6 +299,9 @@ RULES: dict[str, dict[str, str]] = {
                  "zh": "{who}年度费用{x}元时赔付不低于现行"},
     "no_worse_cap": {"en": "{who} members reach the cap no later than today's payout does",
                      "zh": "{who}达到封顶线时的赔付不低于现行"},
+    "no_worse_beyond": {"en": "the ratio of {who} members above every breakpoint not below "
+                              "today's",
+                        "zh": "{who}最高费用段报销比例不低于现行"},
     "cap": {"en": "the annual payout cap", "zh": "封顶线"},
     "nominal_ratio": {"en": "nominal ratio floor of band {k}", "zh": "第{k}段名义报销比例下限"},
     "ratio_max": {"en": "highest ratio allowed in band {k}", "zh": "第{k}段报销比例上限"},
@@ -354,8 +357,8 @@ def rule(name: str, lang: str) -> str:
     if name.startswith("no_worse_"):
         who, _, at = name.removeprefix("no_worse_").partition("_")
         who_text = WHO.get(who, {}).get(lang, who)
-        if at == "cap":
-            return RULES["no_worse_cap"][lang].format(who=who_text)
+        if at in ("cap", "beyond"):
+            return RULES[f"no_worse_{at}"][lang].format(who=who_text)
         return RULES["no_worse"][lang].format(who=who_text, x=f"{float(at):,.0f}")
     for key, text in sorted(RULES.items(), key=lambda kv: -len(kv[0])):
         if name == key or name.startswith(key + "_"):

@@ -10,7 +10,8 @@ from pipelines.conventions import LANGS
 from pipelines.report.labels import UNITS, rule
 
 ROWS = ["effective_ratio", "nominal_ratio_0", "deductible_income", "ratios_increasing_1",
-        "no_worse_general_50000", "no_worse_special_cap", "profit_cap", "premium_budget_max",
+        "no_worse_general_50000", "no_worse_special_cap", "no_worse_general_beyond",
+        "profit_cap", "premium_budget_max",
         "premium_budget_min", "break_even", "cvar_budget", "risk_appetite", "keep_ratio_2",
         "ratio_max_0", "ratio_min_3", "cap"]
 
