@@ -42,6 +42,10 @@ PROVENANCE_TABLES = {"history": list, "by_age": list, "backtest": dict,
 PROVENANCE_NUMBERS = {
     "history": ("insured", "insured_rate", "premium_income", "payouts", "loss", "loss_ratio"),
     "development": ("reported", "completed", "factor", "low", "high")}
+# ... and in each row of plan.json's own lists: numbers, and texts the report looks up
+PLAN_NUMBERS = {"member_impact": ("claimants", "gain", "lose", "change"),
+                "shadow_prices": ("per_unit",)}
+PLAN_TEXTS = {"member_impact": ("by",), "shadow_prices": ("constraint", "unit")}
 # the KPIs of a plan the report reads (plan.json "kpis" and "status_quo"."kpis"); the
 # last two are tables, the others numbers
 REPORT_KPIS = ("premium_per_capita", "premium_income", "expected_payout", "operating_cost",
@@ -95,6 +99,8 @@ def plan_document(path: Path) -> dict:
     _check_shapes(path, doc, PLAN_TABLES)
     _check_shapes(path, doc.get("provenance") or {}, PROVENANCE_TABLES, "provenance.")
     _check_numbers(path, doc.get("provenance") or {})
+    _check_rows(path, doc, PLAN_NUMBERS, (int, float), "numbers")
+    _check_rows(path, doc, PLAN_TEXTS, str, "text")
     if "infeasible" in doc:
         return doc
     for where, part in (("", doc), ("status_quo.", doc.get("status_quo"))):
@@ -115,18 +121,25 @@ def _check_numbers(path: Path, provenance: dict) -> None:
     """The rows of the provenance's history (and its development table) hold numbers
     where the report formats numbers (PROVENANCE_NUMBERS); the backtest holds a table per
     model."""
-    for key, names in PROVENANCE_NUMBERS.items():
-        value = provenance.get(key)
-        rows = [value] if isinstance(value, dict) else value or []
-        for row in rows:
-            wrong = [n for n in names if isinstance(row.get(n), bool)
-                     or not isinstance(row.get(n), int | float)]
-            if wrong:
-                raise InputError(f"{path}: provenance.{key} {', '.join(wrong)}: expected "
-                                 "numbers")
+    _check_rows(path, provenance, PROVENANCE_NUMBERS, (int, float), "numbers",
+                "provenance.")
     if not all(isinstance(v, dict) for v in (provenance.get("backtest") or {}).values()):
         raise InputError(f"{path}: not a ciplan plan (provenance.backtest holds a "
                          "non-table)")
+
+
+def _check_rows(path: Path, part: dict, fields: dict[str, tuple[str, ...]], kind: tuple
+                | type, said: str, where: str = "") -> None:
+    """Each row of the lists (or the table) named in `fields` holds a value of `kind` (not
+    true/false) in each named field: what the report formats or looks up there."""
+    for key, names in fields.items():
+        value = part.get(key)
+        rows = [value] if isinstance(value, dict) else value or []
+        for row in rows:
+            wrong = [n for n in names if isinstance(row.get(n), bool)
+                     or not isinstance(row.get(n), kind)]
+            if wrong:
+                raise InputError(f"{path}: {where}{key} {', '.join(wrong)}: expected {said}")
 
 
 def _check_shapes(path: Path, part, shapes: dict[str, type], where: str = "") -> None:

@@ -359,7 +359,9 @@ def rule(name: str, lang: str) -> str:
         who_text = WHO.get(who, {}).get(lang, who)
         if at in ("cap", "beyond"):
             return RULES[f"no_worse_{at}"][lang].format(who=who_text)
-        return RULES["no_worse"][lang].format(who=who_text, x=f"{float(at):,.0f}")
+        if at.isdigit():
+            return RULES["no_worse"][lang].format(who=who_text, x=f"{int(at):,}")
+        return name  # not a row ciplan writes (a plan file from elsewhere): as it is
     for key, text in sorted(RULES.items(), key=lambda kv: -len(kv[0])):
         if name == key or name.startswith(key + "_"):
             tail = name[len(key) + 1:]

@@ -27,3 +27,8 @@ def test_every_rule_and_row_has_words(lang):
 def test_no_worse_names_the_member_group_and_cost():
     assert rule("no_worse_special_400000", "en") == (
         "payout of special-group members at 400,000 CNY not below today's")
+
+
+def test_a_row_name_ciplan_does_not_write_is_shown_as_it_is():
+    """A plan file from elsewhere may name any row: the report shows it, never fails."""
+    assert rule("no_worse_general_lots", "en") == "no_worse_general_lots"

@@ -151,6 +151,14 @@ def _plan_doc() -> dict:
      "provenance.history insured, insured_rate, premium_income, payouts, loss, loss_ratio"),
     (("provenance", "development"), {"year": "x"}, "provenance.development reported"),
     (("provenance", "backtest"), {"claim-frequency": "x"}, "provenance.backtest holds"),
+    (("member_impact",), [{"by": "cost_band", "key": "0-5000"}],
+     "member_impact claimants, gain, lose, change: expected numbers"),
+    (("member_impact",), [{"claimants": 1, "gain": 0, "lose": 1, "change": -5}],
+     "member_impact by: expected text"),
+    (("shadow_prices",), [{"constraint": "cap", "unit": "CNY of cap", "per_unit": "x"}],
+     "shadow_prices per_unit: expected numbers"),
+    (("shadow_prices",), [{"constraint": 3, "unit": "CNY of cap", "per_unit": 1.0}],
+     "shadow_prices constraint: expected text"),
 ])
 def test_a_crafted_plan_file_of_the_wrong_shapes_is_one_line(tmp_path, key, value, said):
     """plan.json from someone else (manifest signed again): parts of the types the report
