@@ -83,6 +83,13 @@ def search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
     return branch_and_bound(ctx, obj, pricer, rules)
 
 
+# branch and bound found no plan but left parts of the space unsearched: neither answer
+# is proved, and the rules are not to be called in conflict
+UNPROVED = ("no plan found, and not proved that none exists: branch and bound left parts of "
+            "the space too narrow to split unsearched; raise solver.enumeration_limit or "
+            "coarsen bands.step so that every plan is priced")
+
+
 def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: str,
              solver_name: str | None = None, scenarios: ScenarioSet | None = None,
              keep_benefits: bool | None = None, floor: float | None = None) -> Optimum:
@@ -104,6 +111,8 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
     rules = active(space)
     pricer = Pricer(forecast, space, scenarios if obj.scenarios else None)
     found = search(ctx, obj, pricer, rules, keep)
+    if found.best is None and not found.proved:
+        raise InfeasibleError(UNPROVED, {"kind": "unproved", "changes": []})
     if found.best is None:
         raise InfeasibleError(*explain_infeasible(ctx, obj, pricer, rules, keep))
     seconds = time.perf_counter() - t0

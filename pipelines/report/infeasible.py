@@ -39,6 +39,8 @@ def infeasible_text(doc: dict, lang: str) -> str:
     """Why a plan folder holds no plan: the optimiser's sentence in English, the changes
     it found rendered in other languages (its sentence when a folder has none)."""
     found = doc.get("infeasible_changes")
+    if found and found.get("kind") == "unproved":
+        return t("infeasible_unproved", lang)
     if lang == "en" or not found:
         return t("infeasible", lang, why=doc["infeasible"])
     sep = "；" if lang == "zh" else "; "

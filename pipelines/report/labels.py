@@ -156,6 +156,9 @@ TEXT: dict[str, dict[str, str]] = {
     "metric": {"en": "Measure", "zh": "指标"},
     "value": {"en": "Value", "zh": "数值"},
     "infeasible": {"en": "No plan meets every rule: {why}", "zh": "没有满足全部约束的方案：{why}"},
+    "infeasible_unproved": {"en": "No plan found, and not proved that none exists: the "
+                                   "search left parts of the plan space unsearched",
+                            "zh": "未找到方案，但未能证明不存在可行方案：搜索未覆盖全部方案空间"},
     "infeasible_any": {"en": "No plan meets every rule; any one of these changes would allow "
                               "one: {changes}",
                        "zh": "没有满足全部约束的方案；以下任一调整即可：{changes}"},

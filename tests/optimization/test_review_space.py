@@ -90,3 +90,19 @@ def test_branch_and_bound_tries_today_s_ratios_under_every_combo(small_forecast,
         assert opt.kpis.expected_loss == pytest.approx(expected[0], abs=tol)
     else:
         assert opt.plan.premium_per_capita == pytest.approx(expected[0], abs=sp.premium.step / 10)
+
+
+def test_no_plan_found_without_proof_is_not_called_a_conflict(small_forecast, space,
+                                                              status_quo, monkeypatch):
+    """Branch and bound that finds nothing and leaves a gap has proved nothing: the error
+    says so, and names no rule as in conflict (the explanation searches are not run)."""
+    from optimization import solve
+    from optimization.search import Searched
+
+    monkeypatch.setattr(solve, "search", lambda *a, **k: Searched(
+        None, 12, "branch and bound", False, float("inf")))
+    monkeypatch.setattr(solve, "explain_infeasible", lambda *a, **k: pytest.fail(
+        "an unproved search was explained as a conflict of rules"))
+    with pytest.raises(InfeasibleError, match="not proved that none exists") as err:
+        optimize(small_forecast, space, status_quo, "min-loss")
+    assert err.value.changes == {"kind": "unproved", "changes": []}

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from pipelines.report.infeasible import change_text, infeasible_text
+from pipelines.report.labels import t
 
 CHANGES = [
     ({"rule": "effective_ratio", "now": 0.95, "to": 0.6123}, ["95.0%", "61.2%", "实际报销比例"]),
@@ -42,3 +43,12 @@ def test_the_reason_in_each_language():
     assert doc["infeasible"] in infeasible_text(old, "zh")
     with pytest.raises(ValueError, match="unknown rule"):
         change_text({"rule": "moon", "now": 1, "to": 2}, "zh")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_an_unproved_search_is_said_as_such(lang):
+    doc = {"infeasible": "no plan found, and not proved that none exists: …",
+           "infeasible_changes": {"kind": "unproved", "changes": []}}
+    said = infeasible_text(doc, lang)
+    assert said == t("infeasible_unproved", lang)
+    assert "No plan meets every rule" not in said and "没有满足全部约束" not in said
