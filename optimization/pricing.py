@@ -13,6 +13,7 @@ per-scenario sums S_s(t) = sum over a scenario's simulated costs of min(cost, t)
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,14 +51,35 @@ def plan_of(space: PlanSpace, combo: Combo, ratios, premium: float) -> Plan:
                 cap=combo.cap, special=special_rules(space))
 
 
+def _ratio_values(space: PlanSpace) -> np.ndarray:
+    """The ratios a band may take in a stepped space: ratio_min, then each step up to
+    ratio_max."""
+    b = space.bands
+    n = round((b.ratio_max - b.ratio_min) / b.step) if b.step > 0 else 0
+    values = np.round(b.ratio_min + b.step * np.arange(n + 1), 10)
+    return values[values <= b.ratio_max + 1e-12]
+
+
+def ratio_grid_size(space: PlanSpace, status_quo: Plan | None = None) -> int:
+    """How many rows `ratio_grid` holds: counted, not built (a fine step makes billions,
+    which must be searched otherwise or refused)."""
+    values, K = _ratio_values(space), len(space.bands.edges) + 1
+    increasing = space.constraints.ratios_increasing
+    n = len(values)
+    size = math.comb(n + K - 1, K) if increasing else n**K
+    if status_quo is None or len(status_quo.ratios) != K:
+        return size
+    today = np.asarray(status_quo.ratios, dtype="float64")
+    on_grid = np.isin(today, values).all() and (
+        not increasing or bool((np.diff(today) >= 0).all()))
+    return size + (not on_grid)
+
+
 def ratio_grid(space: PlanSpace, status_quo: Plan | None = None) -> np.ndarray:
     """Every ratio tuple of a stepped space (rows), non-decreasing when the rule is on,
     today's ratios always included (they may sit off the grid)."""
-    b = space.bands
-    K = len(b.edges) + 1
-    n = round((b.ratio_max - b.ratio_min) / b.step) if b.step > 0 else 0
-    values = np.round(b.ratio_min + b.step * np.arange(n + 1), 10)
-    values = values[values <= b.ratio_max + 1e-12]
+    K = len(space.bands.edges) + 1
+    values = _ratio_values(space)
     if space.constraints.ratios_increasing:
         rows = np.array(list(itertools.combinations_with_replacement(values, K)))
     else:

@@ -17,7 +17,15 @@ import numpy as np
 from forecasting.scheme.plan import Plan
 from optimization.context import Context
 from optimization.objectives import Objective
-from optimization.pricing import Combo, Pricer, Prices, combos, plan_of, ratio_grid
+from optimization.pricing import (
+    Combo,
+    Pricer,
+    Prices,
+    combos,
+    plan_of,
+    ratio_grid,
+    ratio_grid_size,
+)
 from optimization.rules import Rule, allowed, premium_range
 
 
@@ -150,4 +158,4 @@ def space_size(ctx: Context) -> float:
     """Plans in a stepped space (inf for continuous ratios)."""
     if ctx.space.bands.step <= 0:
         return math.inf
-    return len(ratio_grid(ctx.space, ctx.status_quo)) * len(combos(ctx.space, ctx.status_quo))
+    return ratio_grid_size(ctx.space, ctx.status_quo) * len(combos(ctx.space, ctx.status_quo))

@@ -37,6 +37,9 @@ def _none(value):
 MaybeNumber = Annotated[float | None, BeforeValidator(_none)]
 
 
+MIN_RATIO_STEP = 0.001  # the finest ratio grid searched as a grid (a tenth of a point)
+
+
 class Frozen(BaseModel):
     """A section of the plan space: unknown keys, NaN and infinite numbers are refused (no
     cap is "none", not inf)."""
@@ -51,12 +54,17 @@ class Premium(Frozen):
     min: float = Field(gt=0)
     max: float = Field(gt=0)
     fixed: MaybeNumber = None
-    step: float = Field(gt=0, default=0.5)
+    # a fen (0.01 CNY) at the finest: the grid of premiums is searched step by step
+    step: float = Field(ge=0.01, default=0.5)
 
     @model_validator(mode="after")
     def _order(self):
         if self.min > self.max:
             raise ValueError(f"premium min {self.min:g} must not exceed max {self.max:g}")
+        lo, hi = self.grid()
+        if lo > hi + 1e-9:
+            raise ValueError(f"no multiple of the premium step {self.step:g} lies between "
+                             f"min {self.min:g} and max {self.max:g}")
         if self.fixed is not None and not self.min <= self.fixed <= self.max:
             raise ValueError(f"fixed premium {self.fixed:g} must lie within min {self.min:g} "
                              f"and max {self.max:g}")
@@ -97,6 +105,16 @@ class Bands(Frozen):
     step: float = Field(ge=0, le=1, default=0.05)
 
     _check = field_validator("edges")(_positive)
+
+    @field_validator("step")
+    @classmethod
+    def _grid(cls, step: float) -> float:
+        """0 (continuous ratios) or a negotiating grid of at least a tenth of a point: a
+        finer grid is continuous ratios searched as billions of integers."""
+        if 0 < step < MIN_RATIO_STEP:
+            raise ValueError(f"a ratio step of {step:g} is finer than {MIN_RATIO_STEP:g} (a "
+                             "tenth of a point); use 0 for continuous ratios")
+        return step
     _order = field_validator("edges")(_rising)
 
 

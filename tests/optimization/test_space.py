@@ -5,6 +5,8 @@ NaN and infinite numbers, negative amounts and shares out of range."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forecasting.errors import InputError
 from optimization.space import default_space_text, load_space
@@ -28,6 +30,9 @@ CONTRACT = "profit_cap_share = 0.05"
     (CONTRACT, f"{CONTRACT}\nfund_share_candidates = [1.5]", "contract.fund_share_candidates"),
     (CONTRACT, f"{CONTRACT}\ncorridor_width = -0.05", "contract.corridor_width"),
     ("cost_levels = [20000.0,", "cost_levels = [-20000.0,", "report.cost_levels"),
+    ("step = 0.05 ", "step = 0.0000001 ", "bands.step"),
+    ("step = 0.5 ", "step = 0.001 ", "premium.step"),
+    ("step = 0.5 ", "step = 100.0 ", "premium"),
 ])
 def test_a_bad_value_is_one_line_naming_the_file_and_key(tmp_path, old, new, key):
     text = default_space_text()
@@ -43,3 +48,26 @@ def test_a_bad_value_is_one_line_naming_the_file_and_key(tmp_path, old, new, key
 def test_the_default_space_still_loads():
     space = load_space()
     assert space.bands.edges == (50_000.0, 100_000.0, 200_000.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lo=st.sampled_from([0.3, 0.5, 0.55]), width=st.sampled_from([0.0, 0.1, 0.2, 0.35]),
+       step=st.sampled_from([0.05, 0.1, 0.025]), bands=st.integers(1, 3),
+       increasing=st.booleans(), today=st.lists(st.sampled_from([0.5, 0.6, 0.62, 0.7, 0.4]),
+                                                min_size=2, max_size=4))
+def test_the_grid_is_counted_as_it_is_built(lo, width, step, bands, increasing, today):
+    """The size that chooses between enumeration and branch and bound (and refuses a
+    settled question) is the number of rows the grid would hold, counted without it."""
+    from forecasting.scheme.plan import Plan
+    from optimization.pricing import ratio_grid, ratio_grid_size
+
+    space = load_space(None)
+    space = space.model_copy(update={
+        "bands": space.bands.model_copy(update={
+            "edges": tuple(50_000.0 * (k + 1) for k in range(bands)), "ratio_min": lo,
+            "ratio_max": lo + width, "step": step}),
+        "constraints": space.constraints.model_copy(update={"ratios_increasing": increasing})})
+    sq = Plan(60.0, 15_000.0, tuple(50_000.0 * (k + 1) for k in range(len(today) - 1)),
+              tuple(today), 300_000.0)
+    assert ratio_grid_size(space, sq) == len(ratio_grid(space, sq))
+    assert ratio_grid_size(space) == len(ratio_grid(space))
