@@ -91,10 +91,11 @@ def test_abort_after_sending_raises_aborted_in_the_work(tmp_path):
 def test_a_second_abort_does_not_cut_the_cleanup_short(tmp_path):
     """An abort reaches the helper twice (the message, the signal): its cleanup after the
     first must run whole."""
-    seen = tmp_path / "cleaned"
+    seen, ready = tmp_path / "cleaned", tmp_path / "ready"
 
     def work(messages):
         try:
+            ready.touch()
             for _ in messages:
                 pass
         except Aborted:
@@ -105,6 +106,10 @@ def test_a_second_abort_does_not_cut_the_cleanup_short(tmp_path):
 
     w = Worker(work)
     w.send("first")
+    deadline = time.time() + 30  # once inside the work (see Worker: nothing before it)
+    while not ready.exists():
+        assert time.time() < deadline, "the work never started"
+        time.sleep(0.01)
     w.abort()
     assert seen.read_text() == "whole"
 
