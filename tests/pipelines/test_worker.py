@@ -65,32 +65,10 @@ def test_warnings_there_are_issued_here():
         assert w.finish() == []
 
 
-def test_abort_after_sending_raises_aborted_in_the_work(tmp_path):
-    seen, ready = tmp_path / "aborted", tmp_path / "ready"
-
-    def work(messages):
-        try:
-            ready.touch()
-            for _ in messages:
-                pass
-        except Aborted:
-            seen.write_text("yes")
-            raise
-
-    w = Worker(work)
-    w.send("first")
-    deadline = time.time() + 30  # the abort may come anywhere; here, once inside the work
-    while not ready.exists():
-        assert time.time() < deadline, "the work never started"
-        time.sleep(0.01)
-    w.abort()
-    assert seen.read_text() == "yes"
-    assert not _alive(w._proc.pid)
-
-
-def test_a_second_abort_does_not_cut_the_cleanup_short(tmp_path):
-    """An abort reaches the helper twice (the message, the signal): its cleanup after the
-    first must run whole."""
+@pytest.mark.parametrize("twice", [False, True])
+def test_abort_after_sending_raises_aborted_in_the_work_once(tmp_path, twice):
+    """The work sees Aborted and cleans up; an abort reaches the helper twice (the message,
+    the signal, in either order), and the second must not cut that cleanup short."""
     seen, ready = tmp_path / "cleaned", tmp_path / "ready"
 
     def work(messages):
@@ -99,19 +77,28 @@ def test_a_second_abort_does_not_cut_the_cleanup_short(tmp_path):
             for _ in messages:
                 pass
         except Aborted:
-            os.kill(os.getpid(), ABORT_SIGNAL)  # the other half of the abort, arriving now
-            time.sleep(0.2)
+            if twice:  # the other half of the abort, arriving now
+                os.kill(os.getpid(), ABORT_SIGNAL)
+                time.sleep(0.2)
             seen.write_text("whole")
             raise
 
+    w = _started(work, ready)
+    w.abort()
+    assert seen.read_text() == "whole"
+    assert not _alive(w._proc.pid)
+
+
+def _started(work, ready: Path) -> Worker:
+    """A worker sent one message, once its work has touched `ready`: an abort may come
+    anywhere, and a test's comes inside the work (see Worker: nothing lasts before it)."""
     w = Worker(work)
     w.send("first")
-    deadline = time.time() + 30  # once inside the work (see Worker: nothing before it)
+    deadline = time.time() + 30
     while not ready.exists():
         assert time.time() < deadline, "the work never started"
         time.sleep(0.01)
-    w.abort()
-    assert seen.read_text() == "whole"
+    return w
 
 
 def test_abort_before_sending_ends_the_helper_at_once():
