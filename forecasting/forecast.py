@@ -223,14 +223,19 @@ class Forecast:
             return np.zeros(len(self.cohorts), dtype=bool)
         return self.cohorts["special_group"].to_numpy(dtype=bool)
 
-    def payout_by_cohort(self, plan: Plan) -> np.ndarray:
-        """Expected payout (CNY) per cohort; special groups get the special terms."""
+    def _by_terms(self, plan: Plan):
+        """(terms, cohort rows, their severities) for ordinary members under `plan` and
+        for the special groups under its special terms, each group that has a cohort."""
         special = self._special()
-        out = np.zeros(len(self.severities))
         for terms, rows in ((plan, ~special), (plan.for_special_group(), special)):
             if rows.any():
-                out[rows] = payouts_per_claimant(terms, [self.severities[i]
-                                                         for i in np.flatnonzero(rows)])
+                yield terms, rows, [self.severities[i] for i in np.flatnonzero(rows)]
+
+    def payout_by_cohort(self, plan: Plan) -> np.ndarray:
+        """Expected payout (CNY) per cohort; special groups get the special terms."""
+        out = np.zeros(len(self.severities))
+        for terms, rows, severities in self._by_terms(plan):
+            out[rows] = payouts_per_claimant(terms, severities)
         return self.cohorts["claimants"].to_numpy(dtype="float64") * out
 
     def expected_payout(self, plan: Plan) -> float:
@@ -245,14 +250,11 @@ class Forecast:
         """Expected eligible cost above each member's deductible (CNY), special ones lower."""
         from forecasting.models.severity import lev_matrix
 
-        special, n = self._special(), self.cohorts["claimants"].to_numpy(dtype="float64")
+        n = self.cohorts["claimants"].to_numpy(dtype="float64")
         total = 0.0
-        for d, rows in ((plan.deductible, ~special),
-                        (plan.for_special_group().deductible, special)):
-            if rows.any():
-                lev = lev_matrix([self.severities[i] for i in np.flatnonzero(rows)],
-                                 [d, np.inf])
-                total += float(n[rows] @ (lev[:, 1] - lev[:, 0]))
+        for terms, rows, severities in self._by_terms(plan):
+            lev = lev_matrix(severities, [terms.deductible, np.inf])
+            total += float(n[rows] @ (lev[:, 1] - lev[:, 0]))
         return total
 
     def layer_levels(self, plan: Plan | None = None) -> list[float]:

@@ -383,13 +383,11 @@ def lev_matrix(severities, b) -> np.ndarray:
     a backtest prices every cohort under every plan."""
     b = np.atleast_1d(np.asarray(b, dtype="float64"))
     out = np.empty((len(severities), b.size))
-    shapes: dict[tuple, list[int]] = {}
+    shapes: dict[SplicedSeverity, list[int]] = {}  # the distribution at scale 1 -> rows
     for i, sev in enumerate(severities):
-        p = sev.parametric
-        shapes.setdefault((p.mu, p.sigma, p.threshold, p.tail_prob, p.alpha), []).append(i)
-    for (mu, sigma, threshold, tail_prob, alpha), rows in shapes.items():
+        shapes.setdefault(replace(sev.parametric, scale=1.0), []).append(i)
+    for unit, rows in shapes.items():
         scale = np.array([severities[i].parametric.scale for i in rows])[:, None]
-        unit = SplicedSeverity(mu, sigma, threshold, tail_prob, alpha)
         out[rows] = scale * unit.lev(b[None, :] / scale)
     for i, sev in enumerate(severities):
         if sev.credibility > 0 and sev.costs.size:
