@@ -229,6 +229,7 @@ def _claims(records: pd.DataFrame, path: Path, mapping: Mapping, members: pd.Dat
     rejected.add(path, f"settled before the care began ({cols['setl_time']!r} before "
                  f"{cols['service_date']!r})", frame.loc[early, "row"])
     frame = frame[~early]
+    frame = _without_double_exports(frame, path, rejected)
     # reversals: rows of one settlement id add up (a reversal cancels, a re-settlement
     # replaces); what is left is the settlement as it stands, dated when it was first
     # settled (a refund or correction months later does not make the bill unknown until
@@ -252,6 +253,29 @@ def _claims(records: pd.DataFrame, path: Path, mapping: Mapping, members: pd.Dat
                          "service_date": net["service"].dt.date.to_numpy(),
                          "settlement_date": net["settled"].dt.date.to_numpy()}
                         ).reset_index(drop=True)
+
+
+def _without_double_exports(frame: pd.DataFrame, path: Path, rejected: Rejected
+                            ) -> pd.DataFrame:
+    """The rows of `frame` less the copies of a settlement exported twice: a positive row
+    identical to another of its settlement id (dates and amounts) is a re-settlement only
+    when a reversal (a row of the exact opposite amounts) stands between them; copies
+    beyond one plus the reversals are left out and named (summed, they counted the bill
+    twice)."""
+    ids = ["member_id", "setl_id"]
+    amounts = frame[["eligible_cost", "paid"]].round(2)
+    positive = frame[(amounts["eligible_cost"] > 0) | (amounts["paid"] > 0)]
+    negative = frame[(amounts["eligible_cost"] < 0) | (amounts["paid"] < 0)]
+    pos = positive[ids].assign(cost=amounts["eligible_cost"], paid=amounts["paid"])
+    neg = negative[ids].assign(cost=-amounts["eligible_cost"], paid=-amounts["paid"])
+    reversals = neg.groupby([*ids, "cost", "paid"], sort=False).size().rename("reversals")
+    copy = pos.assign(service=positive["service"], settled=positive["settled"]).groupby(
+        [*ids, "service", "settled", "cost", "paid"], sort=False).cumcount()
+    allowed = pos.join(reversals, on=[*ids, "cost", "paid"])["reversals"].fillna(0)
+    extra = positive.loc[copy.to_numpy() > allowed.to_numpy(), "row"]
+    rejected.add(path, "exported twice (a copy of another row of its settlement id beyond "
+                 "what its reversals explain; counted once)", extra)
+    return frame[~frame["row"].isin(extra)]
 
 
 def to_settlement_records(members: pd.DataFrame, claims: pd.DataFrame, seed: int = 0,

@@ -115,3 +115,23 @@ def test_a_late_refund_keeps_the_bill_dated_when_first_settled(tiny_city, tmp_pa
                            == bill["开始日期"].iloc[0])]
     assert first in set(mine["settlement_date"])
     assert pd.Timestamp("2022-06-30").date() not in set(found.claims["settlement_date"])
+
+
+def test_a_settlement_exported_twice_counts_once(tiny_city, tmp_path):
+    """Three settlements exported twice (identical rows, no reversal) count once and are
+    named; the simulator's reversed-and-settled-again bills (an identical positive row
+    after a reversal) still count once each, unflagged."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims, seed=3,
+                                            reversals=0.2)
+    resettled = records["结算ID"].duplicated(keep=False)
+    assert resettled.sum() > 10
+    twice = records[~resettled].iloc[[0, 4, 9]]
+    pd.concat([records, twice], ignore_index=True).to_csv(tmp_path / "r.csv", index=False)
+    roster.to_csv(tmp_path / "p.csv", index=False)
+    found = import_settlements(tmp_path / "r.csv", tmp_path / "p.csv")
+    said = "\n".join(found.said)
+    assert "3 rows exported twice" in said and found.rejected == 3
+    ref = tiny_city.claims.groupby("year")["eligible_cost"].sum()
+    got = found.claims.groupby("year")["eligible_cost"].sum()
+    pd.testing.assert_series_equal(got, ref, check_exact=False, atol=0.05)
+    assert len(found.claims) == len(tiny_city.claims)
