@@ -151,7 +151,10 @@ def _number(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected) -> np
 
 
 def _dates(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected) -> pd.Series:
-    dates = pd.to_datetime(frame[col].str.strip(), errors="coerce", format="mixed")
+    # Chinese exports write dates as 2021年3月5日 too: the same date, read the same
+    text = frame[col].str.strip().str.replace(r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})"
+                                              r"\s*日", r"\1-\2-\3", regex=True)
+    dates = pd.to_datetime(text, errors="coerce", format="mixed")
     rejected.add(path, f"with an unreadable date in {col!r}", np.flatnonzero(dates.isna()))
     return dates
 

@@ -135,3 +135,31 @@ def test_a_settlement_exported_twice_counts_once(tiny_city, tmp_path):
     got = found.claims.groupby("year")["eligible_cost"].sum()
     pd.testing.assert_series_equal(got, ref, check_exact=False, atol=0.05)
     assert len(found.claims) == len(tiny_city.claims)
+
+
+def test_dates_written_the_chinese_way_read_as_the_same_dates(tiny_city, tmp_path):
+    """结算时间 as 2021年3月5日 10:00:00 and 出生日期/开始日期 as 2021年3月5日 (as Chinese
+    exports write them) give the same members and claims as ISO dates; nothing is left
+    out."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims, seed=2)
+
+    def chinese(text: pd.Series) -> pd.Series:
+        d = pd.to_datetime(text)
+        rest = text.str.slice(10)
+        return (d.dt.year.astype(str) + "年" + d.dt.month.astype(str) + "月"
+                + d.dt.day.astype(str) + "日" + rest)
+
+    records.to_csv(tmp_path / "iso.csv", index=False)
+    roster.to_csv(tmp_path / "p_iso.csv", index=False)
+    for col in ("结算时间", "开始日期"):
+        records[col] = chinese(records[col])
+    roster["出生日期"] = chinese(roster["出生日期"])
+    assert records["结算时间"].iloc[0].count("年") == 1
+    records.to_csv(tmp_path / "zh.csv", index=False)
+    roster.to_csv(tmp_path / "p_zh.csv", index=False)
+    iso = import_settlements(tmp_path / "iso.csv", tmp_path / "p_iso.csv")
+    zh = import_settlements(tmp_path / "zh.csv", tmp_path / "p_zh.csv")
+    assert zh.rejected == 0 == iso.rejected
+    pd.testing.assert_frame_equal(zh.claims, iso.claims)
+    pd.testing.assert_frame_equal(zh.members, iso.members)
+    assert len(zh.claims) == len(tiny_city.claims)
