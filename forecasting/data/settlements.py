@@ -205,6 +205,19 @@ def _members(roster: pd.DataFrame, path: Path, mapping: Mapping, rejected: Rejec
                        if "exposure" in cols else 1.0)
     bad = out.isna().any(axis=1).to_numpy()
     out = out[~bad].copy()
+    # a roster exported twice: the copies left out and named; two different rows for one
+    # person and year cannot both stand (the data directory would be refused on reading)
+    copy = out.duplicated(keep="first").to_numpy()
+    rejected.add(path, "exported twice (a copy of another roster row; counted once)",
+                 out.index[copy])
+    out = out[~copy]
+    clash = out.duplicated(["member_id", "year"], keep=False).to_numpy()
+    if clash.any():
+        first = out[clash].iloc[0]
+        raise InputError(f"{path}: columns {cols['psn_no']!r}, {cols['year']!r}, "
+                         f"{rows_hint(out.index[clash])}: expected one row per person and "
+                         f"year; got {first['member_id']} in {int(first['year'])} on rows "
+                         "that differ")
     out["year"] = out["year"].astype("int64")
     out["age"] = out["age"].astype("int64")
     return out.reset_index(drop=True)

@@ -163,3 +163,24 @@ def test_dates_written_the_chinese_way_read_as_the_same_dates(tiny_city, tmp_pat
     pd.testing.assert_frame_equal(zh.claims, iso.claims)
     pd.testing.assert_frame_equal(zh.members, iso.members)
     assert len(zh.claims) == len(tiny_city.claims)
+
+
+def test_a_roster_row_exported_twice_counts_once(tiny_city, tmp_path):
+    """A roster row given twice is left out once and named, so the data directory reads
+    (it was written with the person twice and refused by every later command); two
+    different rows for one person and year stop the import with both rows named."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims, seed=4)
+    records.to_csv(tmp_path / "r.csv", index=False)
+    pd.concat([roster, roster.iloc[[1, 7]]], ignore_index=True).to_csv(tmp_path / "p.csv",
+                                                                        index=False)
+    result = runner.invoke(app, ["import", "--records", str(tmp_path / "r.csv"), "--roster",
+                                 str(tmp_path / "p.csv"), "--out", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    assert "2 rows exported twice (a copy of another roster row" in result.output
+    data = load_data(tmp_path / "data", DataOptions(engine="pandas"))
+    assert data.cells.table["insured"].sum() == len(tiny_city.members)
+    other = roster.iloc[[1]].assign(参保年限=0.5)
+    pd.concat([roster, other], ignore_index=True).to_csv(tmp_path / "q.csv", index=False)
+    with pytest.raises(InputError, match=r"q\.csv: columns '人员编号', '参保年度', rows 2, "
+                       rf"{len(roster) + 1}: expected one row per person and year"):
+        import_settlements(tmp_path / "r.csv", tmp_path / "q.csv")
