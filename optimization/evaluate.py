@@ -100,6 +100,11 @@ def evaluate_plan(plan: Plan, forecast: Forecast, costs: Costs,
         prob, tail = float((losses > 0).mean()), cvar(losses, cvar_level)
         if terms is not None:
             settled = summary(settle(pay_s, income_s, opex_s, terms), cvar_level)
+            # before settlement the result is the plan's own: its exact expected loss and
+            # the range holding it, as the KPIs and the term's first year say (the mean
+            # over the scenarios differs by their noise, on a small city in sign)
+            settled |= {"expected_loss_before": loss, "loss_p05_before": float(p05),
+                        "loss_p95_before": float(p95)}
     else:
         p05 = p95 = prob = tail = float("nan")
     bands = forecast.cohorts["age_band"].to_numpy()

@@ -151,7 +151,10 @@ def _number(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected) -> np
 
 
 def _dates(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected) -> pd.Series:
-    dates = pd.to_datetime(frame[col].str.strip(), errors="coerce", format="mixed")
+    # Chinese exports write dates as 2021年3月5日 too: the same date, read the same
+    text = frame[col].str.strip().str.replace(r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})"
+                                              r"\s*日", r"\1-\2-\3", regex=True)
+    dates = pd.to_datetime(text, errors="coerce", format="mixed")
     rejected.add(path, f"with an unreadable date in {col!r}", np.flatnonzero(dates.isna()))
     return dates
 
@@ -202,6 +205,19 @@ def _members(roster: pd.DataFrame, path: Path, mapping: Mapping, rejected: Rejec
                        if "exposure" in cols else 1.0)
     bad = out.isna().any(axis=1).to_numpy()
     out = out[~bad].copy()
+    # a roster exported twice: the copies left out and named; two different rows for one
+    # person and year cannot both stand (the data directory would be refused on reading)
+    copy = out.duplicated(keep="first").to_numpy()
+    rejected.add(path, "exported twice (a copy of another roster row; counted once)",
+                 out.index[copy])
+    out = out[~copy]
+    clash = out.duplicated(["member_id", "year"], keep=False).to_numpy()
+    if clash.any():
+        first = out[clash].iloc[0]
+        raise InputError(f"{path}: columns {cols['psn_no']!r}, {cols['year']!r}, "
+                         f"{rows_hint(out.index[clash])}: expected one row per person and "
+                         f"year; got {first['member_id']} in {int(first['year'])} on rows "
+                         "that differ")
     out["year"] = out["year"].astype("int64")
     out["age"] = out["age"].astype("int64")
     return out.reset_index(drop=True)
@@ -229,6 +245,7 @@ def _claims(records: pd.DataFrame, path: Path, mapping: Mapping, members: pd.Dat
     rejected.add(path, f"settled before the care began ({cols['setl_time']!r} before "
                  f"{cols['service_date']!r})", frame.loc[early, "row"])
     frame = frame[~early]
+    frame = _without_double_exports(frame, path, rejected)
     # reversals: rows of one settlement id add up (a reversal cancels, a re-settlement
     # replaces); what is left is the settlement as it stands, dated when it was first
     # settled (a refund or correction months later does not make the bill unknown until
@@ -252,6 +269,29 @@ def _claims(records: pd.DataFrame, path: Path, mapping: Mapping, members: pd.Dat
                          "service_date": net["service"].dt.date.to_numpy(),
                          "settlement_date": net["settled"].dt.date.to_numpy()}
                         ).reset_index(drop=True)
+
+
+def _without_double_exports(frame: pd.DataFrame, path: Path, rejected: Rejected
+                            ) -> pd.DataFrame:
+    """The rows of `frame` less the copies of a settlement exported twice: a positive row
+    identical to another of its settlement id (dates and amounts) is a re-settlement only
+    when a reversal (a row of the exact opposite amounts) stands between them; copies
+    beyond one plus the reversals are left out and named (summed, they counted the bill
+    twice)."""
+    ids = ["member_id", "setl_id"]
+    amounts = frame[["eligible_cost", "paid"]].round(2)
+    positive = frame[(amounts["eligible_cost"] > 0) | (amounts["paid"] > 0)]
+    negative = frame[(amounts["eligible_cost"] < 0) | (amounts["paid"] < 0)]
+    pos = positive[ids].assign(cost=amounts["eligible_cost"], paid=amounts["paid"])
+    neg = negative[ids].assign(cost=-amounts["eligible_cost"], paid=-amounts["paid"])
+    reversals = neg.groupby([*ids, "cost", "paid"], sort=False).size().rename("reversals")
+    copy = pos.assign(service=positive["service"], settled=positive["settled"]).groupby(
+        [*ids, "service", "settled", "cost", "paid"], sort=False).cumcount()
+    allowed = pos.join(reversals, on=[*ids, "cost", "paid"])["reversals"].fillna(0)
+    extra = positive.loc[copy.to_numpy() > allowed.to_numpy(), "row"]
+    rejected.add(path, "exported twice (a copy of another row of its settlement id beyond "
+                 "what its reversals explain; counted once)", extra)
+    return frame[~frame["row"].isin(extra)]
 
 
 def to_settlement_records(members: pd.DataFrame, claims: pd.DataFrame, seed: int = 0,

@@ -42,8 +42,8 @@ from pipelines.tracking import (
 )
 
 # plan.json's format: a folder of an older format is made again, not reused (2: the
-# ranges of premium income and payouts)
-PLAN_FORMAT = 2
+# ranges of premium income and payouts; 3: the figures before settlement the plan's exact ones)
+PLAN_FORMAT = 3
 
 
 @dataclass(frozen=True)

@@ -174,11 +174,13 @@ def _run_finished(run_id: str | None) -> bool:
 
 
 def _fresh_forecast(folder: Path, ds: Dataset | DataKey, year: int, versions: dict) -> bool:
-    """A complete forecast folder of these data, year and model versions, whose run
-    finished."""
+    """A complete forecast folder of these data, year and model versions, in the money
+    unit ciplan.toml names now (the forecast, the plans and the report carry it), whose
+    run finished."""
     found = reusable_inputs(folder, "forecast")
     return (found is not None and found.get("data_fingerprint") == ds.fingerprint
             and found.get("year") == year and found.get("model_versions") == versions
+            and Forecast.load_provenance(folder).get("currency") == ds.config.data.currency
             and _run_finished(found.get("forecast_run")))
 
 

@@ -61,3 +61,19 @@ def test_the_term_s_loss_ranges_hold_their_expected_values(rare, space, status_q
                by["loss_before"].to_numpy())
         _holds(row["loss_p05_after"], row["loss_p95_after"], row["expected_loss_after"],
                -by["insurer_result_after"].to_numpy())
+
+
+def test_the_figures_before_settlement_are_the_plan_s_own(rare, space, status_quo):
+    """Before settlement the contract changes nothing: plan.json's settlement block says
+    the plan's exact expected loss and range (the KPIs'), the term's first year says the
+    same; its scenario mean (here off by its noise) contradicted both in the report."""
+    sc = scenario_set(rare, space, status_quo, seed=1)
+    k = evaluate_plan(status_quo, rare, space.costs, sc, terms=space.contract.terms())
+    pay, income, opex = scenario_money(status_quo, rare, space.costs, sc)
+    assert abs((pay + opex - income).mean() - k.expected_loss) > 1.0  # the noise is there
+    s = k.settlement
+    assert s["expected_loss_before"] == pytest.approx(k.expected_loss)
+    assert (s["loss_p05_before"], s["loss_p95_before"]) == (k.loss_p05, k.loss_p95)
+    first = project(rare, status_quo, space, space.contract.terms(), 31_500.0, n=400).years
+    assert s["expected_loss_before"] == pytest.approx(
+        float(first.loc[0, "expected_loss_before"]), rel=1e-9)

@@ -115,3 +115,72 @@ def test_a_late_refund_keeps_the_bill_dated_when_first_settled(tiny_city, tmp_pa
                            == bill["开始日期"].iloc[0])]
     assert first in set(mine["settlement_date"])
     assert pd.Timestamp("2022-06-30").date() not in set(found.claims["settlement_date"])
+
+
+def test_a_settlement_exported_twice_counts_once(tiny_city, tmp_path):
+    """Three settlements exported twice (identical rows, no reversal) count once and are
+    named; the simulator's reversed-and-settled-again bills (an identical positive row
+    after a reversal) still count once each, unflagged."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims, seed=3,
+                                            reversals=0.2)
+    resettled = records["结算ID"].duplicated(keep=False)
+    assert resettled.sum() > 10
+    twice = records[~resettled].iloc[[0, 4, 9]]
+    pd.concat([records, twice], ignore_index=True).to_csv(tmp_path / "r.csv", index=False)
+    roster.to_csv(tmp_path / "p.csv", index=False)
+    found = import_settlements(tmp_path / "r.csv", tmp_path / "p.csv")
+    said = "\n".join(found.said)
+    assert "3 rows exported twice" in said and found.rejected == 3
+    ref = tiny_city.claims.groupby("year")["eligible_cost"].sum()
+    got = found.claims.groupby("year")["eligible_cost"].sum()
+    pd.testing.assert_series_equal(got, ref, check_exact=False, atol=0.05)
+    assert len(found.claims) == len(tiny_city.claims)
+
+
+def test_dates_written_the_chinese_way_read_as_the_same_dates(tiny_city, tmp_path):
+    """结算时间 as 2021年3月5日 10:00:00 and 出生日期/开始日期 as 2021年3月5日 (as Chinese
+    exports write them) give the same members and claims as ISO dates; nothing is left
+    out."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims, seed=2)
+
+    def chinese(text: pd.Series) -> pd.Series:
+        d = pd.to_datetime(text)
+        rest = text.str.slice(10)
+        return (d.dt.year.astype(str) + "年" + d.dt.month.astype(str) + "月"
+                + d.dt.day.astype(str) + "日" + rest)
+
+    records.to_csv(tmp_path / "iso.csv", index=False)
+    roster.to_csv(tmp_path / "p_iso.csv", index=False)
+    for col in ("结算时间", "开始日期"):
+        records[col] = chinese(records[col])
+    roster["出生日期"] = chinese(roster["出生日期"])
+    assert records["结算时间"].iloc[0].count("年") == 1
+    records.to_csv(tmp_path / "zh.csv", index=False)
+    roster.to_csv(tmp_path / "p_zh.csv", index=False)
+    iso = import_settlements(tmp_path / "iso.csv", tmp_path / "p_iso.csv")
+    zh = import_settlements(tmp_path / "zh.csv", tmp_path / "p_zh.csv")
+    assert zh.rejected == 0 == iso.rejected
+    pd.testing.assert_frame_equal(zh.claims, iso.claims)
+    pd.testing.assert_frame_equal(zh.members, iso.members)
+    assert len(zh.claims) == len(tiny_city.claims)
+
+
+def test_a_roster_row_exported_twice_counts_once(tiny_city, tmp_path):
+    """A roster row given twice is left out once and named, so the data directory reads
+    (it was written with the person twice and refused by every later command); two
+    different rows for one person and year stop the import with both rows named."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims, seed=4)
+    records.to_csv(tmp_path / "r.csv", index=False)
+    pd.concat([roster, roster.iloc[[1, 7]]], ignore_index=True).to_csv(tmp_path / "p.csv",
+                                                                        index=False)
+    result = runner.invoke(app, ["import", "--records", str(tmp_path / "r.csv"), "--roster",
+                                 str(tmp_path / "p.csv"), "--out", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    assert "2 rows exported twice (a copy of another roster row" in result.output
+    data = load_data(tmp_path / "data", DataOptions(engine="pandas"))
+    assert data.cells.table["insured"].sum() == len(tiny_city.members)
+    other = roster.iloc[[1]].assign(参保年限=0.5)
+    pd.concat([roster, other], ignore_index=True).to_csv(tmp_path / "q.csv", index=False)
+    with pytest.raises(InputError, match=r"q\.csv: columns '人员编号', '参保年度', rows 2, "
+                       rf"{len(roster) + 1}: expected one row per person and year"):
+        import_settlements(tmp_path / "r.csv", tmp_path / "q.csv")

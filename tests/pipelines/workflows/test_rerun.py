@@ -104,3 +104,20 @@ def test_a_rerun_sees_other_settings_config_and_data(rerun, tiny_csv_dir):
     assert result.exit_code == 0, result.output
     assert reads == 1 and "Training the claim models" in result.output
     assert "Forecasting 2022" in result.output and len(_train_runs()) == 3
+
+
+def test_another_currency_forecasts_again_and_keeps_the_training(rerun, tmp_path):
+    """The forecast, the plans and the report carry the money unit: a re-run with another
+    `--currency` (or [data] currency) forecasts and optimises again (the models are the
+    same), and the files it leaves say the new unit."""
+    assert rerun()[0].exit_code == 0
+    result, _ = rerun("--currency", "RMB")
+    assert result.exit_code == 0, result.output
+    assert "Training the claim models" not in result.output
+    assert "Reusing the forecast" not in result.output and "Forecasting 2022" in result.output
+    out = tmp_path / "out"
+    for path in (out / "forecast" / "summary.json", out / "plans" / "A" / "plan.json"):
+        text = path.read_text(encoding="utf-8")
+        assert '"currency": "RMB"' in text and '"currency": "CNY"' not in text, path
+    again, _ = rerun("--currency", "RMB")
+    assert again.exit_code == 0 and "Reusing the forecast" in again.output
