@@ -140,9 +140,10 @@ class ScenarioSet:
 
     def group_floor(self, special: bool) -> float:
         """The floor of the ordinary (special=False) or special-group members' costs: the
-        highest of their cohorts' (the set's own when it has none of them)."""
+        highest of their cohorts'. A group without a cohort (no special group, or only
+        special ones) holds no cost, so any deductible prices it: its floor is 0."""
         mine = self.cohort_floors()[self.special == special]
-        return float(mine.max()) if mine.size else float(self.floor)
+        return float(mine.max()) if mine.size else 0.0
 
     def covers(self, plan: Plan) -> bool:
         """Whether the set holds every cost the plan's payout depends on: each cohort's

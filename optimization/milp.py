@@ -140,9 +140,10 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
             rows.append(Row(f"no_worse_{who}_{y:.0f}", lhs, ">=", target, 1.0,
                             "CNY paid at that cost",
                             f"payout of a {who} member at {y:,.0f} not below today's"))
-        if not np.isfinite(cap) and old.final_slope()[0] > 0:
+        slope = float(old.final_slope()[0])  # today's ratio above every breakpoint
+        if not np.isfinite(cap) and slope > 0:
             rows.append(Row(f"no_worse_{who}_beyond", _aligned(ratios, new)[-1] + shift, ">=",
-                            float(old.final_slope()[0]), 0.01, "point of ratio",
+                            slope, 0.01, "point of ratio",
                             f"a {who} member's ratio above every breakpoint not below "
                             "today's"))
         if np.isfinite(cap) and cap < old_cap - TOL:

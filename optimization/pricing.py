@@ -286,22 +286,14 @@ class Pricer:
 
 def scenario_sums(sc: ScenarioSet) -> tuple[ScenarioSums, ScenarioSums]:
     """The sums of ordinary and special members, built once per scenario set (kept on it:
-    every proposal of a run prices the same scenarios). A group without a cohort (a
-    portfolio with no special group, or only special ones) holds every cost it has, none,
-    so any deductible prices it: its floor is 0."""
+    every proposal of a run prices the same scenarios)."""
     found = sc.__dict__.get("_ciplan_sums")
     if found is None:
         special = sc.special[sc.cohort]
-        found = tuple(ScenarioSums(sc, special == flag, _floor(sc, flag))
+        found = tuple(ScenarioSums(sc, special == flag, sc.group_floor(flag))
                       for flag in (False, True))
         object.__setattr__(sc, "_ciplan_sums", found)
     return found
-
-
-def _floor(sc: ScenarioSet, special: bool) -> float:
-    """The cost (CNY) above which the set holds every cost of one group: 0 when the
-    group has no cohort."""
-    return sc.group_floor(special) if (sc.special == special).any() else 0.0
 
 
 class ScenarioSums:

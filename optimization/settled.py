@@ -18,9 +18,9 @@ from forecasting.errors import UserError
 from optimization.context import Context
 from optimization.contract import settle
 from optimization.objectives import cvar_rows
-from optimization.pricing import Pricer, combos, plan_of, ratio_grid, ratio_grid_size
+from optimization.pricing import Pricer, combos, plan_of, ratio_grid
 from optimization.rules import Rule, allowed
-from optimization.search import Candidate, Searched, _better
+from optimization.search import Candidate, Searched, _better, space_size
 from optimization.space import ContractTerms
 
 
@@ -71,7 +71,7 @@ def settled_search(ctx: Context, objective: str, pricer: Pricer, rules: list[Rul
     if ctx.space.bands.step <= 0 and not keep:
         raise UserError("questions after settlement need stepped ratios: set [bands] step "
                         "above 0")
-    plans = ratio_grid_size(ctx.space, ctx.status_quo) * len(combos(ctx.space, ctx.status_quo))
+    plans = space_size(ctx)
     if not keep and plans > ctx.space.solver.enumeration_limit:
         raise UserError(f"questions after settlement price every plan of the space, and it "
                         f"holds {plans:,}, more than solver.enumeration_limit "

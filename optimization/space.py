@@ -105,6 +105,7 @@ class Bands(Frozen):
     step: float = Field(ge=0, le=1, default=0.05)
 
     _check = field_validator("edges")(_positive)
+    _order = field_validator("edges")(_rising)
 
     @field_validator("step")
     @classmethod
@@ -115,7 +116,6 @@ class Bands(Frozen):
             raise ValueError(f"a ratio step of {step:g} is finer than {MIN_RATIO_STEP:g} (a "
                              "tenth of a point); use 0 for continuous ratios")
         return step
-    _order = field_validator("edges")(_rising)
 
 
 class Cap(Frozen):
