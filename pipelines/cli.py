@@ -6,11 +6,15 @@ Each command calls the API; a UserError (bad input, impossible request) becomes 
 
 from __future__ import annotations
 
+from pipelines import process
+
+if __name__ == "__main__":  # `python -m pipelines.cli`: started as the console script is
+    process.start()
+
 import datetime
 import functools
 import inspect
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -186,6 +190,7 @@ def command(fn=None, *, name: str | None = None):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        process.collect()  # the command line's imports are done (the command's own: below)
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
@@ -273,7 +278,8 @@ def import_records(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Turn the platform's settlement records and a roster into a data directory."""
-    from pipelines.workflows.records import import_records as run_import
+    with process.importing():
+        from pipelines.workflows.records import import_records as run_import
 
     if fmt not in ("parquet", "csv"):
         raise UserError(f"--format expected parquet or csv; got {fmt!r}")
@@ -336,9 +342,10 @@ def _with_development(frame: pd.DataFrame, completion: dict | None) -> pd.DataFr
 def train(data: DataArgs) -> None:
     """Backtest candidate frequency and severity models, log them to MLflow, register the
     champions as claim-frequency and claim-severity @champion."""
-    from pipelines.workflows.train import check_trainable, mean_scores
-    from pipelines.workflows.train import train as run_train
-    from pipelines.workflows.train_log import train_logger
+    with process.importing():
+        from pipelines.workflows.train import check_trainable, mean_scores
+        from pipelines.workflows.train import train as run_train
+        from pipelines.workflows.train_log import train_logger
 
     with train_logger() as logger:  # started first: it imports MLflow while we read
         ds = data.open()
@@ -375,7 +382,8 @@ def forecast(
     seed: Annotated[int, typer.Option(help="Random seed of the scenarios.")] = 0,
 ) -> None:
     """Forecast claims of a year by cohort with the registered champion models."""
-    from pipelines.workflows.forecast_year import run_forecast
+    with process.importing():
+        from pipelines.workflows.forecast_year import run_forecast
 
     if scenarios < 20:
         raise UserError(f"--scenarios expected at least 20; got {scenarios}")
@@ -416,9 +424,10 @@ def optimize(
         "(default: the config's fixed premium).")] = False,
 ) -> None:
     """Find the plan that minimises the insurer's loss under the member-benefit rules."""
-    from optimization.objectives import OBJECTIVES
-    from optimization.space import SOLVERS, load_space
-    from pipelines.workflows.propose import load_forecast, run_optimize
+    with process.importing():
+        from optimization.objectives import OBJECTIVES
+        from optimization.space import SOLVERS, load_space
+        from pipelines.workflows.propose import load_forecast, run_optimize
 
     if objective not in OBJECTIVES:
         raise UserError(f"--objective expected one of {', '.join(OBJECTIVES)}; "
@@ -463,9 +472,10 @@ def project(
 ) -> None:
     """Project a plan over the contract's term: each year and the total, before and after
     settlement, with the fund's position."""
-    from optimization.space import load_space
-    from pipelines.workflows.propose import load_forecast
-    from pipelines.workflows.term import run_term
+    with process.importing():
+        from optimization.space import load_space
+        from pipelines.workflows.propose import load_forecast
+        from pipelines.workflows.term import run_term
 
     check_out(out, "term")
     space = load_space(config)
@@ -501,10 +511,11 @@ def report(
     lang: Annotated[str, typer.Option(help="zh or en.")] = "en",
 ) -> None:
     """Write the negotiation report (HTML and XLSX) of some plans, logged to their runs."""
-    from pipelines.conventions import check_lang
-    from pipelines.report.document import publish_report, read_plans
-    from pipelines.tracking import tracking_uri
-    from pipelines.workflows.run_all import log_report, runs_not_in_store
+    with process.importing():
+        from pipelines.conventions import check_lang
+        from pipelines.report.document import publish_report, read_plans
+        from pipelines.tracking import tracking_uri
+        from pipelines.workflows.run_all import log_report, runs_not_in_store
 
     check_lang(lang)
     check_out(out, "report")
@@ -531,10 +542,11 @@ def run(
     config: Annotated[Path | None, typer.Option(help="Plan-space TOML.")] = None,
 ) -> None:
     """The whole job: data, train, forecast next year, the standard proposals, the report."""
-    from optimization.space import load_space
-    from pipelines.conventions import check_lang
-    from pipelines.tracking import tracking_uri
-    from pipelines.workflows.run_all import run_all, run_outputs
+    with process.importing():
+        from optimization.space import load_space
+        from pipelines.conventions import check_lang
+        from pipelines.tracking import tracking_uri
+        from pipelines.workflows.run_all import run_all, run_outputs
 
     check_lang(lang)
     run_outputs(out)
@@ -624,30 +636,8 @@ def main() -> None:
     try:
         app()
     except SystemExit as done:
-        _exit(done.code)
-    _exit(0)
-
-
-def _exit(code) -> None:
-    """End the process as sys.exit(code) would, without tearing the interpreter down: other
-    threads are joined, exit handlers run (MLflow's, logging's) and the streams flushed,
-    but the modules of MLflow, SQLAlchemy, pandas and scikit-learn are not freed object by
-    object, which takes about a second the operating system does at once."""
-    import atexit
-    import os
-    import threading
-
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):  # sys.exit("message"): printed, status 1
-        print(code, file=sys.stderr)
-        code = 1
-    # what the interpreter does first at exit: executors told to stop, other threads joined
-    threading._shutdown()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        process.end(done.code)
+    process.end(0)
 
 
 if __name__ == "__main__":

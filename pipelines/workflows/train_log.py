@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from forecasting.failpoints import stop_here
+from pipelines.process import importing
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
     FREQUENCY_MODEL,
@@ -148,13 +149,14 @@ def _import_ahead() -> None:
     # helper (this runs nowhere else) logs scikit-learn models only, so PySpark is
     # absent for it
     sys.modules.setdefault("pyspark", None)
-    import mlflow.sklearn
-    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-    import skops.io  # noqa: F401
-    from mlflow.models import infer_signature  # noqa: F401
+    with importing():
+        import mlflow.sklearn
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        import skops.io  # noqa: F401
+        from mlflow.models import infer_signature  # noqa: F401
 
-    from pipelines.package_map import prime_package_map
-    from pipelines.report import plots  # noqa: F401
+        from pipelines.package_map import prime_package_map
+        from pipelines.report import plots  # noqa: F401
 
     prime_package_map()
 
