@@ -597,8 +597,20 @@ def ui_hint(uri: str, experiment_id: str | None = None) -> str:
 def _progress():
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                    console=console)
+    class _Progress(Progress):
+        """A progress display that leaves nothing behind when its command fails: on a
+        file or pipe rich ends the display with an empty line, which stood before the one
+        `Error: …` line of bad input."""
+
+        def __exit__(self, exc_type, exc, tb):
+            if exc_type is None:
+                return super().__exit__(exc_type, exc, tb)
+            self.live.transient = True
+            self.live.stop()
+            return None
+
+    return _Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                     console=console)
 
 
 def _frame_rich(frame: pd.DataFrame, title: str) -> Table:

@@ -16,7 +16,7 @@ from forecasting.models.features import distinct_rows
 from forecasting.models.frequency import GBMFrequency, PoissonFrequencyGLM
 from forecasting.models.severity import BlendedSeverity, SplicedSeverityModel, lev_matrix
 from forecasting.models.threads import single_threaded
-from forecasting.models.uncertainty import prediction_factor, year_sd
+from forecasting.models.uncertainty import MIN_YEAR_SD, prediction_factor, year_sd
 
 FREQUENCY_MODELS = {"glm": PoissonFrequencyGLM, "gbm": GBMFrequency}
 FREQUENCY_ROWS = ("cells", "ages")
@@ -47,10 +47,32 @@ def _rows_by_key(frame: pd.DataFrame, keys: list[str]) -> dict[tuple, np.ndarray
 
 
 def _severity_year_sd(cells: Cells, sev: SplicedSeverityModel) -> float:
-    """How far each past year's claimant costs sat from the severity model (log sd)."""
+    """How far each past year's cost level sat from the severity model (log sd): the
+    systemic effect the scenarios draw as a multiplier of every cost.
+
+    The cohorts differ by scale only, so a year whose costs all sit c times the model's
+    shifts the mean of log(cost / scale) by log c, whatever the distribution's shape. Each
+    year's mean of that residual, around the mean of all years, is its level; the part of
+    its spread that sampling alone explains (the residuals' variance over the year's
+    claimants) is taken out. Comparing each year's total cost with the model's mean
+    instead counts a heavy tail's sampling as a year effect: a Pareto index near 1 puts
+    a year's total far below its mean in most years (a log sd of 3, whose mean-one
+    multiplier sits near 0 in most scenarios)."""
     c = cells.claimants
-    mean = c.assign(m=sev.predict(c)).groupby("year")["m"].sum()
-    return year_sd(c.groupby("year")["cost"].sum(), mean, 2)
+    cost = c["cost"].to_numpy(dtype="float64")
+    keep = cost > 0
+    if keep.sum() < 2:
+        return MIN_YEAR_SD
+    resid = np.log(cost[keep]) - sev.log_scale(c.loc[keep])
+    years = c["year"].to_numpy()[keep]
+    by_year = pd.DataFrame({"year": years, "r": resid}).groupby("year")["r"]
+    n, level = by_year.size(), by_year.mean()
+    within = float(by_year.var(ddof=1).fillna(0.0).mul(n - 1).sum() / max(len(resid) - len(n), 1))
+    dev = level - np.average(level, weights=n)
+    dof = max(len(n) - 2, 1)
+    # under no year effect, E[sum dev^2] = within x (sum 1/n_y - years / claimants)
+    systemic = float(((dev**2).sum() - within * ((1 / n).sum() - len(n) / n.sum())) / dof)
+    return float(max(np.sqrt(max(systemic, 0.0)), MIN_YEAR_SD))
 
 
 def _reuse(shared: dict | None, key: tuple, make):

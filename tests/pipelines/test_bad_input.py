@@ -385,3 +385,15 @@ def test_one_year_refused_with_nothing_else_on_stderr(tiny_csv_dir):
     result = runner.invoke(app, ["train", "--data", str(tiny_csv_dir)])
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("command", [["train"], ["run", "--out", "OUT"]])
+def test_bad_data_found_while_the_progress_shows_is_one_line(tiny_csv_dir, tmp_path, command):
+    """A bad cost is found while the progress display is up: rich ended the display on a
+    pipe with an empty line, so stderr held a blank line before the `Error: …` line."""
+    _edit_csv(tiny_csv_dir / "claims.csv", _costs("-3", "5"))
+    args = [a.replace("OUT", str(tmp_path / "out")) for a in command]
+    result = runner.invoke(app, [*args, "--data", str(tiny_csv_dir)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "out").exists()

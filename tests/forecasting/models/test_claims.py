@@ -3,6 +3,7 @@ hundred times smaller give the same relative figures."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from forecasting.data.cells import aggregate, annual_costs
+from forecasting.data.cohorts import CohortSpec
 from forecasting.models.backtesting import backtest
 from forecasting.models.claims import ClaimsModel
 from forecasting.scheme.in_force import Scheme
@@ -108,3 +110,47 @@ def test_rows_by_key_are_pandas_groups_in_row_order():
     for key, rows in want.items():
         np.testing.assert_array_equal(got[key], rows)
     assert _rows_by_key(frame.iloc[:0], keys) == {}
+
+
+def _heavy_tailed_cells(year_levels, seed=3):
+    """Three years of 3,000 members in two districts, a tenth of them claimants whose costs
+    are a lognormal body with 3 % of them 100 times the median (a tail with index near 1),
+    each year's costs times its level."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for year, level in year_levels.items():
+        n = 3000
+        members = pd.DataFrame({"member_id": np.arange(n), "year": year,
+                                "age": rng.integers(20, 70, n),
+                                "district": rng.choice(["east", "west"], n),
+                                "special_group": False, "exposure": 1.0})
+        cost = np.where(rng.random(n) < 0.1, np.exp(rng.normal(np.log(20_000), 0.9, n)), 0.0)
+        cost *= np.where(rng.random(n) < 0.03, 100.0, 1.0) * level
+        rows.append((members, cost))
+    members = pd.concat([m for m, _ in rows], ignore_index=True)
+    annual = np.concatenate([c for _, c in rows])
+    return aggregate(members, annual, CohortSpec(10, 60, ("district",)))
+
+
+def test_a_heavy_tail_is_not_taken_for_a_year_effect():
+    """Three years drawn alike: the year totals swing with the few huge costs, which is
+    process variance the scenarios draw cost by cost. Counted as a systemic year effect it
+    became a log sd near 3 (widened), whose mean-one multiplier left most scenarios near
+    no payout: a 5th percentile of 0 and scenarios averaging a third of the exact price."""
+    cells = _heavy_tailed_cells({2020: 1.0, 2021: 1.0, 2022: 1.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ClaimsModel().fit(cells)
+    assert model.sev_year_sd_ < 0.15
+    forecast = model.forecast(2023)
+    assert forecast.sev_year_sd < 0.3
+
+
+def test_a_real_cost_level_shift_is_still_a_year_effect():
+    """Every cost of 2021 a third higher and of 2022 a quarter lower: the years' levels
+    sit about 0.28 apart in logs, and the systemic spread sees it."""
+    cells = _heavy_tailed_cells({2020: 1.0, 2021: 4 / 3, 2022: 0.75})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ClaimsModel().fit(cells)
+    assert 0.15 < model.sev_year_sd_ < 1.0
