@@ -22,6 +22,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from forecasting.config import ProjectConfig, load_project
@@ -443,12 +444,12 @@ def optimize(
         result = run_optimize(fc, space, objective, out, solver, frontier_points)
     o, before = result.optimum, result.document["status_quo"]["kpis"]
     k, p = o.kpis, o.plan
-    unit = fc.provenance.get("currency", "CNY")
+    unit = result.document["currency"]
     typer.echo(
         f"{objective}: {o.status} ({o.method}, {o.plans_priced:,} plans priced); premium "
         f"{p.premium_per_capita:.2f} {unit} per capita, deductible {p.deductible:,.0f}, ratios "
         f"{' / '.join(f'{r:.0%}' for r in p.ratios)}, cap "
-        f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss "
+        f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss {unit} "
         f"{k.expected_loss:,.0f} (today {before['expected_loss']:,.0f}); effective ratio "
         f"{k.effective_ratio:.1%}; written to {out}; MLflow run {result.run_id}")
     for note in o.notes:
@@ -474,6 +475,7 @@ def project(
     settlement, with the fund's position."""
     with process.importing():
         from optimization.space import load_space
+        from pipelines.conventions import currency_of
         from pipelines.workflows.propose import load_forecast
         from pipelines.workflows.term import run_term
 
@@ -487,7 +489,9 @@ def project(
     fc = load_forecast(forecast_dir, forecast_run)
     with console.status(f"Projecting {space.term.years} years…"):
         result = run_term(fc, space, out, plan, seed)
-    table = Table(title=f"The term from {fc.year} (expected; 5–95 % range of the loss)")
+    # the money unit is user text: never read as rich markup
+    table = Table(title=f"The term from {fc.year} ({escape(currency_of(fc.provenance))}; "
+                  "expected; 5–95 % range of the loss)")
     for col in ("year", "premium", "deductible", "loss before", "range", "loss after",
                 "range after", "fund top-up", "refund"):
         table.add_column(col, justify="right")
@@ -625,13 +629,14 @@ def _frame_rich(frame: pd.DataFrame, title: str) -> Table:
 
 def _history_rich(frame: pd.DataFrame, currency: str) -> Table:
     if "age_band" in frame.columns:  # payouts by age band: already one column per year
-        table = Table(title=f"Payouts by age band under the plan in force ({currency})")
+        table = Table(title=f"Payouts by age band under the plan in force "
+                      f"({escape(currency)})")  # user text, never rich markup
         for col in frame.columns:
             table.add_column(col, justify="right")
         for _, r in frame.iterrows():
             table.add_row(r["age_band"], *(f"{v:,.0f}" for v in r.iloc[1:]))
         return table
-    table = Table(title=f"Yearly result under the plan in force ({currency})")
+    table = Table(title=f"Yearly result under the plan in force ({escape(currency)})")
     table.add_column("")
     for year in frame["year"]:
         table.add_column(str(year), justify="right")

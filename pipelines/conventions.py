@@ -1,5 +1,5 @@
 """Names the workflows, the report and the CLI share, stated once: the plan file, the
-proposals put on the table, the report languages."""
+proposals put on the table, the report languages, the money unit of files that name none."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 from forecasting.errors import UserError
 
-__all__ = ["LANGS", "MODEL_FORMAT", "PLAN_FILE", "PROPOSALS", "cache_root", "check_lang",
-           "proposal_of"]
+__all__ = ["DEFAULT_CURRENCY", "LANGS", "MODEL_FORMAT", "PLAN_FILE", "PROPOSALS",
+           "cache_root", "check_lang", "currency_of", "proposal_of"]
 
 PLAN_FILE = "plan.json"
 # The proposals put on the table against today's plan: key -> objective. A: least
@@ -18,6 +18,9 @@ PLAN_FILE = "plan.json"
 # risk appetite. D, the loss-benefit frontier, travels with A (frontier.csv).
 PROPOSALS = {"A": "min-loss", "B": "break-even", "C": "risk"}
 LANGS = ("en", "zh")
+# The money unit of a forecast or plan that names none (made before `[data] currency` was
+# recorded in them): the data contract's default.
+DEFAULT_CURRENCY = "CNY"
 # How models are stored (served with their levels checked); part of the train config, so
 # a store of another format trains again. Here, not in model_files (which needs
 # scikit-learn), because looking for a train run to reuse needs the name only.
@@ -28,6 +31,12 @@ def cache_root() -> Path:
     """Where ciplan keeps what it can always make again (the built-in data, an empty
     MLflow store): $CIPLAN_CACHE, else ~/.cache/ciplan."""
     return Path(os.environ.get("CIPLAN_CACHE", Path.home() / ".cache" / "ciplan"))
+
+
+def currency_of(*parts: dict) -> str:
+    """The money unit the first of `parts` that names one names ("currency" of plan.json,
+    of a forecast's provenance), DEFAULT_CURRENCY when none does."""
+    return next((p["currency"] for p in parts if p.get("currency")), DEFAULT_CURRENCY)
 
 
 def proposal_of(objective: str | None) -> str:

@@ -27,10 +27,10 @@ from forecasting.data.publish import publish, read_manifest
 from forecasting.errors import InputError, UserError
 from forecasting.failpoints import stop_here
 from forecasting.scheme.in_force import plan_from_dict
-from pipelines.conventions import PLAN_FILE, PROPOSALS, check_lang, proposal_of
+from pipelines.conventions import PLAN_FILE, PROPOSALS, check_lang, currency_of, proposal_of
 from pipelines.report import contract, sure
 from pipelines.report.infeasible import infeasible_text
-from pipelines.report.labels import rule, solver_word, t, unit
+from pipelines.report.labels import money_words, rule, solver_word, t, unit
 from pipelines.report.plots import font_family, new_figure
 
 # the parts of plan.json (and of its provenance) the report reads, by type
@@ -78,7 +78,26 @@ def read_plans(dirs: list[Path]) -> list[Proposal]:
                             manifest["content_hash"]))
     if not any(p.feasible for p in out):
         raise UserError("none of the plan folders holds a plan (all infeasible)")
+    plans_currency(out, dirs)
     return sorted(out, key=lambda p: p.key)
+
+
+def plan_currency(doc: dict) -> str:
+    """The money unit of a plan.json: its own "currency", else its forecast's (plans of
+    format 3 carry it only in the provenance), else CNY (plans from before either)."""
+    return currency_of(doc, doc.get("provenance") or {})
+
+
+def plans_currency(proposals: list[Proposal], dirs: list[Path] | None = None) -> str:
+    """The one money unit of the plans a report shows; plans in different units (made
+    from forecasts of different `[data] currency`) are refused, naming the folders."""
+    units = [plan_currency(p.doc) for p in proposals]
+    if len(set(units)) > 1:
+        names = dirs or [p.key for p in proposals]
+        said = ", ".join(f"{name}: {u!r}" for name, u in zip(names, units, strict=True))
+        raise UserError(f"the plans are in different money units ({said}); optimise them "
+                        "again from one forecast")
+    return units[0]
 
 
 def plan_document(path: Path) -> dict:
@@ -98,6 +117,7 @@ def plan_document(path: Path) -> dict:
                          f"or none; got {doc['proposal']!r}")
     _check_shapes(path, doc, PLAN_TABLES)
     _check_shapes(path, doc.get("provenance") or {}, PROVENANCE_TABLES, "provenance.")
+    _check_currency(path, doc)
     _check_numbers(path, doc.get("provenance") or {})
     _check_rows(path, doc, PLAN_NUMBERS, (int, float), "numbers")
     _check_rows(path, doc, PLAN_TEXTS, str, "text")
@@ -115,6 +135,16 @@ def plan_document(path: Path) -> dict:
         if wrong:
             raise InputError(f"{path}: {where}kpis {', '.join(wrong)}: expected numbers")
     return doc
+
+
+def _check_currency(path: Path, doc: dict) -> None:
+    """The money unit a plan names (its own, its forecast's), where it names one, is text:
+    the report prints it beside every amount."""
+    for where, part in (("", doc), ("provenance.", doc.get("provenance") or {})):
+        value = part.get("currency")
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InputError(f"{path}: {where}currency: expected the money unit as text; "
+                             f"got {value!r}")
 
 
 def _check_numbers(path: Path, provenance: dict) -> None:
@@ -209,9 +239,10 @@ def table(head: list[str], rows: list[str], cls: str = "") -> str:
 @functools.cache
 def chart_style() -> dict:
     """Matplotlib settings of the report's charts: text stays text in the SVG (the
-    browser's fonts draw CJK), and a CJK font measures Chinese labels if the machine has
-    one. Applied per chart, never to the process."""
-    return {"svg.fonttype": "none", "font.family": font_family()}
+    browser's fonts draw CJK), a CJK font measures Chinese labels if the machine has
+    one, and no text is read as mathtext (a money unit is user text: "$" is a dollar, not
+    maths). Applied per chart, never to the process."""
+    return {"svg.fonttype": "none", "font.family": font_family(), "text.parse_math": False}
 
 
 def svg(fig) -> str:
@@ -236,7 +267,7 @@ def stopless_notes(props: list[Proposal]) -> list[str]:
 
 
 def paid_less(impact: list[dict]) -> tuple[float, float]:
-    """Claimants a year paid less than today and the payouts they lose (CNY), from
+    """Claimants a year paid less than today and the payouts they lose (money), from
     plan.json "member_impact" (its cost bands partition the claimants)."""
     rows = [r for r in impact if r["by"] == "cost_band"]
     return (float(sum(r["lose"] for r in rows)),
@@ -254,9 +285,10 @@ class Report:
         self.prov = first.doc.get("provenance", {})
         self.year = first.doc["year"]
         self.space = first.doc.get("space", {})
+        self.currency = plans_currency(proposals)  # the money unit of every amount
 
     def tx(self, key: str, **kw) -> str:
-        return t(key, self.lang, **kw)
+        return t(key, self.lang, self.currency, **kw)
 
     @property
     def k_unit(self) -> float:
@@ -328,22 +360,27 @@ class Report:
 
     def wan(self, x: float) -> str:
         """An amount of money as a negotiator writes it: 15,000 in English, 1.5万元 in
-        Chinese."""
+        Chinese (1.5万 HKD in another unit)."""
         if self.lang == "zh" and abs(x) >= 10_000:
-            return f"{wan_figure(x)}元"
+            return f"{wan_figure(x)}{self.glued}"
         return money(x)
+
+    @property
+    def glued(self) -> str:
+        """The money unit right after a figure: 元 in Chinese for CNY, " HKD" for HKD."""
+        return money_words(self.currency, self.lang)["cur_glued"]
 
     def band(self, key: str) -> str:
         """An annual-cost band of the member-impact table ("15,000–50,000", "435,333–") as
         a negotiator writes it: 15,000–50,000 and 435,333 and above; in Chinese
-        1.5万–5万元 and 43.53万元以上."""
+        1.5万–5万元 and 43.53万元以上 (the money unit after the figures)."""
         lo, _, hi = key.partition("–")
         try:
             lo_x, hi_x = float(lo.replace(",", "")), float(hi.replace(",", "") or "nan")
         except ValueError:
             return key
         figure = wan_figure if self.lang == "zh" else money
-        unit = "元" if self.lang == "zh" else ""
+        unit = self.glued if self.lang == "zh" else ""
         if np.isnan(hi_x):
             return self.tx("band_above", x=f"{figure(lo_x)}{unit}")
         return f"{figure(lo_x)}–{figure(hi_x)}{unit}"
@@ -392,10 +429,18 @@ class Report:
         if not rows:
             return [self.tx("no_binding")]
         kind = "prem" if "premium per capita" in rows[0].get("objective_unit", "") else "loss"
-        return [self.tx("shadow_sentence", rule=rule(r["constraint"], self.lang),
-                        unit=unit(r["unit"], self.lang),
+        lang, cur = self.lang, self.currency
+        return [self.tx("shadow_sentence", rule=rule(r["constraint"], lang, cur),
+                        unit=unit(r["unit"], lang, cur),
                         effect=self.tx(f"sh_{kind}_{'up' if r['per_unit'] > 0 else 'down'}",
                                        v=f"{abs(r['per_unit']):,.2f}")) for r in rows]
+
+    def shadow_units(self, r: dict) -> dict[str, str]:
+        """A shadow-price row's units in the plans' money unit, for the workbook's sheet of
+        plan.json's rows (which, like its rule names, stays in the optimiser's English:
+        "CNY of cap" is "HKD of cap" for plans in HKD)."""
+        return {k: unit(r[k], "en", self.currency) for k in ("unit", "objective_unit")
+                if isinstance(r.get(k), str)}
 
     def status_sentence(self, prop: Proposal) -> str:
         sv = prop.doc.get("solver", {})
@@ -494,7 +539,8 @@ class Report:
                        opex=money(k["operating_cost"]))]
         for p in self.props:
             if not p.feasible:
-                out.append(f"{self.tx(p.key)}: " + infeasible_text(p.doc, self.lang))
+                out.append(f"{self.tx(p.key)}: "
+                           + infeasible_text(p.doc, self.lang, self.currency))
                 continue
             q, kp = p.doc["plan"], p.doc["kpis"]
             cap = self.tx("none") if q["cap"] == "none" else money(q["cap"])
@@ -679,7 +725,8 @@ class Report:
 
     def development(self) -> str | None:
         """How complete the latest year of data is, in words (None when complete)."""
-        return sure.development_sentence(self.prov.get("development"), money, self.lang)
+        return sure.development_sentence(self.prov.get("development"), money, self.lang,
+                                         self.currency)
 
     def sure_rows(self) -> list[tuple[str, list[tuple[float, str]]]]:
         """Premium income and payouts, expected and both ends, of each column."""
@@ -697,7 +744,8 @@ class Report:
     def sure_html(self, grid) -> str:
         """Ranges in words and figures, the backtest in a sentence, the completion of the
         latest year."""
-        words = [sure.range_sentence(self.sq["kpis"], money, self.result, self.lang),
+        words = [sure.range_sentence(self.sq["kpis"], money, self.result, self.lang,
+                                     self.currency),
                  sure.backtest_sentence(self.prov.get("backtest", {}), self.lang),
                  self.development()]
         rows = self.sure_rows()
@@ -732,14 +780,16 @@ class Report:
                                           "payouts", "loss", "loss_ratio")]
         history = pd.DataFrame([[y, *[v for v, _ in vals]] for y, vals in self.history_rows()],
                                columns=[self.tx("year"), *hist_cols])
-        shadow = pd.DataFrame([{"proposal": self.tx(p.key), **r} for p in self.props
-                               if p.feasible for r in p.doc.get("shadow_prices", [])])
+        shadow = pd.DataFrame([{"proposal": self.tx(p.key), **r} | self.shadow_units(r)
+                               for p in self.props if p.feasible
+                               for r in p.doc.get("shadow_prices", [])])
         front = next((p.frontier for p in self.props if p.frontier is not None), pd.DataFrame())
         backtest = pd.DataFrame([[label, *[v for v, _ in vals]]
                                  for label, vals in self.backtest_rows()],
                                 columns=self.backtest_head())
         dev = self.prov.get("development")
-        completion = pd.DataFrame([sure.development_row(dev, self.lang)] if dev else [])
+        completion = pd.DataFrame([sure.development_row(dev, self.lang, self.currency)]
+                                  if dev else [])
         terms = frame(self.term_rows(), "")
         settled = frame([(self.tx(n), v) for n, v in
                          contract.settled_rows(self.columns(), self.loss, pct)],

@@ -19,10 +19,11 @@ def rule_name(name: str, lang: str) -> str:
     return text.format_map(defaultdict(str)).replace("  ", " ").strip()
 
 
-def change_text(change: dict, lang: str) -> str:
-    """One change that would let a plan through, in words with its figures."""
+def change_text(change: dict, lang: str, currency: str) -> str:
+    """One change that would let a plan through, in words with its figures (a premium in
+    `currency`)."""
     if "pair" in change:
-        return t("inf_pair", lang, premium=change_text(change["pair"][0], lang),
+        return t("inf_pair", lang, premium=change_text(change["pair"][0], lang, currency),
                  rule=rule_name(change["pair"][1], lang))
     rule = change["rule"]
     if change.get("off"):
@@ -30,12 +31,13 @@ def change_text(change: dict, lang: str) -> str:
     if rule in SHARE_RULES:
         return t(f"inf_{rule}", lang, now=f"{change['now']:.1%}", to=f"{change['to']:.1%}")
     if rule in PREMIUM_RULES:
-        return t(f"inf_{rule}", lang, now=f"{change['now']:,.2f}".rstrip("0").rstrip("."),
+        return t(f"inf_{rule}", lang, currency,
+                 now=f"{change['now']:,.2f}".rstrip("0").rstrip("."),
                  to=f"{change['to']:,.2f}".rstrip("0").rstrip("."))
     raise ValueError(f"an infeasibility change of an unknown rule {rule!r}")
 
 
-def infeasible_text(doc: dict, lang: str) -> str:
+def infeasible_text(doc: dict, lang: str, currency: str) -> str:
     """Why a plan folder holds no plan: the optimiser's sentence in English, the changes
     it found rendered in other languages (its sentence when a folder has none)."""
     found = doc.get("infeasible_changes")
@@ -44,5 +46,5 @@ def infeasible_text(doc: dict, lang: str) -> str:
     if lang == "en" or not found:
         return t("infeasible", lang, why=doc["infeasible"])
     sep = "；" if lang == "zh" else "; "
-    changes = sep.join(change_text(c, lang) for c in found["changes"])
+    changes = sep.join(change_text(c, lang, currency) for c in found["changes"])
     return t(f"infeasible_{found['kind']}", lang, changes=changes)

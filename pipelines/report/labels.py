@@ -1,4 +1,9 @@
-"""Every label and sentence of the negotiation report, in English and Chinese."""
+"""Every label and sentence of the negotiation report, in English and Chinese.
+
+Money is in the data's unit (`[data] currency`, which the forecast, plan.json and so the
+report carry), never a constant: a text names it as `{cur}`, and Chinese right after a
+figure ("1元", "万元") as `{cur_glued}`. CNY reads CNY in English and 元 in Chinese; any
+other unit reads as it is given, in both languages (see `money_words`)."""
 
 from __future__ import annotations
 
@@ -9,33 +14,33 @@ TEXT: dict[str, dict[str, str]] = {
     "verdict": {"en": "The verdict", "zh": "结论"},
     "contract": {"en": "The contract: settlement with the fund", "zh": "合同：与基金的结算"},
     "v_today": {
-        "en": "At today's premium of {p} CNY per capita the insurer expects {result} in "
+        "en": "At today's premium of {p} {cur} per capita the insurer expects {result} in "
               "{year}, with a {pl} chance of a loss.",
-        "zh": "按现行人均筹资标准 {p} 元，{year} 年保险机构预计{result}，亏损概率 {pl}。"},
+        "zh": "按现行人均筹资标准 {p} {cur}，{year} 年保险机构预计{result}，亏损概率 {pl}。"},
     "v_stops": {
-        "en": "Proposal {name} is the lowest premium without an expected loss: {p} CNY per "
+        "en": "Proposal {name} is the lowest premium without an expected loss: {p} {cur} per "
               "capita ({change} than today's); it expects {result}, with a {pb} chance of a "
               "loss before settlement and {pa} after.",
-        "zh": "方案{name}是没有预期亏损的最低筹资：人均筹资标准 {p} 元（较现行{change}）；"
+        "zh": "方案{name}是没有预期亏损的最低筹资：人均筹资标准 {p} {cur}（较现行{change}）；"
               "预计{result}，结算前亏损概率 {pb}，结算后 {pa}。"},
     "v_none": {"en": "No proposal stops the loss.", "zh": "没有一个建议方案能止住亏损。"},
-    "v_other": {"en": "Proposal {name}, at {p} CNY per capita, expects {result} ({saving}).",
-                "zh": "方案{name}（人均筹资标准 {p} 元）预计{result}（{saving}）。"},
+    "v_other": {"en": "Proposal {name}, at {p} {cur} per capita, expects {result} ({saving}).",
+                "zh": "方案{name}（人均筹资标准 {p} {cur}）预计{result}（{saving}）。"},
     "v_nobody": {"en": "Under proposal {name} no member is paid less than today.",
                  "zh": "方案{name}下没有参保人的赔付低于现行方案。"},
     "v_less": {"en": "Under proposal {name} about {n} claimants a year are paid less than today, "
-                     "together CNY {amount} less.",
-               "zh": "方案{name}下每年约 {n} 名患者的赔付低于现行方案，合计少 {amount} 元。"},
+                     "together {cur} {amount} less.",
+               "zh": "方案{name}下每年约 {n} 名患者的赔付低于现行方案，合计少 {amount} {cur}。"},
     "surplus_word": {"en": "surplus {x}", "zh": "结余 {x}"},
-    "a_loss": {"en": "a loss of CNY {x}", "zh": "亏损 {x} 元"},
-    "a_surplus": {"en": "a surplus of CNY {x}", "zh": "结余 {x} 元"},
+    "a_loss": {"en": "a loss of {cur} {x}", "zh": "亏损 {x} {cur}"},
+    "a_surplus": {"en": "a surplus of {cur} {x}", "zh": "结余 {x} {cur}"},
     "break_even_word": {"en": "to break even", "zh": "收支平衡"},
     "more": {"en": "{x} more", "zh": "增加 {x}"},
     "less": {"en": "{x} less", "zh": "减少 {x}"},
     "unchanged": {"en": "unchanged", "zh": "不变"},
-    "saves": {"en": "CNY {x} less loss than today", "zh": "比现行少亏 {x} 元"},
+    "saves": {"en": "{cur} {x} less loss than today", "zh": "比现行少亏 {x} {cur}"},
     "same_loss": {"en": "the same expected loss as today", "zh": "预期亏损与现行相同"},
-    "costs_more": {"en": "CNY {x} more loss than today", "zh": "比现行多亏 {x} 元"},
+    "costs_more": {"en": "{cur} {x} more loss than today", "zh": "比现行多亏 {x} {cur}"},
     "c_surplus": {"en": "The insurer keeps a surplus up to {keep} of premium income; {ret} of "
                         "any surplus above it returns to the fund.",
                   "zh": "结余不超过保费收入 {keep} 的部分由保险机构留存，超出部分的 {ret} "
@@ -51,43 +56,44 @@ TEXT: dict[str, dict[str, str]] = {
                 "zh": "政策调整导致的赔付（赔付的 {s}）由基金承担（政策性亏损）。"},
     "c_opex": {"en": "Operating cost is recognised up to {s} of premium income.",
                "zh": "经营费用按不超过保费收入的 {s} 核定。"},
-    "expected_loss_before": {"en": "Expected loss before settlement (CNY)",
-                             "zh": "结算前预期亏损（元）"},
-    "expected_loss_after": {"en": "Expected loss after settlement (CNY)",
-                            "zh": "结算后预期亏损（元）"},
+    "expected_loss_before": {"en": "Expected loss before settlement ({cur})",
+                             "zh": "结算前预期亏损（{cur}）"},
+    "expected_loss_after": {"en": "Expected loss after settlement ({cur})",
+                            "zh": "结算后预期亏损（{cur}）"},
     "prob_loss_before": {"en": "Probability of a loss before settlement",
                          "zh": "结算前亏损概率"},
     "prob_loss_after": {"en": "Probability of a loss after settlement", "zh": "结算后亏损概率"},
-    "cvar_loss_before": {"en": "CVaR of the loss before settlement (CNY)",
-                         "zh": "结算前亏损 CVaR（元）"},
-    "cvar_loss_after": {"en": "CVaR of the loss after settlement (CNY)",
-                        "zh": "结算后亏损 CVaR（元）"},
-    "loss_p05_before": {"en": "Loss, 5 % end, before settlement (CNY)",
-                        "zh": "结算前亏损 5% 分位（元）"},
-    "loss_p05_after": {"en": "Loss, 5 % end, after settlement (CNY)",
-                       "zh": "结算后亏损 5% 分位（元）"},
-    "loss_p95_before": {"en": "Loss, 95 % end, before settlement (CNY)",
-                        "zh": "结算前亏损 95% 分位（元）"},
-    "loss_p95_after": {"en": "Loss, 95 % end, after settlement (CNY)",
-                       "zh": "结算后亏损 95% 分位（元）"},
-    "fund_topup": {"en": "Fund's expected top-up (CNY)", "zh": "基金预期分担（元）"},
-    "fund_refund": {"en": "Surplus expected back to the fund (CNY)", "zh": "预期返还基金（元）"},
+    "cvar_loss_before": {"en": "CVaR of the loss before settlement ({cur})",
+                         "zh": "结算前亏损 CVaR（{cur}）"},
+    "cvar_loss_after": {"en": "CVaR of the loss after settlement ({cur})",
+                        "zh": "结算后亏损 CVaR（{cur}）"},
+    "loss_p05_before": {"en": "Loss, 5 % end, before settlement ({cur})",
+                        "zh": "结算前亏损 5% 分位（{cur}）"},
+    "loss_p05_after": {"en": "Loss, 5 % end, after settlement ({cur})",
+                       "zh": "结算后亏损 5% 分位（{cur}）"},
+    "loss_p95_before": {"en": "Loss, 95 % end, before settlement ({cur})",
+                        "zh": "结算前亏损 95% 分位（{cur}）"},
+    "loss_p95_after": {"en": "Loss, 95 % end, after settlement ({cur})",
+                       "zh": "结算后亏损 95% 分位（{cur}）"},
+    "fund_topup": {"en": "Fund's expected top-up ({cur})", "zh": "基金预期分担（{cur}）"},
+    "fund_refund": {"en": "Surplus expected back to the fund ({cur})",
+                    "zh": "预期返还基金（{cur}）"},
     "term_year": {"en": "Year of the term", "zh": "合同年度"},
-    "term_premium": {"en": "Premium per capita (CNY)", "zh": "人均筹资标准（元）"},
-    "term_loss_before": {"en": "Expected loss before (CNY)", "zh": "结算前预期亏损（元）"},
-    "term_p05_before": {"en": "Loss 5 % before (CNY)", "zh": "结算前 5% 分位（元）"},
-    "term_p95_before": {"en": "Loss 95 % before (CNY)", "zh": "结算前 95% 分位（元）"},
-    "term_loss_after": {"en": "Expected loss after (CNY)", "zh": "结算后预期亏损（元）"},
-    "term_p05_after": {"en": "Loss 5 % after (CNY)", "zh": "结算后 5% 分位（元）"},
-    "term_p95_after": {"en": "Loss 95 % after (CNY)", "zh": "结算后 95% 分位（元）"},
+    "term_premium": {"en": "Premium per capita ({cur})", "zh": "人均筹资标准（{cur}）"},
+    "term_loss_before": {"en": "Expected loss before ({cur})", "zh": "结算前预期亏损（{cur}）"},
+    "term_p05_before": {"en": "Loss 5 % before ({cur})", "zh": "结算前 5% 分位（{cur}）"},
+    "term_p95_before": {"en": "Loss 95 % before ({cur})", "zh": "结算前 95% 分位（{cur}）"},
+    "term_loss_after": {"en": "Expected loss after ({cur})", "zh": "结算后预期亏损（{cur}）"},
+    "term_p05_after": {"en": "Loss 5 % after ({cur})", "zh": "结算后 5% 分位（{cur}）"},
+    "term_p95_after": {"en": "Loss 95 % after ({cur})", "zh": "结算后 95% 分位（{cur}）"},
     "term_prob_after": {"en": "Probability of a loss after", "zh": "结算后亏损概率"},
     "term_whole": {"en": "whole term", "zh": "合同期合计"},
-    "band_from": {"en": "Band {k} from (CNY)", "zh": "第{k}段起点（元）"},
+    "band_from": {"en": "Band {k} from ({cur})", "zh": "第{k}段起点（{cur}）"},
     "band_ratio": {"en": "Band {k} ratio", "zh": "第{k}段报销比例"},
     "special_factor": {"en": "Special groups: deductible factor", "zh": "特殊群体：起付线系数"},
     "special_inc": {"en": "Special groups: ratio increase (points)",
                     "zh": "特殊群体：报销比例提高（百分点）"},
-    "special_cap": {"en": "Special groups: cap (CNY)", "zh": "特殊群体：封顶线（元）"},
+    "special_cap": {"en": "Special groups: cap ({cur})", "zh": "特殊群体：封顶线（{cur}）"},
     "history": {"en": "History and forecast", "zh": "历史经营与预测"},
     "kpis": {"en": "Key figures: today's plan and the proposals",
              "zh": "关键指标：现行方案与建议方案"},
@@ -111,9 +117,9 @@ TEXT: dict[str, dict[str, str]] = {
     "impact_claimants": {"en": "Claimants", "zh": "患者人数"},
     "impact_gain": {"en": "Paid more", "zh": "多获赔付"},
     "impact_lose": {"en": "Paid less", "zh": "少获赔付"},
-    "impact_change": {"en": "Change in payouts (CNY)", "zh": "赔付变化（元）"},
-    "impact_per": {"en": "Change per claimant (CNY)", "zh": "人均变化（元）"},
-    "cost_band": {"en": "annual cost (CNY)", "zh": "年度合规费用"},
+    "impact_change": {"en": "Change in payouts ({cur})", "zh": "赔付变化（{cur}）"},
+    "impact_per": {"en": "Change per claimant ({cur})", "zh": "人均变化（{cur}）"},
+    "cost_band": {"en": "annual cost ({cur})", "zh": "年度合规费用"},
     "group": {"en": "member group", "zh": "人群"},
     "status": {"en": "How the optimum is known: {status} ({method}, {plans} plans priced "
                      "exactly).",
@@ -123,33 +129,33 @@ TEXT: dict[str, dict[str, str]] = {
     "year": {"en": "Year", "zh": "年度"},
     "insured": {"en": "Insured", "zh": "参保人数"},
     "insured_rate": {"en": "Insured rate", "zh": "参保率"},
-    "premium_income": {"en": "Premium income (CNY)", "zh": "保费收入（元）"},
-    "payouts": {"en": "Payouts (CNY)", "zh": "赔付支出（元）"},
-    "loss": {"en": "Loss (CNY)", "zh": "亏损（元）"},
+    "premium_income": {"en": "Premium income ({cur})", "zh": "保费收入（{cur}）"},
+    "payouts": {"en": "Payouts ({cur})", "zh": "赔付支出（{cur}）"},
+    "loss": {"en": "Loss ({cur})", "zh": "亏损（{cur}）"},
     "loss_ratio": {"en": "Loss ratio", "zh": "赔付率"},
-    "premium_per_capita": {"en": "Premium per capita (CNY)", "zh": "人均筹资标准（元）"},
-    "expected_payout": {"en": "Expected payouts (CNY)", "zh": "预期赔付（元）"},
-    "operating_cost": {"en": "Operating cost (CNY)", "zh": "经营费用（元）"},
-    "expected_loss": {"en": "Expected loss (CNY)", "zh": "预期亏损（元）"},
-    "loss_p05": {"en": "Loss, 5 % end of the range (CNY)", "zh": "亏损 5% 分位（元）"},
-    "loss_p95": {"en": "Loss, 95 % end of the range (CNY)", "zh": "亏损 95% 分位（元）"},
+    "premium_per_capita": {"en": "Premium per capita ({cur})", "zh": "人均筹资标准（{cur}）"},
+    "expected_payout": {"en": "Expected payouts ({cur})", "zh": "预期赔付（{cur}）"},
+    "operating_cost": {"en": "Operating cost ({cur})", "zh": "经营费用（{cur}）"},
+    "expected_loss": {"en": "Expected loss ({cur})", "zh": "预期亏损（{cur}）"},
+    "loss_p05": {"en": "Loss, 5 % end of the range ({cur})", "zh": "亏损 5% 分位（{cur}）"},
+    "loss_p95": {"en": "Loss, 95 % end of the range ({cur})", "zh": "亏损 95% 分位（{cur}）"},
     "effective_ratio": {"en": "Effective reimbursement ratio", "zh": "实际报销比例"},
     "prob_loss": {"en": "Probability of a loss", "zh": "亏损概率"},
-    "cvar95_loss": {"en": "CVaR95 of the loss (CNY)", "zh": "亏损的 CVaR95（元）"},
-    "deductible": {"en": "Deductible (CNY)", "zh": "起付线（元）"},
-    "cap": {"en": "Annual cap (CNY)", "zh": "年度封顶线（元）"},
+    "cvar95_loss": {"en": "CVaR95 of the loss ({cur})", "zh": "亏损的 CVaR95（{cur}）"},
+    "deductible": {"en": "Deductible ({cur})", "zh": "起付线（{cur}）"},
+    "cap": {"en": "Annual cap ({cur})", "zh": "年度封顶线（{cur}）"},
     "special": {"en": "Special groups", "zh": "特殊群体"},
     "none": {"en": "none", "zh": "不设"},
-    "cost_level": {"en": "Annual eligible cost (CNY)", "zh": "年度合规费用"},
-    "cny_m": {"en": "CNY M", "zh": "百万元"},
+    "cost_level": {"en": "Annual eligible cost ({cur})", "zh": "年度合规费用"},
+    "cny_m": {"en": "{cur} M", "zh": "百万{cur_glued}"},
     "frontier_line": {"en": "frontier", "zh": "有效前沿"},
-    "frontier_at": {"en": "At today's premium, {p} CNY per capita; marks: premium per capita",
-                    "zh": "现行人均筹资标准 {p} 元下；标注为人均筹资标准（元）"},
+    "frontier_at": {"en": "At today's premium, {p} {cur} per capita; marks: premium per capita",
+                    "zh": "现行人均筹资标准 {p} {cur}下；标注为人均筹资标准（{cur}）"},
     "effective_ratio_pct": {"en": "Effective reimbursement ratio (%)",
                             "zh": "实际报销比例（%）"},
-    "expected_loss_m": {"en": "Expected loss, CNY M", "zh": "预期亏损（百万元）"},
-    "cost_level_k": {"en": "Annual eligible cost, CNY k", "zh": "年度合规费用（万元）"},
-    "payout_k": {"en": "Payout, CNY k", "zh": "赔付（万元）"},
+    "expected_loss_m": {"en": "Expected loss, {cur} M", "zh": "预期亏损（百万{cur_glued}）"},
+    "cost_level_k": {"en": "Annual eligible cost, {cur} k", "zh": "年度合规费用（万{cur_glued}）"},
+    "payout_k": {"en": "Payout, {cur} k", "zh": "赔付（万{cur_glued}）"},
     "age_band": {"en": "Age band", "zh": "年龄段"},
     "constraint": {"en": "Rule", "zh": "约束"},
     "price": {"en": "Cost to the insurer", "zh": "对保险机构的代价"},
@@ -179,59 +185,60 @@ TEXT: dict[str, dict[str, str]] = {
     "inf_profit_cap": {"en": "allow a surplus of {to} of premium (now {now})",
                        "zh": "允许结余达保费的{to}（现为{now}）"},
     "inf_premium": {"en": "premium {to} per capita instead of the fixed {now}",
-                    "zh": "人均筹资标准{to}元，而非固定的{now}元"},
+                    "zh": "人均筹资标准{to}{cur_glued}，而非固定的{now}{cur_glued}"},
     "inf_premium_max": {"en": "premium budget's maximum {now} -> {to} per capita",
-                        "zh": "人均筹资标准上限由{now}元提高到{to}元"},
+                        "zh": "人均筹资标准上限由{now}{cur_glued}提高到{to}{cur_glued}"},
     "inf_premium_min": {"en": "premium budget's minimum {now} -> {to} per capita",
-                        "zh": "人均筹资标准下限由{now}元降低到{to}元"},
+                        "zh": "人均筹资标准下限由{now}{cur_glued}降低到{to}{cur_glued}"},
     "inf_pair": {"en": "{premium} together with relaxing {rule}",
                  "zh": "{premium}，同时放宽“{rule}”"},
     "inf_off": {"en": "switch off {rule}", "zh": "取消约束“{rule}”"},
     "frequency": {"en": "Claimants per member-year", "zh": "人均发生率"},
-    "severity": {"en": "Mean annual cost per claimant (CNY)", "zh": "例均年度合规费用（元）"},
+    "severity": {"en": "Mean annual cost per claimant ({cur})", "zh": "例均年度合规费用（{cur}）"},
     "observed": {"en": "observed", "zh": "实际"},
     "forecast_word": {"en": "forecast", "zh": "预测"},
     "floor": {"en": "Effective-ratio floor", "zh": "实际报销比例下限"},
     "sum_today": {
         "en": "Under today's plan the insurer expects {loss} in {year} "
-              "(loss ratio {lr}, probability of a loss {pl}): premium income of CNY {inc} "
-              "against expected payouts of CNY {pay} and operating cost of CNY {opex}.",
+              "(loss ratio {lr}, probability of a loss {pl}): premium income of {cur} {inc} "
+              "against expected payouts of {cur} {pay} and operating cost of {cur} {opex}.",
         "zh": "按现行方案，{year} 年保险机构预计{loss}（赔付率 {lr}，亏损概率 {pl}）："
-              "保费收入 {inc} 元，预期赔付 {pay} 元，经营费用 {opex} 元。"},
+              "保费收入 {inc} {cur}，预期赔付 {pay} {cur}，经营费用 {opex} {cur}。"},
     "sum_prop": {
-        "en": "{name}: premium {p} CNY per capita, deductible {d} CNY, cap {cap}; it expects "
+        "en": "{name}: premium {p} {cur} per capita, deductible {d} {cur}, cap {cap}; it expects "
               "{loss} ({delta}), effective ratio {er}.",
-        "zh": "{name}：人均筹资标准 {p} 元，起付线 {d} 元，封顶线 {cap}；预计{loss}"
+        "zh": "{name}：人均筹资标准 {p} {cur}，起付线 {d} {cur}，封顶线 {cap}；预计{loss}"
               "（{delta}），实际报销比例 {er}。"},
     "shadow_sentence": {
         "en": "{rule}: raising it by one {unit} {effect}.",
         "zh": "{rule}：每提高一个单位（{unit}），{effect}。"},
-    "sh_loss_up": {"en": "costs the insurer CNY {v} of expected loss",
-                   "zh": "保险机构预期亏损增加 {v} 元"},
-    "sh_loss_down": {"en": "saves the insurer CNY {v} of expected loss",
-                     "zh": "保险机构预期亏损减少 {v} 元"},
-    "sh_prem_up": {"en": "raises the premium the insurer needs by CNY {v} per capita",
-                   "zh": "所需人均筹资标准提高 {v} 元"},
-    "sh_prem_down": {"en": "lowers the premium the insurer needs by CNY {v} per capita",
-                     "zh": "所需人均筹资标准降低 {v} 元"},
+    "sh_loss_up": {"en": "costs the insurer {cur} {v} of expected loss",
+                   "zh": "保险机构预期亏损增加 {v} {cur}"},
+    "sh_loss_down": {"en": "saves the insurer {cur} {v} of expected loss",
+                     "zh": "保险机构预期亏损减少 {v} {cur}"},
+    "sh_prem_up": {"en": "raises the premium the insurer needs by {cur} {v} per capita",
+                   "zh": "所需人均筹资标准提高 {v} {cur}"},
+    "sh_prem_down": {"en": "lowers the premium the insurer needs by {cur} {v} per capita",
+                     "zh": "所需人均筹资标准降低 {v} {cur}"},
     "no_binding": {"en": "No rule binds at this plan.", "zh": "该方案下无约束起作用。"},
     "sure": {"en": "How sure: ranges, backtest and the data's completeness",
              "zh": "可靠程度：区间、回测与数据完整性"},
     "sure_sentence": {
-        "en": "Under today's plan premium income is expected at CNY {inc} (CNY {inc_lo} to "
-              "{inc_hi} in 90 % of scenarios, as enrolment varies) and payouts at CNY {pay} "
-              "(CNY {pay_lo} to {pay_hi}); the result lies between {lo} and {hi}.",
-        "zh": "按现行方案，保费收入预计 {inc} 元（90% 的情景在 {inc_lo} 至 {inc_hi} 元之间，"
-              "随参保人数变动），赔付预计 {pay} 元（{pay_lo} 至 {pay_hi} 元）；经营结果在"
+        "en": "Under today's plan premium income is expected at {cur} {inc} ({cur} {inc_lo} to "
+              "{inc_hi} in 90 % of scenarios, as enrolment varies) and payouts at {cur} {pay} "
+              "({cur} {pay_lo} to {pay_hi}); the result lies between {lo} and {hi}.",
+        "zh": "按现行方案，保费收入预计 {inc} {cur}（90% 的情景在 {inc_lo} 至 {inc_hi} {cur}之间，"
+              "随参保人数变动），赔付预计 {pay} {cur}（{pay_lo} 至 {pay_hi} {cur}）；经营结果在"
               "{lo}与{hi}之间。"},
-    "sure_premium_income": {"en": "Premium income, expected (CNY)", "zh": "保费收入：预期（元）"},
-    "sure_premium_income_p05": {"en": "Premium income, 5 % end (CNY)",
-                                "zh": "保费收入：5% 分位（元）"},
-    "sure_premium_income_p95": {"en": "Premium income, 95 % end (CNY)",
-                                "zh": "保费收入：95% 分位（元）"},
-    "sure_payouts": {"en": "Payouts, expected (CNY)", "zh": "赔付支出：预期（元）"},
-    "sure_payouts_p05": {"en": "Payouts, 5 % end (CNY)", "zh": "赔付支出：5% 分位（元）"},
-    "sure_payouts_p95": {"en": "Payouts, 95 % end (CNY)", "zh": "赔付支出：95% 分位（元）"},
+    "sure_premium_income": {"en": "Premium income, expected ({cur})",
+                            "zh": "保费收入：预期（{cur}）"},
+    "sure_premium_income_p05": {"en": "Premium income, 5 % end ({cur})",
+                                "zh": "保费收入：5% 分位（{cur}）"},
+    "sure_premium_income_p95": {"en": "Premium income, 95 % end ({cur})",
+                                "zh": "保费收入：95% 分位（{cur}）"},
+    "sure_payouts": {"en": "Payouts, expected ({cur})", "zh": "赔付支出：预期（{cur}）"},
+    "sure_payouts_p05": {"en": "Payouts, 5 % end ({cur})", "zh": "赔付支出：5% 分位（{cur}）"},
+    "sure_payouts_p95": {"en": "Payouts, 95 % end ({cur})", "zh": "赔付支出：95% 分位（{cur}）"},
     "bt_sentence": {
         "en": "Back-tested (each past year forecast from the years before it; + means the "
               "forecast was above what happened): {parts}.",
@@ -269,19 +276,19 @@ TEXT: dict[str, dict[str, str]] = {
                            "zh": "亏损：预测误差占保费收入的比例"},
     "dev_sentence": {
         "en": "The latest year, {year}, is not complete: the eligible cost settled by {as_of} "
-              "comes to CNY {reported}; completed by {method} it is CNY {completed} (factor "
-              "{factor}; {level} range CNY {low} to {high}).",
-        "zh": "最近一年（{year} 年）尚未结算完毕：截至 {as_of} 已结算的合规费用为 {reported} 元，"
-              "按{method}补足后为 {completed} 元（进展因子 {factor}；{level} 区间 {low} 至 "
-              "{high} 元）。"},
+              "comes to {cur} {reported}; completed by {method} it is {cur} {completed} (factor "
+              "{factor}; {level} range {cur} {low} to {high}).",
+        "zh": "最近一年（{year} 年）尚未结算完毕：截至 {as_of} 已结算的合规费用为 "
+              "{reported} {cur}，按{method}补足后为 {completed} {cur}（进展因子 {factor}；"
+              "{level} 区间 {low} 至 {high} {cur}）。"},
     "dev_key": {"en": "Completion of the latest year", "zh": "最近一年的结算进展"},
     "dev_as_of": {"en": "Data as of", "zh": "数据截至"},
     "dev_year": {"en": "Year", "zh": "年度"},
-    "dev_reported": {"en": "Eligible cost settled (CNY)", "zh": "已结算合规费用（元）"},
-    "dev_completed": {"en": "Completed (CNY)", "zh": "补足后合规费用（元）"},
+    "dev_reported": {"en": "Eligible cost settled ({cur})", "zh": "已结算合规费用（{cur}）"},
+    "dev_completed": {"en": "Completed ({cur})", "zh": "补足后合规费用（{cur}）"},
     "dev_factor": {"en": "Completion factor", "zh": "进展因子"},
-    "dev_low": {"en": "Completed, low end (CNY)", "zh": "补足后区间下限（元）"},
-    "dev_high": {"en": "Completed, high end (CNY)", "zh": "补足后区间上限（元）"},
+    "dev_low": {"en": "Completed, low end ({cur})", "zh": "补足后区间下限（{cur}）"},
+    "dev_high": {"en": "Completed, high end ({cur})", "zh": "补足后区间上限（{cur}）"},
     "dev_method": {"en": "Method", "zh": "方法"},
     "dev_level": {"en": "Coverage of the range", "zh": "区间覆盖率"},
     "grp_ordinary": {"en": "ordinary members", "zh": "普通参保人"},
@@ -298,8 +305,8 @@ TEXT: dict[str, dict[str, str]] = {
 # Names of the optimiser's constraints and units, as people say them.
 RULES: dict[str, dict[str, str]] = {
     "effective_ratio": {"en": "effective-ratio floor", "zh": "实际报销比例下限"},
-    "no_worse": {"en": "payout of {who} members at {x} CNY not below today's",
-                 "zh": "{who}年度费用{x}元时赔付不低于现行"},
+    "no_worse": {"en": "payout of {who} members at {x} {cur} not below today's",
+                 "zh": "{who}年度费用{x}{cur_glued}时赔付不低于现行"},
     "no_worse_cap": {"en": "{who} members reach the cap no later than today's payout does",
                      "zh": "{who}达到封顶线时的赔付不低于现行"},
     "no_worse_beyond": {"en": "the ratio of {who} members above every breakpoint not below "
@@ -324,16 +331,21 @@ RULES: dict[str, dict[str, str]] = {
 }
 UNITS: dict[str, dict[str, str]] = {
     "point of effective ratio": {"en": "point of effective ratio", "zh": "实际报销比例一个百分点"},
-    "CNY paid at that cost": {"en": "CNY paid at that cost", "zh": "该费用水平下赔付1元"},
-    "CNY of surplus": {"en": "CNY of surplus", "zh": "结余1元"},
-    "CNY of loss": {"en": "CNY of loss", "zh": "亏损1元"},
-    "CNY of CVaR": {"en": "CNY of CVaR", "zh": "CVaR 1元"},
-    "CNY of premium per capita": {"en": "CNY of premium per capita", "zh": "人均筹资1元"},
-    "CNY of deductible": {"en": "CNY of deductible", "zh": "起付线1元"},
+    "CNY paid at that cost": {"en": "{cur} paid at that cost",
+                              "zh": "该费用水平下赔付1{cur_glued}"},
+    "CNY of surplus": {"en": "{cur} of surplus", "zh": "结余1{cur_glued}"},
+    "CNY of loss": {"en": "{cur} of loss", "zh": "亏损1{cur_glued}"},
+    "CNY of CVaR": {"en": "{cur} of CVaR", "zh": "CVaR 1{cur_glued}"},
+    "CNY of premium per capita": {"en": "{cur} of premium per capita",
+                                  "zh": "人均筹资1{cur_glued}"},
+    "CNY of deductible": {"en": "{cur} of deductible", "zh": "起付线1{cur_glued}"},
     "point of ratio": {"en": "point of ratio", "zh": "报销比例一个百分点"},
-    "CNY of cap": {"en": "CNY of cap", "zh": "封顶线1元"},
-    "CNY paid at a cost level": {"en": "CNY paid at a cost level", "zh": "某费用水平下赔付1元"},
+    "CNY of cap": {"en": "{cur} of cap", "zh": "封顶线1{cur_glued}"},
+    "CNY paid at a cost level": {"en": "{cur} paid at a cost level",
+                                 "zh": "某费用水平下赔付1{cur_glued}"},
     "point of nominal ratio": {"en": "point of nominal ratio", "zh": "名义报销比例一个百分点"},
+    # the objective's unit of a shadow price (plan.json "objective_unit")
+    "CNY of expected loss": {"en": "{cur} of expected loss", "zh": "预期亏损1{cur_glued}"},
 }
 
 
@@ -354,7 +366,18 @@ WHO = {"general": {"en": "ordinary", "zh": "普通参保人"},
        "special": {"en": "special-group", "zh": "特殊人群"}}
 
 
-def rule(name: str, lang: str) -> str:
+def money_words(currency: str, lang: str) -> dict[str, str]:
+    """How a text of `lang` names the money unit `currency` (user text, inserted as a value,
+    never as part of a template): `cur` on its own, `cur_glued` right after a figure. CNY is
+    元 in Chinese, glued to its figure (1元, 1.5万元); another unit is written as given, in
+    Chinese after a space when it starts with a Latin letter (1 HKD, 1.5万 HKD; 1千元)."""
+    if lang == "zh":
+        word = "元" if currency == "CNY" else currency
+        return {"cur": word, "cur_glued": (" " if word[:1].isascii() else "") + word}
+    return {"cur": currency, "cur_glued": f" {currency}"}
+
+
+def rule(name: str, lang: str, currency: str) -> str:
     """A constraint's name in words (no_worse_general_50000 -> payout of ordinary members
     at 50,000 CNY not below today's)."""
     if name.startswith("no_worse_"):
@@ -363,7 +386,8 @@ def rule(name: str, lang: str) -> str:
         if at in ("cap", "beyond"):
             return RULES[f"no_worse_{at}"][lang].format(who=who_text)
         if at.isdigit():
-            return RULES["no_worse"][lang].format(who=who_text, x=f"{int(at):,}")
+            return RULES["no_worse"][lang].format(who=who_text, x=f"{int(at):,}",
+                                                  **money_words(currency, lang))
         return name  # not a row ciplan writes (a plan file from elsewhere): as it is
     for key, text in sorted(RULES.items(), key=lambda kv: -len(kv[0])):
         if name == key or name.startswith(key + "_"):
@@ -375,11 +399,16 @@ def rule(name: str, lang: str) -> str:
     return name
 
 
-def unit(name: str, lang: str) -> str:
-    return UNITS.get(name, {}).get(lang, name)
+def unit(name: str, lang: str, currency: str) -> str:
+    """A shadow price's unit (the optimiser's name, "CNY of cap") in words, in `currency`;
+    a name ciplan does not write as it is."""
+    words = UNITS.get(name, {}).get(lang)
+    return name if words is None else words.format(**money_words(currency, lang))
 
 
-def t(key: str, lang: str, **kw) -> str:
-    """The text `key` in `lang`, formatted with `kw`."""
-    text = TEXT[key][lang]
-    return text.format(**kw) if kw else text
+def t(key: str, lang: str, currency: str | None = None, **kw) -> str:
+    """The text `key` in `lang`, formatted with `kw`; a text naming money needs the
+    `currency` (without it: KeyError, never a unit made up)."""
+    if currency is not None:
+        kw |= money_words(currency, lang)
+    return TEXT[key][lang].format(**kw)

@@ -92,20 +92,20 @@ def method_words(method: str, lang: str) -> str:
     return METHODS.get(method, {}).get(lang, method)
 
 
-def development_row(dev: dict, lang: str) -> dict:
+def development_row(dev: dict, lang: str, currency: str) -> dict:
     """Provenance "development" as the workbook's Completion row (labels as keys)."""
     return {"": t("dev_key", lang)} | {
-        t(f"dev_{k}", lang): method_words(v, lang) if k == "method" else v
+        t(f"dev_{k}", lang, currency): method_words(v, lang) if k == "method" else v
         for k, v in dev.items() if k in DEVELOPMENT_KEYS}
 
 
-def development_sentence(dev: dict | None, money, lang: str) -> str | None:
+def development_sentence(dev: dict | None, money, lang: str, currency: str) -> str | None:
     """How complete the latest year is (provenance "development"), None when the data
     are complete."""
     if not dev:
         return None
     method = method_words(dev.get("method", "?"), lang)
-    return t("dev_sentence", lang, year=dev["year"], as_of=dev["as_of"],
+    return t("dev_sentence", lang, currency, year=dev["year"], as_of=dev["as_of"],
              reported=money(dev["reported"]), completed=money(dev["completed"]),
              method=method, factor=f"{dev['factor']:.3f}",
              level=f"{dev.get('level', 0.9):.0%}".replace("%", " %"),
@@ -129,12 +129,13 @@ def range_rows(columns, money) -> list[tuple[str, list[tuple[float, str]]]]:
     return rows
 
 
-def range_sentence(kpis: dict, money, result, lang: str) -> str | None:
+def range_sentence(kpis: dict, money, result, lang: str, currency: str) -> str | None:
     """Today's premium income, payouts and result with their 5–95 % ranges in words."""
     ranges = kpis.get("ranges")
     if not ranges:
         return None
     inc, pay = ranges["premium_income"], ranges["payouts"]
-    return t("sure_sentence", lang, inc=money(kpis["premium_income"]), inc_lo=money(inc[0]),
-             inc_hi=money(inc[1]), pay=money(kpis["expected_payout"]), pay_lo=money(pay[0]),
-             pay_hi=money(pay[1]), lo=result(kpis["loss_p05"]), hi=result(kpis["loss_p95"]))
+    return t("sure_sentence", lang, currency, inc=money(kpis["premium_income"]),
+             inc_lo=money(inc[0]), inc_hi=money(inc[1]), pay=money(kpis["expected_payout"]),
+             pay_lo=money(pay[0]), pay_hi=money(pay[1]), lo=result(kpis["loss_p05"]),
+             hi=result(kpis["loss_p95"]))

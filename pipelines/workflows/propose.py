@@ -32,7 +32,7 @@ from optimization.milp import InfeasibleError
 from optimization.projection import project, term_break_even
 from optimization.solve import Optimum, frontier, optimize, scenario_set, shadow_prices
 from optimization.space import PlanSpace
-from pipelines.conventions import PLAN_FILE
+from pipelines.conventions import PLAN_FILE, currency_of
 from pipelines.tracking import (
     PLAN_EXPERIMENT,
     config_hash,
@@ -42,8 +42,10 @@ from pipelines.tracking import (
 )
 
 # plan.json's format: a folder of an older format is made again, not reused (2: the
-# ranges of premium income and payouts; 3: the figures before settlement the plan's exact ones)
-PLAN_FORMAT = 3
+# ranges of premium income and payouts; 3: the figures before settlement the plan's exact
+# ones; 4: "currency", the money unit of every amount). The report reads every format: a
+# plan without "currency" is in its forecast's (provenance), else in CNY.
+PLAN_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
                               scenarios=scenarios)
         document = {
             "objective": objective, "year": forecast.year, "proposal": proposal,
+            "currency": currency_of(forecast.provenance),
             "keep_benefits": opt.keep_benefits,
             "space_hash": config_hash(space.model_dump(mode="json")),
             "plan": plan_to_dict(opt.plan),

@@ -31,7 +31,7 @@ from forecasting.forecast import Forecast
 from optimization.milp import InfeasibleError
 from optimization.solve import scenario_set
 from optimization.space import PlanSpace
-from pipelines.conventions import PLAN_FILE, PROPOSALS
+from pipelines.conventions import PLAN_FILE, PROPOSALS, currency_of
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
     FREQUENCY_MODEL,
@@ -276,7 +276,7 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
                 run_optimize(fc, space, objective, pdir, frontier_points=25 if key == "A"
                              else 0, scenarios=scenarios, proposal=key)
             except InfeasibleError as exc:
-                _write_infeasible(pdir, wanted, year, exc)
+                _write_infeasible(pdir, wanted, year, exc, currency_of(provenance))
         doc = _plan_doc(pdir)
         if doc.get("run_id"):
             plan_runs[key] = doc["run_id"]
@@ -300,10 +300,12 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
     return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused)
 
 
-def _write_infeasible(pdir: Path, wanted: dict, year: int, why: InfeasibleError) -> None:
+def _write_infeasible(pdir: Path, wanted: dict, year: int, why: InfeasibleError,
+                      currency: str) -> None:
     """A plan folder that says why no plan meets the proposal's constraints (in words and
-    as data, for the report in any language)."""
+    as data, for the report in any language), in the forecast's money unit."""
     doc = {"proposal": wanted["proposal"], "objective": wanted["objective"], "year": year,
+           "currency": currency,
            "infeasible": str(why), "infeasible_changes": why.changes,
            "space_hash": wanted["space_hash"],
            "provenance": {"forecast_run": wanted["forecast_run"],

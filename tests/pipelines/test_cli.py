@@ -66,6 +66,16 @@ def test_history_bad_format(small_dir):
     assert result.exit_code == 2 and "--format expected table, csv or json" in result.stderr
 
 
+@pytest.mark.parametrize("by_age", [[], ["--by-age"]])
+def test_history_names_the_money_unit_as_given(small_dir, by_age):
+    """The table's title names `--currency` as it is given: user text, never read as rich
+    markup (a closing tag of its own was a MarkupError, "[b]" would have been bold)."""
+    result = runner.invoke(app, ["history", "--data", str(small_dir), "--currency",
+                                 "[/x][b]HK$", *by_age])
+    assert result.exit_code == 0, result.output
+    assert "([/x][b]HK$)" in result.stdout
+
+
 def _commands() -> list[str]:
     import typer.main
     return sorted(typer.main.get_command(app).commands)

@@ -26,7 +26,7 @@ CHANGES = [
 
 @pytest.mark.parametrize(("change", "words"), CHANGES)
 def test_each_change_reads_in_chinese_with_its_figures(change, words):
-    text = change_text(change, "zh")
+    text = change_text(change, "zh", "CNY")
     assert all(w in text for w in words), text
     assert not re.search(r"[A-Za-z]{3,}", text), text
 
@@ -35,20 +35,20 @@ def test_the_reason_in_each_language():
     doc = {"infeasible": "no plan meets every constraint; any one of these changes would "
                          "allow one: effective_ratio: lower the floor from 95.0% to 61.2%",
            "infeasible_changes": {"kind": "any", "changes": [CHANGES[0][0], CHANGES[5][0]]}}
-    zh = infeasible_text(doc, "zh")
+    zh = infeasible_text(doc, "zh", "CNY")
     assert zh.startswith("没有满足全部约束的方案；以下任一调整即可") and "；" in zh
     assert not re.search(r"[A-Za-z]{3,}", zh)
-    assert doc["infeasible"] in infeasible_text(doc, "en")
+    assert doc["infeasible"] in infeasible_text(doc, "en", "CNY")
     old = {"infeasible": doc["infeasible"]}  # a folder from before the changes were kept
-    assert doc["infeasible"] in infeasible_text(old, "zh")
+    assert doc["infeasible"] in infeasible_text(old, "zh", "CNY")
     with pytest.raises(ValueError, match="unknown rule"):
-        change_text({"rule": "moon", "now": 1, "to": 2}, "zh")
+        change_text({"rule": "moon", "now": 1, "to": 2}, "zh", "CNY")
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_an_unproved_search_is_said_as_such(lang):
     doc = {"infeasible": "no plan found, and not proved that none exists: …",
            "infeasible_changes": {"kind": "unproved", "changes": []}}
-    said = infeasible_text(doc, lang)
+    said = infeasible_text(doc, lang, "CNY")
     assert said == t("infeasible_unproved", lang)
     assert "No plan meets every rule" not in said and "没有满足全部约束" not in said

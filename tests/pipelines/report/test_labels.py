@@ -19,16 +19,16 @@ ROWS = ["effective_ratio", "nominal_ratio_0", "deductible_income", "ratios_incre
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_rule_and_row_has_words(lang):
     for name in [*RULES, *ROWS]:
-        assert rule(name, lang) != name, f"no {lang} words for {name}"
+        assert rule(name, lang, "CNY") != name, f"no {lang} words for {name}"
     for r in RULES.values():
         assert r.unit in UNITS, r.unit
 
 
 def test_no_worse_names_the_member_group_and_cost():
-    assert rule("no_worse_special_400000", "en") == (
+    assert rule("no_worse_special_400000", "en", "CNY") == (
         "payout of special-group members at 400,000 CNY not below today's")
 
 
 def test_a_row_name_ciplan_does_not_write_is_shown_as_it_is():
     """A plan file from elsewhere may name any row: the report shows it, never fails."""
-    assert rule("no_worse_general_lots", "en") == "no_worse_general_lots"
+    assert rule("no_worse_general_lots", "en", "CNY") == "no_worse_general_lots"

@@ -73,3 +73,18 @@ def test_chinese_labels_are_drawn_in_a_cjk_font():
         warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font"
         FigureCanvasAgg(fig).draw()
     plots.close(fig)
+
+
+def test_a_money_unit_is_drawn_as_it_is_not_as_mathtext():
+    """The unit in an axis label is user text: dollars in it are dollars (mathtext of
+    "$\\notacommand$" failed to draw)."""
+    dist = SplicedSeverity(mu=0.0, sigma=1.0, threshold=4.0, tail_prob=0.05, alpha=2.0,
+                           scale=1_000.0)
+    costs = dist.sample(np.random.default_rng(1), 2_000)
+    bands = pd.DataFrame({"o": [1.0, 2.0], "p": [1.5, 1.8]}, index=["0-4", "5-9"])
+    unit = "$\\notacommand$"
+    for fig in (plots.qq(costs, dist, "qq", unit), plots.mean_excess(costs, dist, "me", unit),
+                plots.observed_vs_predicted(bands, "o", "p", "cost", unit)):
+        FigureCanvasAgg(fig).draw()
+        assert unit in fig.axes[0].yaxis.label.get_text()
+        plots.close(fig)

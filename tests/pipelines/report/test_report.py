@@ -159,6 +159,8 @@ def _plan_doc() -> dict:
      "shadow_prices per_unit: expected numbers"),
     (("shadow_prices",), [{"constraint": 3, "unit": "CNY of cap", "per_unit": 1.0}],
      "shadow_prices constraint: expected text"),
+    (("currency",), 5, "currency: expected the money unit as text; got 5"),
+    (("provenance", "currency"), " ", "provenance.currency: expected the money unit"),
 ])
 def test_a_crafted_plan_file_of_the_wrong_shapes_is_one_line(tmp_path, key, value, said):
     """plan.json from someone else (manifest signed again): parts of the types the report

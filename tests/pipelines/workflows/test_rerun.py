@@ -5,6 +5,8 @@ still stop the run with one line before anything is written."""
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import pandas as pd
 import pytest
@@ -119,5 +121,9 @@ def test_another_currency_forecasts_again_and_keeps_the_training(rerun, tmp_path
     for path in (out / "forecast" / "summary.json", out / "plans" / "A" / "plan.json"):
         text = path.read_text(encoding="utf-8")
         assert '"currency": "RMB"' in text and '"currency": "CNY"' not in text, path
+    assert all(json.loads((out / "plans" / k / "plan.json").read_text())["currency"] == "RMB"
+               for k in "ABC")
+    page = (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert "RMB" in page and "CNY" not in page
     again, _ = rerun("--currency", "RMB")
     assert again.exit_code == 0 and "Reusing the forecast" in again.output
