@@ -46,7 +46,8 @@ def test_command_imports_without_collector_then_collects_closed_figures():
     assert got["during"] is False  # imports: no collections
     assert got["enabled"] is True and got["frozen"] > 10_000  # the imports' objects frozen
     # figures hold reference cycles: only the collector frees them once closed (with it
-    # off for the whole command, all 60 would still be alive; with it, the last few wait for the next collection)
+    # off for the whole command, all 60 would still be alive; with it, the last few wait
+    # for the next collection)
     assert got["alive"] <= 20, got
 
 
