@@ -207,9 +207,12 @@ def _today(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
            ) -> tuple[Candidate | None, tuple | None]:
     """Today's ratios under every deductible and cap of the space, priced and checked like
     any plan: they are candidates of every combo, as in the exhaustive search (they may lie
-    off the grid or outside the bounds, where no node's programme reaches them)."""
+    off the grid or outside the bounds, where no node's programme reaches them). A space
+    with another number of bands has no place for them (as in `pricing.ratio_grid`)."""
     best, key = None, None
     today = np.array([ctx.status_quo.ratios])
+    if today.shape[1] != len(ctx.space.bands.edges) + 1:
+        return best, key
     for combo in combos(ctx.space, ctx.status_quo):
         prices = pricer.price(combo, today, with_scenarios=obj.scenarios)
         exact = best_of(ctx, obj, prices, rules)

@@ -21,7 +21,7 @@ import pulp
 
 from forecasting.errors import UserError
 from optimization.context import Context
-from optimization.pricing import TOL, Combo, Schedule, schedules_of, space_schedules
+from optimization.pricing import Combo, Schedule, schedules_of, space_schedules, tol
 from optimization.space import SOLVERS, PlanSpace
 
 OBJECTIVE_NAMES = ("min-loss", "break-even", "cvar", "risk")
@@ -130,14 +130,14 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
         points = points[np.isfinite(points)]
         for y in points:
             target = float(old.pay(np.array([y]))[0, 0])
-            if target <= TOL:
+            if target <= tol(y):
                 continue
-            if cap < target - TOL:
+            if cap < target - tol(y):
                 return None
             w = width_at(new, y)
             lhs = pulp.lpSum((r + shift) * float(wk) for r, wk in
                              zip(_aligned(ratios, new), w, strict=True) if wk > 0)
-            rows.append(Row(f"no_worse_{who}_{y:.0f}", lhs, ">=", target, 1.0,
+            rows.append(Row(f"no_worse_{who}_{_money(y)}", lhs, ">=", target, 1.0,
                             "CNY paid at that cost",
                             f"payout of a {who} member at {y:,.0f} not below today's"))
         slope = float(old.final_slope()[0])  # today's ratio above every breakpoint
@@ -146,7 +146,7 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
                             slope, 0.01, "point of ratio",
                             f"a {who} member's ratio above every breakpoint not below "
                             "today's"))
-        if np.isfinite(cap) and cap < old_cap - TOL:
+        if np.isfinite(cap) and cap < old_cap - tol(old_cap):
             y_star = _inverse(old, cap)
             w = width_at(new, y_star)
             lhs = pulp.lpSum((r + shift) * float(wk) for r, wk in
@@ -154,6 +154,12 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
             rows.append(Row(f"no_worse_{who}_cap", lhs, ">=", cap, 1.0, "CNY paid at that cost",
                             f"a {who} member's payout reaches the cap by {y_star:,.0f}"))
     return rows
+
+
+def _money(y: float) -> str:
+    """A cost level in a row's name, exactly (a portfolio in thousands has levels 7.5 and
+    15.4: rounded to whole units two rows would share a name)."""
+    return np.format_float_positional(float(y), trim="-")
 
 
 def _aligned(ratios: list, sched: Schedule) -> list:

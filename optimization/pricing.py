@@ -22,7 +22,16 @@ from forecasting.forecast import Forecast, ScenarioSet
 from forecasting.scheme.plan import Plan, SpecialRules
 from optimization.space import PlanSpace
 
-TOL = 0.01  # CNY: payout differences below one fen are rounding
+# Amounts of money (payouts, costs) closer than this share of their size are equal: float
+# rounding. A share, not an amount: money comes in the data's units (CNY, fen, thousands),
+# and a fixed fen let a portfolio in thousands pay every claimant 3 CNY less than today
+# and still count as "nobody worse off".
+RTOL = 1e-9
+
+
+def tol(amount):
+    """The rounding allowed on an amount of money (same units)."""
+    return RTOL * np.abs(amount)
 
 
 @dataclass(frozen=True)
@@ -331,7 +340,7 @@ class ScenarioSums:
 
     def payout(self, sched: Schedule) -> np.ndarray:
         """(m, n) total payout of each plan in each scenario (CNY)."""
-        if sched.lower[0] < self.floor - TOL:
+        if sched.lower[0] < self.floor - tol(self.floor):
             raise ValueError(f"scenarios hold costs above {self.floor:g} only; the plan's "
                              f"deductible is {sched.lower[0]:g}")
         x = sched.x_cap

@@ -16,7 +16,7 @@ import numpy as np
 
 from optimization.context import Context
 from optimization.milp import LP, Row, no_worse_rows
-from optimization.pricing import TOL, Prices, Schedule, schedules_of
+from optimization.pricing import Prices, Schedule, schedules_of, tol
 from optimization.space import PlanSpace
 
 
@@ -36,7 +36,7 @@ class Rule:
 
 
 def _effective(ctx: Context, p: Prices) -> np.ndarray:
-    return p.payout >= ctx.effective_floor * p.above - TOL
+    return p.payout >= ctx.effective_floor * p.above - tol(p.above)
 
 
 def _nominal(ctx: Context, p: Prices) -> np.ndarray:
@@ -72,12 +72,13 @@ def no_worse_mask(new: Schedule, today: Schedule) -> np.ndarray:
     fixed = np.unique(np.concatenate([today.breakpoints()[0], [0.0]]))
     fixed = fixed[np.isfinite(fixed)]
     own = new.breakpoints()
-    ok = (new.pay(fixed) >= today.pay(fixed)[0][None, :] - TOL).all(axis=1)
+    # a payout is at most the cost it is paid at: rounding is a share of that cost
+    ok = (new.pay(fixed) >= today.pay(fixed)[0][None, :] - tol(fixed)[None, :]).all(axis=1)
     for j in range(own.shape[1]):
         y = own[:, j]
         finite = np.isfinite(y)
         y = np.where(finite, y, 0.0)
-        ok &= ~finite | (new.pay_at(y) >= today.pay(y)[0] - TOL)
+        ok &= ~finite | (new.pay_at(y) >= today.pay(y)[0] - tol(y))
     return ok & (new.final_slope() >= today.final_slope()[0] - 1e-12)
 
 

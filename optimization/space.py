@@ -38,6 +38,10 @@ MaybeNumber = Annotated[float | None, BeforeValidator(_none)]
 
 
 MIN_RATIO_STEP = 0.001  # the finest ratio grid searched as a grid (a tenth of a point)
+# the most negotiating steps from 0 to the premium budget's max: the grid of premiums is
+# searched step by step, and a typo of a step (1e-9) would build billions of premiums. A
+# count, not an amount: money comes in the data's units (CNY, fen, thousands).
+MAX_PREMIUM_STEPS = 100_000
 
 
 class Frozen(BaseModel):
@@ -54,13 +58,17 @@ class Premium(Frozen):
     min: float = Field(gt=0)
     max: float = Field(gt=0)
     fixed: MaybeNumber = None
-    # a fen (0.01 CNY) at the finest: the grid of premiums is searched step by step
-    step: float = Field(ge=0.01, default=0.5)
+    # at most MAX_PREMIUM_STEPS steps up to max (checked below; money in the data's units)
+    step: float = Field(gt=0, default=0.5)
 
     @model_validator(mode="after")
     def _order(self):
         if self.min > self.max:
             raise ValueError(f"premium min {self.min:g} must not exceed max {self.max:g}")
+        if self.max / self.step > MAX_PREMIUM_STEPS:
+            raise ValueError(f"a premium step of {self.step:g} makes more than "
+                             f"{MAX_PREMIUM_STEPS:,} steps up to the max {self.max:g}: the "
+                             "premiums are searched step by step; use a coarser step")
         lo, hi = self.grid()
         if lo > hi + 1e-9:
             raise ValueError(f"no multiple of the premium step {self.step:g} lies between "

@@ -385,8 +385,10 @@ def rule(name: str, lang: str, currency: str) -> str:
         who_text = WHO.get(who, {}).get(lang, who)
         if at in ("cap", "beyond"):
             return RULES[f"no_worse_{at}"][lang].format(who=who_text)
-        if at.isdigit():
-            return RULES["no_worse"][lang].format(who=who_text, x=f"{int(at):,}",
+        whole, dot, part = at.partition(".")
+        if whole.isdigit() and (not dot or part.isdigit()):  # 50000, or 7.5 (thousands)
+            x = f"{int(whole):,}" + (f".{part}" if dot else "")
+            return RULES["no_worse"][lang].format(who=who_text, x=x,
                                                   **money_words(currency, lang))
         return name  # not a row ciplan writes (a plan file from elsewhere): as it is
     for key, text in sorted(RULES.items(), key=lambda kv: -len(kv[0])):

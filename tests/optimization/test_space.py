@@ -31,7 +31,8 @@ CONTRACT = "profit_cap_share = 0.05"
     (CONTRACT, f"{CONTRACT}\ncorridor_width = -0.05", "contract.corridor_width"),
     ("cost_levels = [20000.0,", "cost_levels = [-20000.0,", "report.cost_levels"),
     ("step = 0.05 ", "step = 0.0000001 ", "bands.step"),
-    ("step = 0.5 ", "step = 0.001 ", "premium.step"),
+    ("step = 0.5 ", "step = 0.0000001 ", "premium"),
+    ("step = 0.5 ", "step = 0 ", "premium.step"),
     ("step = 0.5 ", "step = 100.0 ", "premium"),
 ])
 def test_a_bad_value_is_one_line_naming_the_file_and_key(tmp_path, old, new, key):
@@ -71,3 +72,23 @@ def test_the_grid_is_counted_as_it_is_built(lo, width, step, bands, increasing, 
               tuple(today), 300_000.0)
     assert ratio_grid_size(space, sq) == len(ratio_grid(space, sq))
     assert ratio_grid_size(space) == len(ratio_grid(space))
+
+
+@pytest.mark.parametrize("scale", [0.001, 1.0, 100.0])
+def test_the_premium_step_is_a_count_of_steps_not_an_amount_of_money(tmp_path, scale):
+    """Money comes in the data's units: a portfolio counted in thousands negotiates at
+    0.0005 (half a CNY), one in fen at 50; only a step that makes the premium grid huge
+    (more than MAX_PREMIUM_STEPS up to the max) is refused, at every scale."""
+    text = default_space_text()
+    for key, value in (("min", 55.0), ("max", 80.0), ("fixed", 60.0), ("step", 0.5)):
+        old = f"{key} = {value}"
+        assert old in text
+        text = text.replace(old, f"{key} = {value * scale!r}", 1)
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    prem = load_space(path).premium
+    assert prem.step == pytest.approx(0.5 * scale)
+    assert prem.grid() == pytest.approx((55.0 * scale, 80.0 * scale))
+    path.write_text(text.replace(f"step = {0.5 * scale!r}", f"step = {1e-7 * scale!r}", 1))
+    with pytest.raises(InputError, match="premium"):
+        load_space(path)
