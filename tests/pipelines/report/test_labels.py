@@ -28,8 +28,8 @@ def test_no_worse_names_the_member_group_and_cost():
     assert rule("no_worse_special_400000", "en", "CNY") == (
         "payout of special-group members at 400,000 CNY not below today's")
     # a portfolio counted in thousands has cost levels with decimals
-    assert rule("no_worse_general_7.5", "en") == (
-        "payout of ordinary members at 7.5 CNY not below today's")
+    assert rule("no_worse_general_7.5", "en", "thousand CNY") == (
+        "payout of ordinary members at 7.5 thousand CNY not below today's")
 
 
 def test_a_row_name_ciplan_does_not_write_is_shown_as_it_is():
