@@ -190,14 +190,15 @@ def annual_costs(
 
 def _check_ceiling(annual: np.ndarray, member_of_claim: np.ndarray, claims: pd.DataFrame,
                    claims_path: Path | str, max_cost: float) -> None:
-    """No member-year's claims add up to more than `max_cost` (CNY)."""
+    """No member-year's claims add up to more than `max_cost` (the data's money unit)."""
     over = np.flatnonzero(annual > max_cost)
     if over.size:
         rows = np.flatnonzero(member_of_claim == over[0])
         first = claims.iloc[rows[0]]
         raise InputError(
             f"{where(claims_path, rows, ID_COLUMNS)}: expected an annual eligible cost of "
-            f"at most {max_cost:g} CNY per member-year (--max-cost); got {annual[over[0]]:g} "
+            f"at most {max_cost:g} per member-year in the data's money unit (--max-cost); "
+            f"got {annual[over[0]]:g} "
             f"for member {first['member_id']} in {first['year']}")
 
 
