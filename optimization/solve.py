@@ -6,6 +6,7 @@ the search proved it (`optimization.search`)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,7 +20,7 @@ from optimization.milp import InfeasibleError
 from optimization.objectives import OBJECTIVES, Objective
 from optimization.pricing import Pricer, tol
 from optimization.rules import Rule, active
-from optimization.search import Searched, enumerate_space, keep_today, space_size
+from optimization.search import Candidate, Searched, enumerate_space, keep_today, space_size
 from optimization.space import ContractTerms, PlanSpace
 
 AGREE = 1e-3  # the search's payout and the evaluator's may differ by this share only
@@ -169,7 +170,8 @@ def explain_infeasible(ctx: Context, obj: Objective, pricer: Pricer, rules: list
         others = [r for r in rules if r is not rule]
         found = search(ctx, obj, pricer, others, keep)
         if found.best is not None:
-            changes.append(_change(ctx, rule, found))
+            changes.append(_change(ctx, rule, _least(ctx, obj, pricer, rules, keep,
+                                                     THRESHOLDS.get(rule.name), found)))
     premium = _premium_change(ctx, obj, pricer, rules, keep)
     if premium:
         changes.append(premium)
@@ -191,6 +193,70 @@ def explain_infeasible(ctx: Context, obj: Objective, pricer: Pricer, rules: list
     return ("no plan meets every constraint; any one of these changes would allow one: "
             + "; ".join(c[0] for c in changes), {"kind": "any",
                                                  "changes": [c[1] for c in changes]})
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A setting a single change moves: its value now, the question with it moved, a found
+    plan's own value of it (the setting that plan needs), and whether relaxing it lowers it."""
+
+    get: Callable[[Context], float]
+    put: Callable[[Context, float], Context]
+    measure: Callable[[Context, Candidate], float]
+    lowers: bool
+    snap: Callable[[Context, float], float] = lambda c, v: v  # onto the values it may take
+    precision: Callable[[Context], float] = lambda c: LEAST
+
+
+def _with(ctx: Context, section: str, **fields) -> Context:
+    part = getattr(ctx.space, section).model_copy(update=fields)
+    return replace(ctx, space=ctx.space.model_copy(update={section: part}))
+
+
+THRESHOLDS: dict[str, Threshold] = {
+    "effective_ratio": Threshold(lambda c: c.effective_floor,
+                                 lambda c, v: replace(c, effective_floor=v),
+                                 lambda c, k: k.payout / k.above, True),
+    "nominal_ratio": Threshold(lambda c: c.space.constraints.nominal_ratio_floor,
+                               lambda c, v: _with(c, "constraints", nominal_ratio_floor=v),
+                               lambda c, k: min(k.plan.ratios), True),
+    "deductible_income": Threshold(
+        lambda c: c.space.constraints.deductible_income_share,
+        lambda c, v: _with(c, "constraints", deductible_income_share=v),
+        lambda c, k: k.plan.deductible / c.space.costs.disposable_income, False),
+    "profit_cap": Threshold(lambda c: c.space.contract.profit_cap_share,
+                            lambda c, v: _with(c, "contract", profit_cap_share=v),
+                            lambda c, k: -k.loss / (k.premium * c.insured), False),
+}
+LEAST = 1e-4  # the least change of a share is found to within this (0.01 point)
+
+
+def _least(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], keep: bool,
+           th: Threshold | None, found: Searched) -> Searched:
+    """The plan of the least change of a setting that allows one, from `found` (a plan
+    allowed once the setting is relaxed enough): bisection between the setting now (no
+    plan) and the setting found's plan needs, each plan found moving that end to its own
+    value; within the setting's precision. The plan the objective prefers once a rule is
+    dropped is not the one the least change lets through (min-loss without the floor of
+    the effective ratio takes the meanest plan: "lower the floor from 95 % to 54 %" when
+    91 % allowed one). An unproved search ends the bisection where it stands."""
+    if th is None:
+        return found
+    bad = th.get(ctx)
+    good = th.measure(ctx, found.best)
+    while abs(bad - good) > th.precision(ctx):
+        mid = th.snap(ctx, (good + bad) / 2)
+        if mid in (good, bad):
+            break
+        f = search(th.put(ctx, mid), obj, pricer, rules, keep)
+        if f.best is None:
+            if not f.proved:
+                break
+            bad = mid
+            continue
+        value = th.measure(ctx, f.best)  # at least as far as mid but for rounding
+        found, good = f, (max(value, mid) if th.lowers else min(value, mid))
+    return found
 
 
 def _change(ctx: Context, rule: Rule, found: Searched) -> tuple[str, dict]:
@@ -233,8 +299,19 @@ def _premium_change(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Ru
     found = search(replace(ctx, space=space), obj, pricer, rules, keep)
     if found.best is None:
         return None
-    p = found.best.premium
-    if prem.fixed is not None and not obj.free:
+    p, step = found.best.premium, prem.step
+    fixed = prem.fixed is not None and not obj.free
+    now = prem.fixed if fixed else (prem.max if p > prem.max else prem.min)
+    field = "fixed" if fixed else ("max" if p > prem.max else "min")
+    # the far end of the widened budget may be what the objective picks (the highest
+    # premium for min-loss): the least move of the premium that allows a plan, on the step
+    th = Threshold(lambda c: now,
+                   lambda c, v: _with(c, "premium", **({"min": wide.min, "max": wide.max}
+                                                        if fixed else {}), **{field: v}),
+                   lambda c, k: k.premium, p < now,
+                   lambda c, v: float(np.round(v / step) * step), lambda c: step / 2)
+    p = _least(ctx, obj, pricer, rules, keep, th, found).best.premium
+    if fixed:
         return (f"premium: {p:g} per capita instead of the fixed {prem.fixed:g} "
                 f"(budget {prem.min:g}-{prem.max:g})",
                 {"rule": "premium", "now": prem.fixed, "to": p})

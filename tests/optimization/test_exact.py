@@ -216,3 +216,64 @@ def test_branch_and_bound_off_the_grid_equals_exhaustive(small_forecast, space, 
     assert max(b.plan.ratios) <= max(bands["ratio_max"], max(status_quo.ratios)) + 1e-12
     tol = sp.solver.tolerance * sp.premium.max * small_forecast.insured
     assert b.kpis.expected_loss == pytest.approx(a.kpis.expected_loss, abs=tol)
+
+
+@pytest.mark.parametrize(("section", "field", "now", "lowers"), [
+    ("constraints", "effective_ratio_floor", 0.95, True),
+    ("constraints", "nominal_ratio_floor", 0.95, True),
+    ("constraints", "deductible_income_share", 0.3, False),
+])
+def test_each_change_named_is_the_least_that_allows_a_plan(small_forecast, space, status_quo,
+                                                         section, field, now, lowers):
+    """The change named for a rule is the least that lets a plan through, not the setting
+    the objective's favourite plan needs once the rule is dropped (min-loss without the
+    floor took the meanest plan: "lower the floor from 95 % to 54 %" when 90.6 % allowed
+    one): the setting named allows a plan, and one a hundredth of a point less relaxed
+    does not."""
+    def moved(value):
+        sp = space.model_copy(update={
+            "deductible": space.deductible.model_copy(update={"candidates": (12_000.0,
+                                                                             18_000.0)}),
+            "cap": space.cap.model_copy(update={"candidates": (280_000.0, None)}),
+            "bands": space.bands.model_copy(update={"ratio_min": 0.5, "ratio_max": 0.9,
+                                                    "step": 0.1}),
+            "constraints": space.constraints.model_copy(update={
+                "no_worse": False, "nominal_ratio": field == "nominal_ratio_floor"})})
+        return sp.model_copy(update={section: getattr(sp, section).model_copy(
+            update={field: value})})
+
+    rule = {"effective_ratio_floor": "effective_ratio", "nominal_ratio_floor": "nominal_ratio",
+            "deductible_income_share": "deductible_income"}[field]
+    with pytest.raises(InfeasibleError) as caught:
+        optimize(small_forecast, moved(now), status_quo, "min-loss")
+    change = next(c for c in caught.value.changes["changes"] if c.get("rule") == rule)
+    optimize(small_forecast, moved(change["to"]), status_quo, "min-loss")  # a plan
+    tighter = change["to"] + (1e-4 if lowers else -1e-4)
+    with pytest.raises(InfeasibleError):
+        optimize(small_forecast, moved(tighter), status_quo, "min-loss")
+
+
+def test_the_premium_named_is_the_nearest_that_allows_a_plan(small_forecast, space,
+                                                           status_quo):
+    """min-loss and cvar take the highest premium they may: with the budget widened to
+    find a premium that allows a plan, the answer was its far end (100 times the budget's
+    max, 8,000 per capita); the premium named is the nearest on the step."""
+    def at(fixed):
+        return space.model_copy(update={
+            "premium": space.premium.model_copy(update={"min": 55.0, "max": 120.0,
+                                                        "fixed": fixed}),
+            "deductible": space.deductible.model_copy(update={"candidates": (15_000.0,)}),
+            "cap": space.cap.model_copy(update={"candidates": (300_000.0,)}),
+            "risk": space.risk.model_copy(update={"cvar_budget": 100_000.0,
+                                                  "scenarios": 150}),
+            "constraints": space.constraints.model_copy(update={"profit_cap": False})})
+
+    sc = scenario_set(small_forecast, at(60.0), status_quo, seed=3)
+    with pytest.raises(InfeasibleError) as caught:
+        optimize(small_forecast, at(60.0), status_quo, "cvar", scenarios=sc)
+    change = next(c for c in caught.value.changes["changes"] if c.get("rule") == "premium")
+    assert change["to"] <= 120.0
+    optimize(small_forecast, at(change["to"]), status_quo, "cvar", scenarios=sc)
+    with pytest.raises(InfeasibleError):
+        optimize(small_forecast, at(change["to"] - space.premium.step), status_quo, "cvar",
+                 scenarios=sc)
