@@ -457,7 +457,7 @@ def optimize(
         f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss {unit} "
         f"{k.expected_loss:,.0f} (today {before['expected_loss']:,.0f}); effective ratio "
         f"{k.effective_ratio:.1%}; written to {out}; MLflow run {result.run_id}")
-    for note in o.notes:
+    for note in result.document["notes"]:  # the optimiser's, and the rules today's plan breaks
         typer.echo(f"Note: {note}")
 
 
@@ -577,6 +577,9 @@ def run(
     typer.echo(f"Report: {summary.report}")
     typer.echo(f"Plans: {', '.join(f'{k}={v}' for k, v in summary.plan_runs.items())}; "
                f"forecast run {summary.forecast_run}; train run {summary.train_run}")
+    for key, notes in summary.notes.items():
+        for note in notes:
+            typer.echo(f"Note: proposal {key}: {note}")
     if summary.reused:
         typer.echo("Reused: " + "; ".join(summary.reused))
     typer.echo(ui_hint(tracking_uri(), plan_experiment_id()))

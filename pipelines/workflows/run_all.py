@@ -68,6 +68,7 @@ class RunSummary:
     # what the models said while fitting (the train run's, reused or not) and forecasting,
     # as `ciplan train` and `ciplan forecast` print them
     warnings: list[str] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=dict)  # proposal -> plan.json notes
 
 
 def _say(say: Callable[[str], None] | None, text: str) -> None:
@@ -278,7 +279,7 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
     said += [w for w in forecast_warnings(fdir) if w not in said]
     fc = None
     space_hash = config_hash(space.model_dump(mode="json"))
-    plans, plan_runs, scenarios = [], {}, None
+    plans, plan_runs, scenarios, notes = [], {}, None, {}
     for key, objective in PROPOSALS.items():
         pdir = out / "plans" / key
         plans.append(pdir)
@@ -302,6 +303,8 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
         doc = _plan_doc(pdir)
         if doc.get("run_id"):
             plan_runs[key] = doc["run_id"]
+        if doc.get("notes"):
+            notes[key] = [str(n) for n in doc["notes"]]
     today = next((d for d in map(_plan_doc, plans) if "status_quo" in d), None)
     if today is not None:
         with store_lock():
@@ -320,7 +323,7 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
         report = write_report(plans, report, lang)
     log_report(report, plan_runs_and_today, lang)
     return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused,
-                      said)
+                      said, notes)
 
 
 def _write_infeasible(pdir: Path, wanted: dict, year: int, why: InfeasibleError,
