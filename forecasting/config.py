@@ -67,10 +67,15 @@ class Cohorts(_Frozen):
             raise InputError(f"cohorts: {exc}") from None
 
 
+# The money unit of data that name none, and of a forecast or plan made before `[data]
+# currency` was recorded in them: the data contract's default.
+DEFAULT_CURRENCY = "CNY"
+
+
 class Data(_Frozen):
     reported_above: float = Field(default=0.0, ge=0)
     threshold_rule: Literal["above", "at-or-above"] = "above"
-    currency: str = Field(default="CNY", min_length=1)
+    currency: str = Field(default=DEFAULT_CURRENCY, min_length=1)
 
 
 class Models(_Frozen):

@@ -219,6 +219,14 @@ class Forecast:
     def insured(self) -> float:
         return float(self.cohorts["insured"].sum())
 
+    @property
+    def currency(self) -> str:
+        """The money unit of every amount (`[data] currency`, recorded in the provenance;
+        the contract's default for a forecast made before it was)."""
+        from forecasting.config import DEFAULT_CURRENCY
+
+        return str(self.provenance.get("currency") or DEFAULT_CURRENCY)
+
     def _special(self) -> np.ndarray:
         if "special_group" not in self.cohorts:
             return np.zeros(len(self.cohorts), dtype=bool)

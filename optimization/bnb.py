@@ -22,7 +22,7 @@ import pulp
 from optimization.context import Context
 from optimization.milp import LP, premium_variable, ratio_variables, solver
 from optimization.objectives import Objective, add_to_lp
-from optimization.pricing import Combo, Pricer, Schedule, combos, space_schedules
+from optimization.pricing import RTOL, Combo, Pricer, Schedule, combos, space_schedules, tol
 from optimization.rules import Rule, lp_rows
 from optimization.search import (
     Candidate,
@@ -38,23 +38,32 @@ MAX_NODES = 400  # per combo; past it the result says "not proved" with the gap
 
 @dataclass(frozen=True)
 class Box:
-    """Cap levels (CNY) of the capped groups: group index -> (low, high)."""
+    """Cap levels (money) of the capped groups: group index -> (low, high); high is inf
+    when the lowest ratios never reach the cap."""
 
     bounds: tuple[tuple[int, float, float], ...]
 
     def split(self, at: dict[int, float]) -> list[Box]:
-        """Two boxes, cut across the widest interval at the solution's level (or middle)."""
-        g, lo, hi = max(self.bounds, key=lambda b: b[2] - b[1])
-        cut = at.get(g, (lo + hi) / 2)
-        if not lo + 1e-6 < cut < hi - 1e-6:
-            cut = (lo + hi) / 2
+        """Two boxes, cut across the widest interval (as a share of its level) at the
+        solution's level, else in the middle (twice the low end when it is open)."""
+        g, lo, hi = max(self.bounds, key=lambda b: _share(b[1], b[2]))
+        cut = at.get(g, np.nan)
+        if not (np.isfinite(cut) and lo + tol(cut) < cut < hi - tol(cut)):
+            cut = (lo + hi) / 2 if np.isfinite(hi) else 2 * lo
         rest = tuple(b for b in self.bounds if b[0] != g)
         return [Box(tuple(sorted((*rest, (g, lo, cut))))),
                 Box(tuple(sorted((*rest, (g, cut, hi)))))]
 
     @property
-    def width(self) -> float:
-        return max((hi - lo for _, lo, hi in self.bounds), default=0.0)
+    def narrow(self) -> bool:
+        """Too narrow to split: every interval within float rounding of its level (a share,
+        not an amount: cap levels are in the data's money unit)."""
+        return all(_share(lo, hi) <= RTOL for _, lo, hi in self.bounds)
+
+
+def _share(lo: float, hi: float) -> float:
+    """The width of [lo, hi] as a share of its level (inf when open)."""
+    return (hi - lo) / max(abs(hi), abs(lo)) if np.isfinite(hi) else np.inf
 
 
 def root_box(ctx: Context, combo: Combo) -> Box:
@@ -67,7 +76,7 @@ def root_box(ctx: Context, combo: Combo) -> Box:
     for g in (0, 1):
         if np.isfinite(high[g].cap[0]):
             hi = low[g].x_cap[0]
-            out.append((g, float(high[g].x_cap[0]), float(hi) if np.isfinite(hi) else 1e12))
+            out.append((g, float(high[g].x_cap[0]), float(hi)))  # hi inf: never reached
     return Box(tuple(out))
 
 
@@ -99,6 +108,8 @@ def node_lp(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], com
         if g in levels:  # keep the cap level inside the box: g_r(t_lo) <= cap <= g_r(t_hi)
             cap = float(sched.cap[0])
             for name, t, sense in (("cap_low", t_lo, "<="), ("cap_high", t_hi, ">=")):
+                if not np.isfinite(t):  # an open box: any level above t_lo, none at all
+                    continue
                 w = np.clip(t, sched.lower, sched.upper) - sched.lower
                 lhs = pulp.lpSum((rk + shift[g]) * float(wk) for rk, wk in
                                  zip(rr, w, strict=True))
@@ -195,7 +206,7 @@ def combo_search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule]
         if (incumbent is not None and value >= incumbent[0] - tol) or (
                 own is not None and own - value <= tol):
             continue
-        if not box.bounds or box.width < 1e-3:  # cannot split: what it hides is a gap
+        if not box.bounds or box.narrow:  # cannot split: what it hides is a gap
             tiny_gap = max(tiny_gap, (incumbent[0] - value) if incumbent else np.inf)
             continue
         for child in box.split(at):

@@ -1,5 +1,6 @@
 """Shadow prices: what one more unit of a rule's right-hand side is worth, in the
-objective's units (CNY of expected loss, or CNY of premium per capita).
+objective's units (money of expected loss, or of premium per capita, in the
+forecast's money unit).
 
 They come from the linear programme at the optimum with the discrete choices fixed: the
 proposal's deductible and cap, the ratios free to move continuously. The programme is
@@ -11,6 +12,8 @@ sensitivity is the expected number of members at the cap.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -24,21 +27,45 @@ from optimization.pricing import Combo, Pricer
 from optimization.rules import Rule, active, lp_rows
 
 
-def _gradient(pricer: Pricer, sched, group, inc: float, ratios: np.ndarray
-              ) -> tuple[float, np.ndarray]:
-    """(payout, dP/dr) of one group at one plan's schedule (CNY, CNY per unit of ratio)."""
+def _gradient(sched, group) -> tuple[float, np.ndarray]:
+    """(payout, dP/dr) of one group at one plan's schedule (money, money per unit of
+    ratio): members at the cap gain nothing from a higher ratio, dLam/dt = survival."""
     x = float(sched.x_cap[0])
     payout = float(group.payout(sched)[0])
     lo = group.lam(np.minimum(sched.lower, x))
     hi = group.lam(np.minimum(sched.upper, x))
-    width = np.clip(x, sched.lower, sched.upper) - sched.lower if np.isfinite(x) else 0.0
-    grad = (hi - lo) - group.survival(x) * width
+    grad = (hi - lo) - group.survival(x) * _width(sched, x)
     return payout, np.asarray(grad, dtype="float64")
 
 
-def local_lp(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], combo: Combo,
+def _scenario_gradient(sums, sched) -> tuple[np.ndarray, np.ndarray]:
+    """(payout (n,), dP/dr (n, K)) of one group in each scenario at one plan's schedule,
+    as `_gradient`: dS_s/dt is the number of the scenario's costs above t."""
+    x = float(sched.x_cap[0])
+    K = len(sched.lower)
+    at = sums.at(np.concatenate([np.minimum(sched.lower, x), np.minimum(sched.upper, x)]))
+    grad = at[:, K:] - at[:, :K]
+    grad = grad - sums.above(x)[:, None] * _width(sched, x)[None, :]
+    return sums.payout(sched)[0], grad
+
+
+def _width(sched, x: float) -> np.ndarray:
+    """Cost inside each band at the cap level x (0 for no cap: nobody reaches it)."""
+    if not np.isfinite(x):
+        return np.zeros(len(sched.lower))
+    return np.clip(x, sched.lower, sched.upper) - sched.lower
+
+
+def _priced(pricer: Pricer, plan, at: np.ndarray):
+    """The plan's figures at ratios `at` on the plan's own terms: its band edges and
+    special-group rules (today's, for a proposal keeping today's benefits, may differ
+    from the space's)."""
+    return pricer.price_plan(plan.with_(ratios=tuple(float(x) for x in at)))
+
+
+def local_lp(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], plan,
              at: np.ndarray, keep: bool) -> LP:
-    """The programme at ratios `at` (see module doc), everything continuous."""
+    """The programme at `plan` with ratios `at` (see module doc), everything continuous."""
     space = ctx.space
     prob = pulp.LpProblem("ciplan_duals", pulp.LpMinimize)
     b = space.bands
@@ -46,17 +73,15 @@ def local_lp(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], co
     prem = space.premium
     fixed = prem.fixed is not None and not obj.free
     p = float(prem.fixed) if fixed else prob.add_variable("premium", 0.0)
-    prices = pricer.price(combo, at[None, :])
-    inc = space.special.ratio_increment
+    prices = _priced(pricer, plan, at)
     const, terms = 0.0, []
-    for g, (group, sched) in enumerate(zip(pricer.groups, (prices.general, prices.special),
-                                           strict=True)):
-        payout, grad = _gradient(pricer, sched, group, inc if g else 0.0, at)
+    for group, sched in zip(pricer.groups, (prices.general, prices.special), strict=True):
+        payout, grad = _gradient(sched, group)
         rr, base = r[len(r) - len(grad):], at[len(at) - len(grad):]
         const += payout - float(grad @ base)
         terms += [rk * float(gk) for rk, gk in zip(rr, grad, strict=True)]
     payout = const + pulp.lpSum(terms)
-    lp = LP(ctx, combo, prob, r, p, payout, payout, prices.above)
+    lp = LP(ctx, prices.combo, prob, r, p, payout, payout, prices.above)
     if keep:
         for k, rk in enumerate(r):
             lp.add(Row(f"keep_ratio_{k}", rk, "==", float(at[k]), 0.01, "point of ratio",
@@ -70,33 +95,23 @@ def local_lp(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], co
         rows = bounds + (lp_rows(ctx, lp, rules) or [])
     for row in rows or []:
         lp.add(row)
-    add_to_lp(ctx, obj, lp, _linear_scenarios(ctx, pricer, lp, prices)
+    add_to_lp(ctx, obj, lp, _linear_scenarios(pricer, lp, prices, at)
               if obj.scenarios else None)
     return lp
 
 
-def _linear_scenarios(ctx: Context, pricer: Pricer, lp: LP, prices) -> list:
+def _linear_scenarios(pricer: Pricer, lp: LP, prices, at: np.ndarray) -> list:
     """Each scenario's payout linearised exactly at the plan, as the expected payout is:
-    members at the cap in that scenario gain nothing (CNY)."""
-    n = pricer.scenarios.n
-    const = np.zeros(n)
+    members at the cap in that scenario gain nothing (money)."""
+    const = np.zeros(pricer.scenarios.n)
     grads = []
-    inc = ctx.space.special.ratio_increment
-    for g, (sums, sched) in enumerate(zip(pricer._sums, (prices.general, prices.special),
-                                          strict=True)):
-        x = float(sched.x_cap[0])
-        K = len(sched.lower)
-        at = sums.at(np.concatenate([np.minimum(sched.lower, x), np.minimum(sched.upper, x)]))
-        delta = at[:, K:] - at[:, :K]                       # (n, K)
-        if np.isfinite(x):
-            above = (sums.at(np.array([x + 1.0]))[:, 0] - sums.at(np.array([x]))[:, 0])
-            delta = delta - above[:, None] * (np.clip(x, sched.lower, sched.upper)
-                                              - sched.lower)[None, :]
-        const += sums.payout(sched)[0] - delta @ sched.ratios[0] + (inc if g else 0.0) \
-            * delta.sum(1)
-        grads.append((delta, lp.ratios[len(lp.ratios) - K:]))
+    for sums, sched in zip(pricer._sums, (prices.general, prices.special), strict=True):
+        payout, grad = _scenario_gradient(sums, sched)
+        K = grad.shape[1]
+        const += payout - grad @ at[len(at) - K:]
+        grads.append((grad, lp.ratios[len(lp.ratios) - K:]))
     return [float(const[s]) + pulp.lpSum(rk * float(d[s, k]) for d, rr in grads
-                                         for k, rk in enumerate(rr)) for s in range(n)]
+                                         for k, rk in enumerate(rr)) for s in range(len(const))]
 
 
 def continuous_optimum(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
@@ -104,46 +119,48 @@ def continuous_optimum(ctx: Context, obj: Objective, pricer: Pricer, rules: list
     """The ratios of the best plan of this combo with continuous ratios (exact)."""
     bands = ctx.space.bands.model_copy(update={"step": 0.0})
     space = ctx.space.model_copy(update={"bands": bands})
-    cctx = Context(space, ctx.status_quo, ctx.insured, ctx.effective_floor,
-                   ctx.scenario_insured)
+    cctx = replace(ctx, space=space)
     found, _, _, _ = combo_search(cctx, obj, pricer, rules, combo, None)
     return np.array(found.plan.ratios) if found is not None else start
 
 
 def shadow_prices(objective: str, plan, ctx: Context, pricer: Pricer, keep: bool
                   ) -> pd.DataFrame:
-    """One row per constraint of the programme (see module doc), and one for the cap."""
+    """One row per constraint of the programme (see module doc), and one for the cap; units
+    in the context's money unit."""
     obj = OBJECTIVES[objective]
     rules = active(ctx.space)
     combo = Combo(plan.deductible, plan.cap)
     at = np.array(plan.ratios)
     if not keep:
         at = continuous_optimum(ctx, obj, pricer, rules, combo, at)
-    lp = local_lp(ctx, obj, pricer, rules, combo, at, keep)
+    lp = local_lp(ctx, obj, pricer, rules, plan, at, keep)
     lp.problem.solve(solver(ctx.space, "highs"))
-    per = "CNY of premium per capita" if obj.premium == "low" else "CNY of expected loss"
+    per = ctx.money("{cur} of premium per capita" if obj.premium == "low"
+                    else "{cur} of expected loss")
+    ratios_at = " / ".join(f"{x:.4f}" for x in at)
     rows = []
     for name, row in lp.rows.items():
         con = lp.problem.get_constraint_by_name(name)
         pi, slack = float(con.pi or 0.0), float(con.slack or 0.0)
         rows.append({"constraint": name, "meaning": row.words, "dual": pi, "slack": slack,
                      "binding": abs(slack) < 1e-6 and abs(pi) > 1e-9,
-                     "per_unit": pi * row.size, "unit": row.unit, "objective_unit": per,
-                     "ratios_at": " / ".join(f"{x:.4f}" for x in at)})
-    rows.append(_cap_row(ctx, pricer, combo, at, per, obj))
+                     "per_unit": pi * row.size, "unit": ctx.money(row.unit),
+                     "objective_unit": per, "ratios_at": ratios_at})
+    value = _cap_sensitivity(ctx, pricer, plan, at, obj)
+    rows.append({"constraint": "cap", "meaning": "the annual payout cap", "dual": value,
+                 "slack": 0.0, "binding": combo.cap is not None, "per_unit": value,
+                 "unit": ctx.money("{cur} of cap"), "objective_unit": per,
+                 "ratios_at": ratios_at})
     return pd.DataFrame(rows)
 
 
-def _cap_row(ctx: Context, pricer: Pricer, combo: Combo, at: np.ndarray, per: str,
-             obj: Objective) -> dict:
-    """d objective / d cap: one more CNY of cap pays each member at the cap one CNY."""
-    prices = pricer.price(combo, at[None, :])
+def _cap_sensitivity(ctx: Context, pricer: Pricer, plan, at: np.ndarray, obj: Objective
+                     ) -> float:
+    """d objective / d cap: one more unit of cap pays each member at the cap one unit."""
+    prices = _priced(pricer, plan, at)
     at_cap = 0.0
     for group, sched in zip(pricer.groups, (prices.general, prices.special), strict=True):
-        if np.isfinite(sched.x_cap[0]) and sched.cap[0] == (combo.cap or np.inf):
+        if np.isfinite(sched.x_cap[0]) and sched.cap[0] == (plan.cap or np.inf):
             at_cap += group.survival(float(sched.x_cap[0]))
-    value = at_cap if obj.premium == "high" else at_cap / ((1 - ctx.opex_share) * ctx.insured)
-    return {"constraint": "cap", "meaning": "the annual payout cap", "dual": value,
-            "slack": 0.0, "binding": combo.cap is not None, "per_unit": value,
-            "unit": "CNY of cap", "objective_unit": per,
-            "ratios_at": " / ".join(f"{x:.4f}" for x in at)}
+    return at_cap if obj.premium == "high" else at_cap / ((1 - ctx.opex_share) * ctx.insured)

@@ -138,7 +138,7 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
             lhs = pulp.lpSum((r + shift) * float(wk) for r, wk in
                              zip(_aligned(ratios, new), w, strict=True) if wk > 0)
             rows.append(Row(f"no_worse_{who}_{_money(y)}", lhs, ">=", target, 1.0,
-                            "CNY paid at that cost",
+                            "{cur} paid at that cost",
                             f"payout of a {who} member at {y:,.0f} not below today's"))
         slope = float(old.final_slope()[0])  # today's ratio above every breakpoint
         if not np.isfinite(cap) and slope > 0:
@@ -151,7 +151,7 @@ def no_worse_rows(ctx: Context, combo: Combo, ratios: list) -> list[Row] | None:
             w = width_at(new, y_star)
             lhs = pulp.lpSum((r + shift) * float(wk) for r, wk in
                              zip(_aligned(ratios, new), w, strict=True) if wk > 0)
-            rows.append(Row(f"no_worse_{who}_cap", lhs, ">=", cap, 1.0, "CNY paid at that cost",
+            rows.append(Row(f"no_worse_{who}_cap", lhs, ">=", cap, 1.0, "{cur} paid at that cost",
                             f"a {who} member's payout reaches the cap by {y_star:,.0f}"))
     return rows
 
@@ -168,8 +168,18 @@ def _aligned(ratios: list, sched: Schedule) -> list:
 
 
 def _inverse(sched: Schedule, value: float) -> float:
-    """The annual cost at which a one-plan schedule first pays `value` (CNY)."""
-    lo, hi = 0.0, float(sched.x_cap[0]) if np.isfinite(sched.x_cap[0]) else 1e12
+    """The annual cost at which a one-plan schedule first pays `value` (money; it must
+    pay it somewhere). Bisection from 0 to its cap level, or to a cost found by doubling
+    its last breakpoint (no fixed amount: money comes in the data's units)."""
+    hi = float(sched.x_cap[0])
+    if not np.isfinite(hi):
+        points = sched.breakpoints()[0]
+        hi = float(np.max(points[np.isfinite(points)]))
+        for _ in range(2000):  # at most to the largest float: then it never pays `value`
+            if sched.pay(np.array([hi]))[0, 0] >= value:
+                break
+            hi *= 2
+    lo = 0.0
     for _ in range(200):
         mid = (lo + hi) / 2
         if sched.pay(np.array([mid]))[0, 0] >= value:

@@ -134,7 +134,7 @@ def add_to_lp(ctx: Context, obj: Objective, lp: LP, scenario_payouts: list | Non
     net = (1 - ctx.opex_share) * ctx.insured
     loss = lp.payout_lo + ctx.opex_fixed - net * lp.premium
     if obj.name == "break-even":
-        lp.add(Row("break_even", loss, "<=", 0.0, 1.0, "CNY of loss", "expected loss"))
+        lp.add(Row("break_even", loss, "<=", 0.0, 1.0, "{cur} of loss", "expected loss"))
     if obj.scenarios:
         risk = ctx.space.risk
         if obj.name == "risk" and risk.appetite != "cvar":
@@ -150,11 +150,11 @@ def add_to_lp(ctx: Context, obj: Objective, lp: LP, scenario_payouts: list | Non
             prob += xi[s] >= pay + ctx.opex_fixed - net_s * lp.premium - eta, f"cvar_s{s}"
         tail = eta + pulp.lpSum(xi) / ((1 - risk.cvar_level) * n)
         if obj.name == "cvar":
-            lp.add(Row("cvar_budget", tail, "<=", risk.cvar_budget, 1.0, "CNY of CVaR",
+            lp.add(Row("cvar_budget", tail, "<=", risk.cvar_budget, 1.0, "{cur} of CVaR",
                        "CVaR budget"))
         else:
             lp.add(Row("risk_appetite", tail - risk.cvar_share * float(np.mean(heads))
                        * lp.premium,
-                       "<=", 0.0, 1.0, "CNY of CVaR", "CVaR within the share of premium"))
+                       "<=", 0.0, 1.0, "{cur} of CVaR", "CVaR within the share of premium"))
     goal = loss if obj.premium == "high" else lp.premium
     lp.problem.setObjective(goal if not isinstance(goal, float) else pulp.lpSum([goal]))

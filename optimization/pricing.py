@@ -216,12 +216,14 @@ class Group:
         return np.array([self.mean if not np.isfinite(x) else self._cache[x]
                          for x in t.tolist()])
 
-    def survival(self, t: float, h: float = 1.0) -> float:
-        """Expected claimants with annual cost above t: dLam/dt, by a 1-CNY difference."""
+    def survival(self, t: float) -> float:
+        """Expected claimants with annual cost above t: dLam/dt (from the right), exactly,
+        from each cohort's distribution (a difference of Lam over a fixed step of money
+        would be a different share of the costs in each money unit)."""
         if not np.isfinite(t):
             return 0.0
-        lo, hi = self.lam(np.array([t, t + h]))
-        return float((hi - lo) / h)
+        return float(sum(n * (1.0 - float(s.cdf(t))) for n, s in
+                         zip(self.n, self.severities, strict=True)))
 
     def payout(self, sched: Schedule) -> np.ndarray:
         """Expected total payout (CNY) of each plan of the schedule to this group."""
@@ -337,6 +339,14 @@ class ScenarioSums:
                 cols[s] = cum[pos] + np.where(np.isfinite(pts), pts, 0.0) * (len(part) - pos)
             self._cache.update({x: cols[:, j] for j, x in enumerate(new)})
         return np.stack([self._cache[x] for x in t.tolist()], axis=1)
+
+    def above(self, t: float) -> np.ndarray:
+        """How many of each scenario's costs lie above t: dS_s/dt (from the right), exactly,
+        shape (n,)."""
+        if not np.isfinite(t):
+            return np.zeros(self.n)
+        return np.array([len(p) - np.searchsorted(p, t, side="right") for p in self.parts],
+                        dtype="float64")
 
     def payout(self, sched: Schedule) -> np.ndarray:
         """(m, n) total payout of each plan in each scenario (CNY)."""

@@ -166,14 +166,14 @@ def _no_worse_lp(ctx: Context, lp: LP) -> list[Row] | None:
 def _profit_cap_lp(ctx: Context, lp: LP) -> list[Row]:
     share = ctx.space.contract.profit_cap_share
     lhs = (1 - ctx.opex_share - share) * ctx.insured * lp.premium - lp.payout_hi
-    return [Row("profit_cap", lhs, "<=", ctx.opex_fixed, 1.0, "CNY of surplus",
+    return [Row("profit_cap", lhs, "<=", ctx.opex_fixed, 1.0, "{cur} of surplus",
                 "surplus allowed")]
 
 
 def _budget_lp(ctx: Context, lp: LP) -> list[Row]:
     if isinstance(lp.premium, float):
         return []
-    prem, unit = ctx.space.premium, "CNY of premium per capita"
+    prem, unit = ctx.space.premium, "{cur} of premium per capita"
     return [Row("premium_budget_max", lp.premium, "<=", prem.max, 1.0, unit, "premium budget"),
             Row("premium_budget_min", lp.premium, ">=", prem.min, 1.0, unit, "premium budget")]
 
@@ -185,18 +185,18 @@ RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("nominal_ratio", "point of nominal ratio",
          lambda s: s.constraints.nominal_ratio, check=_nominal, lp=_nominal_lp,
          figures=_nominal_figures),
-    Rule("deductible_income", "CNY of deductible",
+    Rule("deductible_income", "{cur} of deductible",
          lambda s: s.constraints.deductible_income, check=_deductible_mask,
          lp=_deductible_lp, figures=_deductible_figures),
     Rule("ratios_increasing", "point of ratio",
          lambda s: s.constraints.ratios_increasing, check=_increasing, lp=_increasing_lp,
          figures=_increasing_figures),
-    Rule("no_worse", "CNY paid at a cost level",
+    Rule("no_worse", "{cur} paid at a cost level",
          lambda s: s.constraints.no_worse, check=_no_worse, lp=_no_worse_lp),
-    Rule("profit_cap", "CNY of surplus",
+    Rule("profit_cap", "{cur} of surplus",
          lambda s: s.constraints.profit_cap, premium=_profit_cap, lp=_profit_cap_lp,
          figures=_profit_cap_figures),
-    Rule("premium_budget", "CNY of premium per capita", lambda s: True, lp=_budget_lp),
+    Rule("premium_budget", "{cur} of premium per capita", lambda s: True, lp=_budget_lp),
 )}
 
 

@@ -18,7 +18,7 @@ from forecasting.errors import UserError
 from optimization.context import Context
 from optimization.contract import settle
 from optimization.objectives import cvar_rows
-from optimization.pricing import Pricer, combos, plan_of, ratio_grid
+from optimization.pricing import Pricer, combos, plan_of, ratio_grid, tol
 from optimization.rules import Rule, allowed
 from optimization.search import Candidate, Searched, _better, space_size
 from optimization.space import ContractTerms
@@ -55,11 +55,12 @@ def _judge(ctx: Context, objective: str, after: np.ndarray, income: np.ndarray,
     if budget is not None:
         ok &= fund.mean(axis=1) <= budget
     if objective == "break-even-settled":
-        ok &= loss <= 1e-6
+        ok &= loss <= tol(income.mean())  # rounding: a share of premium income
     if objective == "risk-settled":
         risk = ctx.space.risk
         if risk.appetite == "cvar":
-            ok &= cvar_rows(-after, risk.cvar_level) <= risk.cvar_share * income.mean() + 1e-6
+            ok &= cvar_rows(-after, risk.cvar_level) <= (
+                risk.cvar_share * income.mean() + tol(income.mean()))
         else:
             ok &= (after < 0).mean(axis=1) <= risk.prob_loss_max + 1e-12
     return ok, loss

@@ -17,12 +17,19 @@ from optimization.context import Context
 from optimization.evaluate import PlanKPIs, evaluate_plan
 from optimization.milp import InfeasibleError
 from optimization.objectives import OBJECTIVES, Objective
-from optimization.pricing import Pricer
+from optimization.pricing import Pricer, tol
 from optimization.rules import Rule, active, today_breaks
 from optimization.search import Searched, enumerate_space, keep_today, space_size
 from optimization.space import ContractTerms, PlanSpace
 
-AGREE = 1e-3  # the search's payout and the evaluator's may differ by rounding only
+AGREE = 1e-3  # the search's payout and the evaluator's may differ by this share only
+
+
+def agree(search: float, evaluator: float) -> bool:
+    """The search's figure and the evaluator's are the same but for rounding: within AGREE
+    of the larger, a share (a fixed amount of money would be a different share in each
+    money unit, and all of a plan's payout in a portfolio counted in millions)."""
+    return abs(evaluator - search) <= AGREE * max(abs(search), abs(evaluator))
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,8 @@ def context(forecast: Forecast, space: PlanSpace, status_quo: Plan,
     floor = space.constraints.effective_ratio_floor if floor is None else floor
     insured = None if scenarios is None else getattr(scenarios, "insured", None)
     return Context(space, status_quo, forecast.insured, floor,
-                   None if insured is None else np.asarray(insured, dtype="float64"))
+                   None if insured is None else np.asarray(insured, dtype="float64"),
+                   forecast.currency)
 
 
 def search(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
@@ -125,8 +133,7 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
     kpis = evaluate_plan(best.plan, forecast, space.costs, scenarios,
                          levels=space.report.cost_levels, cvar_level=space.risk.cvar_level,
                          terms=terms)
-    proved = found.proved and abs(kpis.expected_payout - best.payout) <= AGREE * max(
-        abs(best.payout), 1.0)
+    proved = found.proved and agree(best.payout, kpis.expected_payout)
     status = "Optimal" if proved else ("Not proved: the search's price and the evaluator's "
                                        "differ" if found.proved else "Not proved")
     breaks = tuple(b | {"kept": keep and not b["premium"]} for b in today_breaks(
@@ -140,8 +147,9 @@ def _notes(ctx: Context, obj: Objective, kpis: PlanKPIs) -> tuple[str, ...]:
     """What the negotiator must hear beside the plan."""
     out = []
     share = ctx.space.contract.profit_cap_share
+    income = kpis.premium_income
     if obj.premium == "low" and ctx.space.constraints.profit_cap and (
-            -kpis.expected_loss > share * kpis.premium_income + 1.0):
+            -kpis.expected_loss > share * income + tol(income)):
         out.append(f"at {kpis.premium_per_capita:g} per capita the expected surplus is "
                    f"{-kpis.expected_loss / kpis.premium_income:.1%} of premium income, above "
                    f"the {share:.0%} the contract lets the insurer keep: the excess goes back "
@@ -175,7 +183,8 @@ def explain_infeasible(ctx: Context, obj: Objective, pricer: Pricer, rules: list
         for rule in rules:
             both = _premium_change(ctx, obj, pricer, [r for r in rules if r is not rule], keep)
             if both:
-                changes.append((f"{both[0]} together with relaxing {rule.name} ({rule.unit})",
+                changes.append((f"{both[0]} together with relaxing {rule.name} "
+                                f"({ctx.money(rule.unit)})",
                                 {"pair": [both[1], rule.name]}))
         data = [c[1] for c in changes]
         if changes:
@@ -214,7 +223,8 @@ def _change(ctx: Context, rule: Rule, found: Searched) -> tuple[str, dict]:
                 f"(now {ctx.space.contract.profit_cap_share:.0%})",
                 {"rule": rule.name, "now": ctx.space.contract.profit_cap_share,
                  "to": -k.loss / income})
-    return f"{rule.name}: switch it off ({rule.unit})", {"rule": rule.name, "off": True}
+    return (f"{rule.name}: switch it off ({ctx.money(rule.unit)})",
+            {"rule": rule.name, "off": True})
 
 
 def _premium_change(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
@@ -223,7 +233,7 @@ def _premium_change(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Ru
     phrase and {"rule": "premium" (a fixed premium), "premium_max" or "premium_min",
     "now", "to"} (per capita)."""
     prem = ctx.space.premium
-    wide = prem.model_copy(update={"min": prem.step, "max": max(prem.max, 1.0) * 100,
+    wide = prem.model_copy(update={"min": prem.step, "max": prem.max * 100,
                                    "fixed": None})
     space = ctx.space.model_copy(update={"premium": wide})
     found = search(replace(ctx, space=space), obj, pricer, rules, keep)

@@ -52,8 +52,9 @@ class Frozen(BaseModel):
 
 
 class Premium(Frozen):
-    """Premium per capita (CNY a year): the bureau's budget, an optional fixed premium, and
-    the step a negotiator signs (premiums are multiples of it)."""
+    """Premium per capita (a year, in the data's money unit): the bureau's budget, an
+    optional fixed premium, and the step a negotiator signs (premiums are multiples of
+    it)."""
 
     min: float = Field(gt=0)
     max: float = Field(gt=0)
@@ -89,7 +90,7 @@ def _positive(values: tuple[float | None, ...]) -> tuple[float | None, ...]:
     """Amounts of money that must be > 0 ("none" allowed where the type allows it)."""
     bad = [v for v in values if v is not None and not v > 0]
     if bad:
-        raise ValueError(f"amounts must be > 0 CNY; got {bad[0]:g}")
+        raise ValueError(f"amounts must be > 0 (in the data's money unit); got {bad[0]:g}")
     return values
 
 

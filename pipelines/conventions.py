@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from forecasting.config import DEFAULT_CURRENCY
 from forecasting.errors import UserError
 
 __all__ = ["DEFAULT_CURRENCY", "LANGS", "MODEL_FORMAT", "PLAN_FILE", "PROPOSALS",
@@ -18,9 +19,8 @@ PLAN_FILE = "plan.json"
 # risk appetite. D, the loss-benefit frontier, travels with A (frontier.csv).
 PROPOSALS = {"A": "min-loss", "B": "break-even", "C": "risk"}
 LANGS = ("en", "zh")
-# The money unit of a forecast or plan that names none (made before `[data] currency` was
-# recorded in them): the data contract's default.
-DEFAULT_CURRENCY = "CNY"
+# DEFAULT_CURRENCY (forecasting.config): the money unit of a forecast or plan that names
+# none (made before `[data] currency` was recorded in them), the data contract's default.
 # How models are stored (served with their levels checked); part of the train config, so
 # a store of another format trains again. Here, not in model_files (which needs
 # scikit-learn), because looking for a train run to reuse needs the name only.

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 
 _command_line = False  # set by `start`: this is the ciplan command's process (or a helper)
+_importing = False  # inside `importing`
 
 
 def start() -> None:
@@ -39,13 +40,16 @@ def collect() -> None:
 def importing() -> Iterator[None]:
     """Heavy imports (a command's workflow, MLflow in a helper) without collections, then
     `collect`; in a library user's process, nothing changes."""
-    if not _command_line:
+    global _importing
+    if not _command_line or _importing:  # a library user's process, or nested: as it is
         yield
         return
+    _importing = True
     gc.disable()
     try:
         yield
     finally:
+        _importing = False
         collect()
 
 

@@ -27,6 +27,7 @@ from forecasting.data.publish import owner_dead, owner_id
 from forecasting.errors import UserError
 from forecasting.failpoints import stop_here
 from pipelines.conventions import cache_root
+from pipelines.process import importing
 
 FORECAST_EXPERIMENT = "claims-forecast"
 PLAN_EXPERIMENT = "plan-optimization"
@@ -68,7 +69,8 @@ _reaped: set[str] = set()  # stores whose dead runs this process has marked
 def connect():
     """The mlflow module pointed at the store, after checking the store (once per
     process): a damaged SQLite store is a one-line UserError."""
-    import mlflow
+    with importing():  # MLflow's 1 s of imports: see pipelines.process
+        import mlflow
 
     uri = tracking_uri()
     if (path := sqlite_path(uri)) is not None:

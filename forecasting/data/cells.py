@@ -8,7 +8,9 @@ the distribution, so every claimant's annual eligible cost is kept beside the ce
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,19 @@ class Cells:
     def years(self) -> list[int]:
         return sorted(int(y) for y in self.table["year"].unique())
 
+    @cached_property
+    def _kept(self) -> dict:
+        return {}
+
+    def kept(self, key: tuple, make: Callable[[], object]):
+        """make(), computed once for these cells: what every candidate of a training asks
+        of the same cells (a backtest's training window and held-out year, the enrolment
+        projected from them, their claimants by cohort). Cells are never changed once
+        made, so what is kept stays true; callers that change what they get copy it."""
+        if key not in self._kept:
+            self._kept[key] = make()
+        return self._kept[key]
+
     def _select(self, keep) -> Cells:
         """The cells of the years for which keep(years) holds."""
         def part(frame: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -77,11 +92,11 @@ class Cells:
 
     def until(self, year: int) -> Cells:
         """The cells of the years up to and including `year` (a training window)."""
-        return self._select(lambda y: y <= year)
+        return self.kept(("until", year), lambda: self._select(lambda y: y <= year))
 
     def year(self, year: int) -> Cells:
         """The cells of one year."""
-        return self._select(lambda y: y == year)
+        return self.kept(("year", year), lambda: self._select(lambda y: y == year))
 
     def coarsened(self, spec: CohortSpec) -> Cells:
         """These cells (made at single years of age) in the bands of `spec`, keeping the
@@ -175,14 +190,15 @@ def annual_costs(
 
 def _check_ceiling(annual: np.ndarray, member_of_claim: np.ndarray, claims: pd.DataFrame,
                    claims_path: Path | str, max_cost: float) -> None:
-    """No member-year's claims add up to more than `max_cost` (CNY)."""
+    """No member-year's claims add up to more than `max_cost` (the data's money unit)."""
     over = np.flatnonzero(annual > max_cost)
     if over.size:
         rows = np.flatnonzero(member_of_claim == over[0])
         first = claims.iloc[rows[0]]
         raise InputError(
             f"{where(claims_path, rows, ID_COLUMNS)}: expected an annual eligible cost of "
-            f"at most {max_cost:g} CNY per member-year (--max-cost); got {annual[over[0]]:g} "
+            f"at most {max_cost:g} per member-year in the data's money unit (--max-cost); "
+            f"got {annual[over[0]]:g} "
             f"for member {first['member_id']} in {first['year']}")
 
 

@@ -63,7 +63,7 @@ def _severity_year_sd(cells: Cells, sev: SplicedSeverityModel) -> float:
     keep = cost > 0
     if keep.sum() < 2:
         return MIN_YEAR_SD
-    resid = np.log(cost[keep]) - sev.log_scale(c.loc[keep])
+    resid = np.log(cost[keep]) - sev.log_scale(c if keep.all() else c.loc[keep])
     years = c["year"].to_numpy()[keep]
     by_year = pd.DataFrame({"year": years, "r": resid}).groupby("year")["r"]
     n, level = by_year.size(), by_year.mean()
@@ -205,7 +205,8 @@ class ClaimsModel:
     def forecast(self, year: int, provenance: dict | None = None) -> Forecast:
         """The Forecast of `year` (after the fitted years)."""
         cells = self.cells_
-        cohorts = project_enrollment(cells.table, cells.spec, year)
+        cohorts = cells.kept(("enrollment", year), lambda: project_enrollment(
+            cells.table, cells.spec, year)).copy()  # the columns below are added to it
         freq = self.predict_frequency(cohorts)
         # under left truncation the models see claimants above the threshold; the full
         # count follows from the fitted severity: N_all = N_above / P(X > threshold)
@@ -253,7 +254,7 @@ class ClaimsModel:
         trend = self.sev_.coef_[-1]
         year = int(cohorts["year"].iloc[0])
         trended = c["cost"].to_numpy() * np.exp(trend * (year - c["year"].to_numpy()))
-        index = _rows_by_key(c, keys)
+        index = self.cells_.kept(("claimant rows", *keys), lambda: _rows_by_key(c, keys))
         out = []
         for row, dist in zip(cohorts[keys].itertuples(index=False), dists, strict=True):
             costs = trended[index.get(tuple(row), np.array([], dtype=int))]

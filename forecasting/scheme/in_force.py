@@ -1,4 +1,5 @@
 """The scheme of a data directory (`scheme.toml`): the plan in force and the market, per year.
+Money in the data's money unit (`[data] currency`); L city's, below, in CNY:
 
 ```toml
 [plan.2021]

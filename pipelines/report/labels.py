@@ -7,6 +7,8 @@ other unit reads as it is given, in both languages (see `money_words`)."""
 
 from __future__ import annotations
 
+from pipelines.conventions import DEFAULT_CURRENCY
+
 TEXT: dict[str, dict[str, str]] = {
     "title": {"en": "Critical illness insurance: plan proposals for {year}",
               "zh": "城乡居民大病保险 {year} 年方案建议"},
@@ -362,21 +364,21 @@ RULES: dict[str, dict[str, str]] = {
 }
 UNITS: dict[str, dict[str, str]] = {
     "point of effective ratio": {"en": "point of effective ratio", "zh": "实际报销比例一个百分点"},
-    "CNY paid at that cost": {"en": "{cur} paid at that cost",
-                              "zh": "该费用水平下赔付1{cur_glued}"},
-    "CNY of surplus": {"en": "{cur} of surplus", "zh": "结余1{cur_glued}"},
-    "CNY of loss": {"en": "{cur} of loss", "zh": "亏损1{cur_glued}"},
-    "CNY of CVaR": {"en": "{cur} of CVaR", "zh": "CVaR 1{cur_glued}"},
-    "CNY of premium per capita": {"en": "{cur} of premium per capita",
-                                  "zh": "人均筹资1{cur_glued}"},
-    "CNY of deductible": {"en": "{cur} of deductible", "zh": "起付线1{cur_glued}"},
+    "{cur} paid at that cost": {"en": "{cur} paid at that cost",
+                                "zh": "该费用水平下赔付1{cur_glued}"},
+    "{cur} of surplus": {"en": "{cur} of surplus", "zh": "结余1{cur_glued}"},
+    "{cur} of loss": {"en": "{cur} of loss", "zh": "亏损1{cur_glued}"},
+    "{cur} of CVaR": {"en": "{cur} of CVaR", "zh": "CVaR 1{cur_glued}"},
+    "{cur} of premium per capita": {"en": "{cur} of premium per capita",
+                                    "zh": "人均筹资1{cur_glued}"},
+    "{cur} of deductible": {"en": "{cur} of deductible", "zh": "起付线1{cur_glued}"},
     "point of ratio": {"en": "point of ratio", "zh": "报销比例一个百分点"},
-    "CNY of cap": {"en": "{cur} of cap", "zh": "封顶线1{cur_glued}"},
-    "CNY paid at a cost level": {"en": "{cur} paid at a cost level",
-                                 "zh": "某费用水平下赔付1{cur_glued}"},
+    "{cur} of cap": {"en": "{cur} of cap", "zh": "封顶线1{cur_glued}"},
+    "{cur} paid at a cost level": {"en": "{cur} paid at a cost level",
+                                   "zh": "某费用水平下赔付1{cur_glued}"},
     "point of nominal ratio": {"en": "point of nominal ratio", "zh": "名义报销比例一个百分点"},
     # the objective's unit of a shadow price (plan.json "objective_unit")
-    "CNY of expected loss": {"en": "{cur} of expected loss", "zh": "预期亏损1{cur_glued}"},
+    "{cur} of expected loss": {"en": "{cur} of expected loss", "zh": "预期亏损1{cur_glued}"},
 }
 
 
@@ -433,10 +435,13 @@ def rule(name: str, lang: str, currency: str) -> str:
 
 
 def unit(name: str, lang: str, currency: str) -> str:
-    """A shadow price's unit (the optimiser's name, "CNY of cap") in words, in `currency`;
-    a name ciplan does not write as it is."""
-    words = UNITS.get(name, {}).get(lang)
-    return name if words is None else words.format(**money_words(currency, lang))
+    """A shadow price's unit as the optimiser names it in the plans' money unit ("HKD of
+    cap"; plans made before it did say "CNY of cap" whatever their unit) in words, in
+    `currency`; a name ciplan does not write as it is."""
+    for key, texts in UNITS.items():
+        if name in {key.replace("{cur}", c) for c in (currency, DEFAULT_CURRENCY)}:
+            return texts[lang].format(**money_words(currency, lang))
+    return name
 
 
 def money(x: float) -> str:

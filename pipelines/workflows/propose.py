@@ -208,11 +208,14 @@ def run_name(objective: str, proposal: str | None) -> str:
 def plan_tags(provenance: dict, space: PlanSpace, objective: str,
               proposal: str) -> dict[str, str]:
     """Tags of a plan run: lineage, the forecast run and model versions it used (from the
-    forecast's provenance), the objective and the proposal (A, B, C, baseline or none)."""
+    forecast's provenance), the objective, the proposal (A, B, C, baseline or none) and
+    the money unit of its amounts (`currency`: metrics such as `paid_less_cny` keep their
+    names across portfolios, so that runs line up, and are in this unit)."""
     tags = lineage(str(provenance.get("data_fingerprint", "unknown")),
                    space.model_dump(mode="json"))
     tags |= {"forecast_run": str(provenance.get("forecast_run", "none")),
-             "objective": objective, "proposal": proposal}
+             "objective": objective, "proposal": proposal,
+             "currency": currency_of(provenance)}
     return tags | {f"version_{k}": str(v) for k, v in
                    provenance.get("model_versions", {}).items()}
 
@@ -275,8 +278,10 @@ def log_baseline(document: dict, provenance: dict, space: PlanSpace) -> str:
 
 def run_metrics(opt: Optimum, impact: pd.DataFrame) -> dict[str, float]:
     """The metrics of a plan run: its KPIs, after settlement, the payout at each cost level
-    (payout_at_50000 ...) and who is paid less than today (claimants a year and CNY), so
-    the compare view shows a cut in anyone's benefit."""
+    (payout_at_50000 ...) and who is paid less than today (claimants a year, and
+    `paid_less_cny` in the plans' money unit, the run's tag `currency`: the name stays, so
+    that runs of every portfolio line up), so the compare view shows a cut in anyone's
+    benefit."""
     settled = {k: v for k, v in (opt.kpis.settlement or {}).items()
                if k.endswith("_after") or k.startswith("fund_")}
     at = {f"payout_at_{float(x):.0f}": float(v) for x, v in opt.kpis.payout_at.items()}

@@ -109,3 +109,37 @@ def test_duals_predict_moves_of_their_right_hand_sides(small_forecast, space, st
         step = 100.0
         moved = loss(r0, opt.plan.cap + step)
         assert (moved - base) / step == pytest.approx(cap_row["per_unit"], rel=0.01)
+
+
+@pytest.mark.parametrize("edges", [(40_000.0, 90_000.0, 250_000.0), (60_000.0, 150_000.0)])
+@pytest.mark.parametrize("increment", [0.05, 0.10])
+def test_duals_of_todays_benefits_price_todays_schedule(small_forecast, space, status_quo,
+                                                        edges, increment):
+    """Proposals B and C keep today's benefits: their shadow prices are those of today's
+    schedule (its band edges, its special-group rules), not of today's ratios under the
+    space's edges (0.738 instead of 0.817 per point of the first ratio, 36 % off the last,
+    and an IndexError under a space of three bands). Checked against the break-even
+    premium of the exact evaluator, each ratio moved."""
+    sp = space.model_copy(update={
+        "bands": space.bands.model_copy(update={"edges": edges}),
+        "special": space.special.model_copy(update={"ratio_increment": increment})})
+    opt = optimize(small_forecast, sp, status_quo, "break-even")
+    assert opt.plan.band_edges == status_quo.band_edges
+    table = shadow_prices(opt, small_forecast, sp, status_quo).set_index("constraint")
+    per_premium = (1 - sp.costs.opex_share) * small_forecast.insured
+    base = small_forecast.expected_payout(opt.plan)
+    h = 1e-4
+    for k in range(len(status_quo.ratios)):
+        r = list(opt.plan.ratios)
+        r[k] += h
+        moved = small_forecast.expected_payout(opt.plan.with_(ratios=tuple(r)))
+        point = (moved - base) / h * 0.01 / per_premium  # premium per point of ratio k
+        assert table.loc[f"keep_ratio_{k}", "per_unit"] == pytest.approx(point, rel=1e-3)
+    step = 100.0  # the cap: members at today's cap, per unit of premium per capita
+    capped = small_forecast.expected_payout(opt.plan.with_(cap=opt.plan.cap + step))
+    assert table.loc["cap", "per_unit"] == pytest.approx(
+        (capped - base) / step / per_premium, rel=1e-2)
+    sp = sp.model_copy(update={"premium": sp.premium.model_copy(update={"max": 150.0})})
+    risk = optimize(small_forecast, sp, status_quo, "risk")  # C: on today's schedule too
+    table = shadow_prices(risk, small_forecast, sp, status_quo)
+    assert table["ratios_at"].iloc[0] == " / ".join(f"{x:.4f}" for x in status_quo.ratios)

@@ -97,7 +97,8 @@ def costs_summing_to_inf(ctx) -> Case:
 def annual_cost_above_ceiling(ctx) -> Case:
     _edit_csv(ctx.data / "claims.csv", _costs("600000000", "600000000"))
     return Case(history(ctx.data), ("claims.csv", "columns 'member_id','year', rows", "3, 4:",
-                                    "annual eligible cost of at most 1e+09", "got 1.2e+09"))
+                                    "annual eligible cost of at most 1e+09 per member-year "
+                                    "in the data's money unit", "got 1.2e+09"))
 
 
 def train_on_bad_costs(ctx) -> Case:

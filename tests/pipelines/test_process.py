@@ -68,3 +68,13 @@ def test_console_script_and_module_start_the_process():
             "sys.argv = ['ciplan', '--help']; "
             "runpy.run_module('pipelines.cli', run_name='__main__')")
     assert _run(code) == "True False"  # --help runs no command: nothing to collect after
+
+
+def test_nested_imports_collect_only_at_the_end():
+    code = ("import gc; from pipelines import process; process.start(); process.collect()\n"
+            "with process.importing():\n"
+            "    with process.importing():\n"
+            "        pass\n"
+            "    inner = gc.isenabled()\n"
+            "print(inner, gc.isenabled())")
+    assert _run(code) == "False True"

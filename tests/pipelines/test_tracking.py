@@ -238,3 +238,14 @@ def test_a_cache_that_cannot_be_written_leaves_the_store_to_mlflow(tmp_path, mon
         assert [e.name for e in store.search_experiments()] == ["Default"]
     finally:
         store.engine.dispose()
+
+
+def test_plan_runs_name_the_money_unit_of_their_metrics():
+    """`paid_less_cny`, `expected_loss`, ... keep their names in every portfolio (runs line
+    up in the compare view); the run's tag `currency` says what unit they are in."""
+    from optimization.space import load_space
+    from pipelines.workflows.propose import plan_tags
+
+    space = load_space()
+    assert plan_tags({"currency": "HKD"}, space, "min-loss", "A")["currency"] == "HKD"
+    assert plan_tags({}, space, "today", "baseline")["currency"] == "CNY"

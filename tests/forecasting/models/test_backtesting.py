@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from forecasting.data.cells import aggregate, annual_costs
@@ -64,3 +65,36 @@ def test_as_of_backtest_marks_origins_trained_as_reported(small_dir):
     ds = developed(load_data(small_dir, DataOptions(as_of=datetime.date(2022, 1, 31))))
     table = backtest(ds.cells, ds.scheme, ClaimsModel, known=as_known(ds))
     assert table.set_index("year")["as_reported"].to_dict() == {2020: True, 2021: False}
+
+
+def test_candidates_sharing_cells_get_what_fresh_cells_give(small_city):
+    """A training asks the same cells for the same windows, enrolment and claimants by
+    cohort once per candidate, and keeps them with the cells (`Cells.kept`): a candidate
+    backtested after others on the same cells scores exactly as on cells of its own."""
+    def fresh():
+        return aggregate(small_city.members, annual_costs(small_city.members,
+                                                          small_city.claims))
+
+    shared_cells = fresh()
+    models = [lambda: ClaimsModel(frequency="gbm"), lambda: ClaimsModel()]
+    for make in models:  # the first candidate fills what the cells keep
+        backtest(shared_cells, small_city.scheme, make)
+    assert shared_cells.until(2020) is shared_cells.until(2020)
+    again = backtest(shared_cells, small_city.scheme, models[1])
+    alone = backtest(fresh(), small_city.scheme, models[1])
+    assert again.equals(alone)
+    # the windows kept are the windows made anew
+    window = fresh().until(2020)
+    assert shared_cells.until(2020).table.equals(window.table)
+    assert shared_cells.until(2020).claimants.equals(window.claimants)
+
+
+def test_forecasts_from_the_same_cells_do_not_share_their_cohorts(small_city):
+    """The enrolment kept with the cells is copied into each forecast: a second model's
+    forecast must not rewrite the first one's claimants and frequencies."""
+    cells = aggregate(small_city.members, annual_costs(small_city.members,
+                                                       small_city.claims)).until(2021)
+    first = ClaimsModel().fit(cells).forecast(2022)
+    before = first.cohorts.copy()
+    ClaimsModel(frequency="gbm").fit(cells).forecast(2022)
+    pd.testing.assert_frame_equal(first.cohorts, before)
