@@ -33,6 +33,9 @@ class Rule:
     check: Callable[[Context, Prices], np.ndarray] | None = None
     premium: Callable[[Context, Prices], tuple[np.ndarray, np.ndarray]] | None = None
     lp: Callable[[Context, LP], list[Row] | None] | None = None  # None: the combo breaks it
+    # (a plan's value, the rule's limit) in the rule's own terms, for saying how far a plan
+    # that breaks it (today's, see broken_by) is from it; the plan is the first of prices
+    figures: Callable[[Context, Prices], tuple[float, float]] | None = None
 
 
 def _effective(ctx: Context, p: Prices) -> np.ndarray:
@@ -91,6 +94,50 @@ def _profit_cap(ctx: Context, p: Prices) -> tuple[np.ndarray, np.ndarray]:
     return np.full(len(p.payout), -np.inf), hi
 
 
+def _effective_figures(ctx: Context, p: Prices) -> tuple[float, float]:
+    return float(p.payout[0] / p.above) if p.above > 0 else 0.0, ctx.effective_floor
+
+
+def _nominal_figures(ctx: Context, p: Prices) -> tuple[float, float]:
+    return float(p.ratios[0].min()), ctx.space.constraints.nominal_ratio_floor
+
+
+def _deductible_figures(ctx: Context, p: Prices) -> tuple[float, float]:
+    c = ctx.space.constraints
+    return p.combo.deductible, c.deductible_income_share * ctx.space.costs.disposable_income
+
+
+def _increasing_figures(ctx: Context, p: Prices) -> tuple[float, float]:
+    """The largest fall of the ratio from one band to the next (a share), and 0."""
+    return float(max(-np.diff(p.ratios[0]).min(initial=0.0), 0.0)), 0.0
+
+
+def _profit_cap_figures(ctx: Context, p: Prices) -> tuple[float, float]:
+    """The plan's premium per capita and the highest the cap allows at its payout."""
+    return ctx.status_quo.premium_per_capita, float(_profit_cap(ctx, p)[1][0])
+
+
+def today_breaks(ctx: Context, today: Prices, rules: list[Rule]) -> list[dict[str, object]]:
+    """The rules today's plan itself breaks (`today`: it priced), each {"rule", "value",
+    "limit"} (Rule.figures: shares as fractions, money as amounts) and "premium": whether
+    the rule is on the premium (a plan rule is on the benefits)."""
+    out = []
+    for rule in rules:
+        if rule.figures is None:
+            continue
+        if rule.check is not None:
+            broken = not bool(rule.check(ctx, today)[0])
+        else:
+            lo, hi = rule.premium(ctx, today)
+            premium = ctx.status_quo.premium_per_capita
+            broken = not lo[0] - 1e-9 <= premium <= hi[0] + 1e-9
+        if broken:
+            value, limit = rule.figures(ctx, today)
+            out.append({"rule": rule.name, "value": value, "limit": limit,
+                        "premium": rule.check is None})
+    return out
+
+
 def _effective_lp(ctx: Context, lp: LP) -> list[Row]:
     return [Row("effective_ratio", lp.payout_hi, ">=", ctx.effective_floor * lp.above,
                 0.01 * lp.above, "point of effective ratio", "effective ratio floor")]
@@ -133,18 +180,22 @@ def _budget_lp(ctx: Context, lp: LP) -> list[Row]:
 
 RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("effective_ratio", "point of effective ratio",
-         lambda s: s.constraints.effective_ratio, check=_effective, lp=_effective_lp),
+         lambda s: s.constraints.effective_ratio, check=_effective, lp=_effective_lp,
+         figures=_effective_figures),
     Rule("nominal_ratio", "point of nominal ratio",
-         lambda s: s.constraints.nominal_ratio, check=_nominal, lp=_nominal_lp),
+         lambda s: s.constraints.nominal_ratio, check=_nominal, lp=_nominal_lp,
+         figures=_nominal_figures),
     Rule("deductible_income", "{cur} of deductible",
          lambda s: s.constraints.deductible_income, check=_deductible_mask,
-         lp=_deductible_lp),
+         lp=_deductible_lp, figures=_deductible_figures),
     Rule("ratios_increasing", "point of ratio",
-         lambda s: s.constraints.ratios_increasing, check=_increasing, lp=_increasing_lp),
+         lambda s: s.constraints.ratios_increasing, check=_increasing, lp=_increasing_lp,
+         figures=_increasing_figures),
     Rule("no_worse", "{cur} paid at a cost level",
          lambda s: s.constraints.no_worse, check=_no_worse, lp=_no_worse_lp),
     Rule("profit_cap", "{cur} of surplus",
-         lambda s: s.constraints.profit_cap, premium=_profit_cap, lp=_profit_cap_lp),
+         lambda s: s.constraints.profit_cap, premium=_profit_cap, lp=_profit_cap_lp,
+         figures=_profit_cap_figures),
     Rule("premium_budget", "{cur} of premium per capita", lambda s: True, lp=_budget_lp),
 )}
 

@@ -19,7 +19,7 @@ from optimization.evaluate import PlanKPIs, evaluate_plan
 from optimization.milp import InfeasibleError
 from optimization.objectives import OBJECTIVES, Objective
 from optimization.pricing import Pricer, tol
-from optimization.rules import Rule, active
+from optimization.rules import Rule, active, today_breaks
 from optimization.search import Candidate, Searched, enumerate_space, keep_today, space_size
 from optimization.space import ContractTerms, PlanSpace
 
@@ -51,6 +51,10 @@ class Optimum:
     keep_benefits: bool
     notes: tuple[str, ...] = ()
     terms: ContractTerms | None = None  # the settlement terms (chosen, for settled questions)
+    # the rules today's plan itself breaks (rules.today_breaks), each with "kept": the plan
+    # keeps today's benefits and so breaks it too (else the plan meets it and today's
+    # plan does not: what the plan gives up against today's may be that rule's doing)
+    today_breaks: tuple[dict, ...] = ()
 
 
 def scenario_set(forecast: Forecast, space: PlanSpace, status_quo: Plan,
@@ -133,9 +137,11 @@ def optimize(forecast: Forecast, space: PlanSpace, status_quo: Plan, objective: 
     proved = found.proved and agree(best.payout, kpis.expected_payout)
     status = "Optimal" if proved else ("Not proved: the search's price and the evaluator's "
                                        "differ" if found.proved else "Not proved")
+    breaks = tuple(b | {"kept": keep and not b["premium"]} for b in today_breaks(
+        ctx, pricer.price_plan(ctx.status_quo), rules))
     return Optimum(objective, best.plan, kpis, best.loss, status, proved, found.method,
                    found.plans, found.gap, space.solver.name, seconds, keep,
-                   _notes(ctx, obj, kpis), terms)
+                   _notes(ctx, obj, kpis), terms, breaks)
 
 
 def _notes(ctx: Context, obj: Objective, kpis: PlanKPIs) -> tuple[str, ...]:

@@ -338,6 +338,13 @@ def _with_development(frame: pd.DataFrame, completion: dict | None) -> pd.DataFr
     return frame.merge(dev[cols], on="year", how="left")
 
 
+def _warn(said: list[str]) -> None:
+    """What the models said while fitting or forecasting, one `Warning: ...` line each on
+    stderr (`train`, `forecast` and `run` alike)."""
+    for text in said:
+        typer.echo(f"Warning: {text}", err=True)
+
+
 @command
 @reads_data
 def train(data: DataArgs) -> None:
@@ -355,8 +362,7 @@ def train(data: DataArgs) -> None:
             result = run_train(ds, progress, logger)
     Console().print(_frame_rich(mean_scores(result).T, "Backtest, mean over origin years; "
                                 "score: the median the champion is chosen on"))
-    for said in result.warnings:
-        typer.echo(f"Warning: {said}", err=True)
+    _warn(result.warnings)
     if ds.cells.as_of is not None:
         typer.echo(f"Data as of {ds.cells.as_of}; each backtest origin trained on the data "
                    f"as of its {ds.config.development.negotiation_date} (MM-DD)", err=True)
@@ -393,8 +399,7 @@ def forecast(
     with console.status(f"Forecasting {year}…"):
         result = run_forecast(ds, year, out, run_id, scenarios, seed)
     s = result.summary
-    for said in s["warnings"]:
-        typer.echo(f"Warning: {said}", err=True)
+    _warn(s["warnings"])
     payout = (f"payout {s['currency']} {s['payout_expected']:,.0f} (90 % range "
               f"{s['payout_p05']:,.0f} to {s['payout_p95']:,.0f})" if "payout_expected" in s
               else "no plan in force to price (scheme.toml)")
@@ -452,7 +457,7 @@ def optimize(
         f"{'none' if p.cap is None else f'{p.cap:,.0f}'}; expected loss {unit} "
         f"{k.expected_loss:,.0f} (today {before['expected_loss']:,.0f}); effective ratio "
         f"{k.effective_ratio:.1%}; written to {out}; MLflow run {result.run_id}")
-    for note in o.notes:
+    for note in result.document["notes"]:  # the optimiser's, and the rules today's plan breaks
         typer.echo(f"Note: {note}")
 
 
@@ -568,9 +573,13 @@ def run(
 
         summary = run_all(key, space, out, lang, say=progress.console.print,
                           progress=progress, load=read)
+    _warn(summary.warnings)
     typer.echo(f"Report: {summary.report}")
     typer.echo(f"Plans: {', '.join(f'{k}={v}' for k, v in summary.plan_runs.items())}; "
                f"forecast run {summary.forecast_run}; train run {summary.train_run}")
+    for key, notes in summary.notes.items():
+        for note in notes:
+            typer.echo(f"Note: proposal {key}: {note}")
     if summary.reused:
         typer.echo("Reused: " + "; ".join(summary.reused))
     typer.echo(ui_hint(tracking_uri(), plan_experiment_id()))

@@ -249,12 +249,31 @@ def _claim_years(path: Path, table: pa.Table) -> np.ndarray:
     return col("service_date").dates().astype("datetime64[Y]").astype("int64") + 1970
 
 
+def _settled(path: Path, table: pa.Table, year: np.ndarray) -> np.ndarray:
+    """The claims' settlement dates, checked whether or not an as-of view reads them: a
+    claim settled before its care (before its service date, or before its year without
+    one) is an error in the data, refused with its rows (`ciplan import` leaves such rows
+    out and names them, so the data directories it writes hold none)."""
+    col = columns(path, table)
+    settled = col("settlement_date").dates()
+    dated = "service_date" in table.column_names
+    care = (col("service_date").dates() if dated
+            else (year - 1970).astype("datetime64[Y]").astype("datetime64[D]"))
+    early = np.flatnonzero(settled < care)
+    if early.size:
+        what = ("a settlement date on or after the service date" if dated
+                else "a settlement date in or after the claim's year")
+        col("settlement_date").fail(early, what, f"{settled[early[0]]} before "
+                                    f"{care[early[0]]}")
+    return settled
+
+
 def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST,
                     as_of: datetime.date | None = None) -> pd.DataFrame:
     """Claims as a typed frame: member_id, year, eligible_cost (from 0 to `max_cost`,
-    money units of the data), optional paid (the same range). With `as_of`, only the
-    claims settled by that date (their `settlement_date`, kept as `settled`): the data as
-    known then."""
+    money units of the data), optional paid (the same range); a `settlement_date` is
+    checked (_settled) whether or not it is read. With `as_of`, only the claims settled
+    by that date (their `settlement_date`, kept as `settled`): the data as known then."""
     year = _claim_years(path, table)
     require_columns(path, table, tuple(c for c in CLAIM_COLUMNS if c != "year"))
     col = columns(path, table)
@@ -274,22 +293,12 @@ def validate_claims(path: Path, table: pa.Table, max_cost: float = MAX_COST,
         in_range(col("paid"), paid, 0.0, max_cost,
                  f"a paid amount from 0 to {max_cost:g} (--max-cost)")
         frame["paid"] = paid
-    if as_of is not None:
-        if "settlement_date" not in table.column_names:
-            raise InputError(f"{path}: --as-of needs a 'settlement_date' column (when each "
-                             "claim was settled)")
-        settled = col("settlement_date").dates()
-        # a claim settled before its care (before its year, without a service date) is
-        # an error in the data: its lag would fall outside every triangle
-        care = (col("service_date").dates() if "service_date" in table.column_names
-                else (year - 1970).astype("datetime64[Y]").astype("datetime64[D]"))
-        early = settled < care
-        if early.any():
-            what = ("a settlement date on or after the service date"
-                    if "service_date" in table.column_names
-                    else "a settlement date in or after the claim's year")
-            col("settlement_date").fail(np.flatnonzero(early), what,
-                                        str(settled[np.flatnonzero(early)[0]]))
-        frame["settled"] = settled
-        frame = frame[frame["settled"] <= np.datetime64(as_of, "D")].reset_index(drop=True)
+    if as_of is not None and "settlement_date" not in table.column_names:
+        raise InputError(f"{path}: --as-of needs a 'settlement_date' column (when each "
+                         "claim was settled)")
+    if "settlement_date" in table.column_names:
+        settled = _settled(path, table, year)
+        if as_of is not None:
+            frame["settled"] = settled
+            frame = frame[frame["settled"] <= np.datetime64(as_of, "D")].reset_index(drop=True)
     return frame

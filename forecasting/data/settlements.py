@@ -42,6 +42,7 @@ class Mapping:
     residence: dict[str, str]
     special_psn_types: frozenset[str]
     source: str = "default"
+    date_order: str | None = None  # "dmy" or "mdy": dates like 05/03/2021 no value settles
 
 
 def load_mapping(path: Path | None = None) -> Mapping:
@@ -56,12 +57,17 @@ def load_mapping(path: Path | None = None) -> Mapping:
         codes = doc["codes"]
         for rule in (doc["rules"]["eligible_cost"], doc["rules"].get("paid", "hifmi_pay")):
             _rule(rule, source)
+        order = doc["rules"].get("date_order")
+        if order is not None and order not in DATE_ORDERS:
+            raise InputError(f"{source}: [rules] date_order: expected \"dmy\" (day first) "
+                             f"or \"mdy\" (month first); got {order!r}")
         return Mapping({k: list(v) for k, v in doc["records"].items()},
                        {k: list(v) for k, v in doc["roster"].items()},
                        doc["rules"]["eligible_cost"], doc["rules"].get("paid", "hifmi_pay"),
                        {str(k): v for k, v in codes["sex"].items()},
                        {str(k): v for k, v in codes.get("residence", {}).items()},
-                       frozenset(str(c) for c in codes.get("special_psn_types", [])), source)
+                       frozenset(str(c) for c in codes.get("special_psn_types", [])), source,
+                       order)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{source}: not valid TOML ({exc})") from None
     except (KeyError, TypeError, AttributeError) as exc:
@@ -150,10 +156,59 @@ def _number(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected) -> np
     return values
 
 
-def _dates(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected) -> pd.Series:
-    # Chinese exports write dates as 2021年3月5日 too: the same date, read the same
+# a date with the year last (05/03/2021, 5.3.2021, 05-03-2021 10:00): day and month in an
+# order the column decides; the year first (2021-03-05, 2021/3/5, 20210305) reads as written
+_YEAR_LAST = r"^(\d{1,2})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{4})(?=$|[\sT])"
+_SHORT_YEAR = r"^\d{1,2}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{2}(?=$|[\sT])"
+DATE_ORDERS = {"dmy": "day first", "mdy": "month first"}
+
+
+def _date_order(first: pd.Series, second: pd.Series, path: Path, col: str,
+                order: str | None, text: pd.Series) -> str | None:
+    """"dmy" or "mdy" for a column of year-last dates: what its values settle (a first
+    number above 12 is a day, a second one above 12 is), else the mapping's `order`. A
+    column that reads both ways, contradicts the mapping, or is ambiguous with no order
+    set is refused in one line."""
+    def example(rows: pd.Index) -> str:
+        return f"{rows_hint(rows)} ({text[rows[0]]})"
+
+    day_first, month_first = first.index[first > 12], second.index[second > 12]
+    if len(day_first) and len(month_first):
+        raise InputError(f"{path}: column {col!r}: expected one order of day and month in a "
+                         f"column; got day first on {example(day_first)} and month first on "
+                         f"{example(month_first)}")
+    found = "dmy" if len(day_first) else "mdy" if len(month_first) else None
+    if found and order and found != order:
+        rows = day_first if len(day_first) else month_first
+        raise InputError(f"{path}: column {col!r}, {example(rows)}: expected dates "
+                         f"{DATE_ORDERS[order]} (the mapping's date_order = {order!r}); got "
+                         f"dates {DATE_ORDERS[found]}")
+    ambiguous = first.index[(first != second) & (first <= 12) & (second <= 12)]
+    if found or order or not len(ambiguous):
+        return found or order
+    raise InputError(f"{path}: column {col!r}, {example(ambiguous)}: expected dates whose "
+                     "order of day and month is known; none of the column's dates settles it: "
+                     'set date_order = "dmy" (day first) or "mdy" (month first) under [rules] '
+                     "in the mapping (--mapping)")
+
+
+def _dates(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected,
+           order: str | None = None) -> pd.Series:
+    """The column as dates. Chinese exports write 2021年3月5日 too: the same date, read the
+    same. The order of day and month in year-last dates is one for the whole column
+    (_date_order), never guessed date by date."""
     text = frame[col].str.strip().str.replace(r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})"
                                               r"\s*日", r"\1-\2-\3", regex=True)
+    parts = text.str.extract(_YEAR_LAST).dropna()
+    if len(parts):
+        first, second = parts[0].astype("int64"), parts[1].astype("int64")
+        order = _date_order(first, second, path, col, order, text)
+        month, day = (second, first) if order == "dmy" else (first, second)
+        iso = parts[2] + "-" + month.astype(str) + "-" + day.astype(str)
+        text = text.copy()
+        text[parts.index] = iso + text[parts.index].str.replace(_YEAR_LAST, "", regex=True)
+    # 05/03/21: which number is the year is a guess too; unreadable, and named
+    text = text.mask(text.str.contains(_SHORT_YEAR, regex=True, na=False), "")
     dates = pd.to_datetime(text, errors="coerce", format="mixed")
     rejected.add(path, f"with an unreadable date in {col!r}", np.flatnonzero(dates.isna()))
     return dates
@@ -188,7 +243,7 @@ def _members(roster: pd.DataFrame, path: Path, mapping: Mapping, rejected: Rejec
              ) -> pd.DataFrame:
     cols = _columns(roster, mapping.roster, ROSTER_FIELDS, path)
     year = _number(roster, cols["year"], path, rejected)
-    birth = _dates(roster, cols["brdy"], path, rejected)
+    birth = _dates(roster, cols["brdy"], path, rejected, mapping.date_order)
     sex = roster[cols["gend"]].str.strip().map(mapping.sex)
     rejected.add(path, f"with a sex code not in the mapping ({cols['gend']!r})",
                  np.flatnonzero(sex.isna().to_numpy()))
@@ -232,8 +287,8 @@ def _claims(records: pd.DataFrame, path: Path, mapping: Mapping, members: pd.Dat
     amounts = {f: _number(records, cols[f], path, rejected) for f in fields}
     cost = sum(sign * amounts[f] for sign, f in rule)
     paid = sum(sign * amounts[f] for sign, f in paid_rule)
-    service = _dates(records, cols["service_date"], path, rejected)
-    settled = _dates(records, cols["setl_time"], path, rejected)
+    service = _dates(records, cols["service_date"], path, rejected, mapping.date_order)
+    settled = _dates(records, cols["setl_time"], path, rejected, mapping.date_order)
     frame = pd.DataFrame({"row": np.arange(len(records)),
                           "member_id": records[cols["psn_no"]].str.strip(),
                           "setl_id": (records[cols["setl_id"]].str.strip() if "setl_id" in cols

@@ -29,13 +29,23 @@ from forecasting.failpoints import stop_here
 from forecasting.scheme.in_force import plan_from_dict
 from pipelines.conventions import PLAN_FILE, PROPOSALS, check_lang, currency_of, proposal_of
 from pipelines.report import contract, sure
-from pipelines.report.infeasible import infeasible_text
-from pipelines.report.labels import money_words, rule, solver_word, t, unit
+from pipelines.report.infeasible import BREAK_FIGURES, infeasible_text, today_break_text
+from pipelines.report.labels import (
+    money,
+    money_words,
+    pct,
+    premium,
+    rule,
+    solver_word,
+    t,
+    unit,
+)
 from pipelines.report.plots import font_family, new_figure
 
 # the parts of plan.json (and of its provenance) the report reads, by type
 PLAN_TABLES = {"solver": dict, "contract": dict, "provenance": dict, "term": list,
-               "status_quo_term": list, "shadow_prices": list, "member_impact": list}
+               "status_quo_term": list, "shadow_prices": list, "member_impact": list,
+               "today_breaks": list}
 PROVENANCE_TABLES = {"history": list, "by_age": list, "backtest": dict,
                      "development": dict, "model_versions": dict}
 # the numbers the report reads in each row of those lists and tables (provenance)
@@ -44,8 +54,9 @@ PROVENANCE_NUMBERS = {
     "development": ("reported", "completed", "factor", "low", "high")}
 # ... and in each row of plan.json's own lists: numbers, and texts the report looks up
 PLAN_NUMBERS = {"member_impact": ("claimants", "gain", "lose", "change"),
-                "shadow_prices": ("per_unit",)}
-PLAN_TEXTS = {"member_impact": ("by",), "shadow_prices": ("constraint", "unit")}
+                "shadow_prices": ("per_unit",), "today_breaks": ("value", "limit")}
+PLAN_TEXTS = {"member_impact": ("by",), "shadow_prices": ("constraint", "unit"),
+              "today_breaks": ("rule",)}
 # the KPIs of a plan the report reads (plan.json "kpis" and "status_quo"."kpis"); the
 # last two are tables, the others numbers
 REPORT_KPIS = ("premium_per_capita", "premium_income", "expected_payout", "operating_cost",
@@ -121,6 +132,10 @@ def plan_document(path: Path) -> dict:
     _check_numbers(path, doc.get("provenance") or {})
     _check_rows(path, doc, PLAN_NUMBERS, (int, float), "numbers")
     _check_rows(path, doc, PLAN_TEXTS, str, "text")
+    unknown = [b["rule"] for b in doc.get("today_breaks") or [] if b["rule"] not in BREAK_FIGURES]
+    if unknown:
+        raise InputError(f"{path}: today_breaks rule: expected one of "
+                         f"{', '.join(BREAK_FIGURES)}; got {unknown[0]!r}")
     if "infeasible" in doc:
         return doc
     for where, part in (("", doc), ("status_quo.", doc.get("status_quo"))):
@@ -201,19 +216,6 @@ def _frontier(path: Path) -> pd.DataFrame | None:
 # ---------------------------------------------------------------- formatting
 
 
-def money(x: float) -> str:
-    return f"{x:,.0f}"
-
-
-def pct(x: float) -> str:
-    return f"{x:.1%}"
-
-
-def premium(x: float) -> str:
-    """A premium at the negotiating step: at most 2 decimals, no trailing zeros."""
-    return f"{x:,.2f}".rstrip("0").rstrip(".")
-
-
 def wan_figure(x: float) -> str:
     """An amount in 万 (10,000) as Chinese writes it: 15000 -> 1.5万, 435333 -> 43.53万;
     below 10,000 as it is (5,000)."""
@@ -262,8 +264,12 @@ def svg(fig) -> str:
 
 
 def stopless_notes(props: list[Proposal]) -> list[str]:
-    """The optimiser's notes on why no plan stops the loss (plan.json "notes")."""
-    return sorted({n for p in props for n in p.doc.get("notes", [])})
+    """The optimiser's notes on why no plan stops the loss (plan.json "notes"), less those
+    on the rules today's plan breaks (the summary says them, in the report's language)."""
+    said = {n for p in props for n in p.doc.get("notes", [])}
+    said -= {today_break_text(b, "en", plan_currency(p.doc), p.doc.get("proposal"))
+             for p in props for b in p.doc.get("today_breaks") or []}
+    return sorted(said)
 
 
 def paid_less(impact: list[dict]) -> tuple[float, float]:
@@ -531,6 +537,10 @@ class Report:
                        self.tx("v_less", name=who.key, n=money(n), amount=money(amount)))
         return out
 
+    def sentence(self, text: str) -> str:
+        """A clause made a sentence of the report's language."""
+        return text + "。" if self.lang == "zh" else text[:1].upper() + text[1:] + "."
+
     def summary(self) -> list[str]:
         k = self.sq["kpis"]
         out = [self.tx("sum_today", loss=self.result(k["expected_loss"]), year=self.year,
@@ -549,6 +559,8 @@ class Report:
                                cap=cap, loss=self.result(kp["expected_loss"]),
                                delta=self.against_today(kp["expected_loss"]),
                                er=pct(kp["effective_ratio"])))
+            out += [self.sentence(today_break_text(b, self.lang, self.currency, p.key))
+                    for b in p.doc.get("today_breaks") or []]
         return out
 
     # --- the contract

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pipelines.report.labels import RULES, t
+from pipelines.report.labels import RULES, money, pct, premium, t
 
 # a change of one of these rules reads "from {now} to {to}" with shares as percentages
 SHARE_RULES = ("effective_ratio", "nominal_ratio", "deductible_income", "profit_cap")
@@ -29,12 +29,30 @@ def change_text(change: dict, lang: str, currency: str) -> str:
     if change.get("off"):
         return t("inf_off", lang, rule=rule_name(rule, lang))
     if rule in SHARE_RULES:
-        return t(f"inf_{rule}", lang, now=f"{change['now']:.1%}", to=f"{change['to']:.1%}")
+        return t(f"inf_{rule}", lang, now=pct(change["now"]), to=pct(change["to"]))
     if rule in PREMIUM_RULES:
-        return t(f"inf_{rule}", lang, currency,
-                 now=f"{change['now']:,.2f}".rstrip("0").rstrip("."),
-                 to=f"{change['to']:,.2f}".rstrip("0").rstrip("."))
+        return t(f"inf_{rule}", lang, currency, now=premium(change["now"]),
+                 to=premium(change["to"]))
     raise ValueError(f"an infeasibility change of an unknown rule {rule!r}")
+
+
+# how the figures of a rule today's plan breaks read (plan.json "today_breaks"): shares,
+# money, or a premium per capita
+BREAK_FIGURES = {"effective_ratio": pct, "nominal_ratio": pct, "deductible_income": money,
+                 "ratios_increasing": pct, "profit_cap": premium}
+
+
+def today_break_text(found: dict, lang: str, currency: str, proposal: str | None) -> str:
+    """A rule today's plan itself breaks, with its figures (money in `currency`), and what
+    `proposal` (A, B, C; None: a plan of `ciplan optimize`) does about it: meets it, or
+    keeps today's benefits and breaks it too."""
+    rule = found["rule"]
+    if rule not in BREAK_FIGURES:
+        raise ValueError(f"a rule today's plan breaks that ciplan does not name: {rule!r}")
+    fmt = BREAK_FIGURES[rule]
+    what = t(f"tb_{rule}", lang, currency, value=fmt(found["value"]), limit=fmt(found["limit"]))
+    name = t("tb_proposal", lang, name=proposal) if proposal else t("tb_plan", lang)
+    return t("tb_kept" if found.get("kept") else "tb_meets", lang, what=what, name=name)
 
 
 def infeasible_text(doc: dict, lang: str, currency: str) -> str:

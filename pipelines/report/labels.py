@@ -192,6 +192,37 @@ TEXT: dict[str, dict[str, str]] = {
                         "zh": "人均筹资标准上限由{now}{cur_glued}提高到{to}{cur_glued}"},
     "inf_premium_min": {"en": "premium budget's minimum {now} -> {to} per capita",
                         "zh": "人均筹资标准下限由{now}{cur_glued}降低到{to}{cur_glued}"},
+    # a rule today's plan itself breaks (plan.json "today_breaks"), and what the plan
+    # proposed does about it
+    "tb_effective_ratio": {"en": "today's plan itself breaks the effective-ratio floor: its "
+                                 "effective ratio is {value}, below the floor of {limit}",
+                           "zh": "现行方案本身低于实际报销比例下限：其实际报销比例为{value}，"
+                                 "下限为{limit}"},
+    "tb_nominal_ratio": {"en": "today's plan itself breaks the nominal ratio floor: its lowest "
+                               "ratio is {value}, below the floor of {limit}",
+                         "zh": "现行方案本身低于名义报销比例下限：其最低一段比例为{value}，"
+                               "下限为{limit}"},
+    "tb_deductible_income": {"en": "today's plan itself breaks the deductible rule: its "
+                                   "deductible of {cur} {value} is above the {cur} {limit} "
+                                   "the share of disposable income allows",
+                             "zh": "现行方案本身违反起付线规定：其起付线{value}{cur_glued}高于"
+                                   "人均可支配收入规定比例允许的{limit}{cur_glued}"},
+    "tb_ratios_increasing": {"en": "today's plan itself breaks the rule that ratios rise with "
+                                   "cost: a band's ratio is {value} below the band's before it",
+                             "zh": "现行方案本身违反报销比例随费用不降的规定：有一段比例比前一段"
+                                   "低{value}"},
+    "tb_profit_cap": {"en": "today's plan itself breaks the profit cap: its premium of {value} "
+                            "{cur} per capita is above the {limit} {cur} at which the expected "
+                            "surplus stays within the cap",
+                      "zh": "现行方案本身超出利润上限：其人均筹资标准{value}{cur_glued}高于"
+                            "预期结余不超过利润上限的{limit}{cur_glued}"},
+    "tb_meets": {"en": "{what}; {name} meets it, so part of what it gives up against "
+                       "today's plan is the price of that rule",
+                 "zh": "{what}；{name}满足该规定，其相较现行方案的让步部分是满足该规定的代价"},
+    "tb_kept": {"en": "{what}; {name} keeps today's benefits, so it breaks it too",
+                "zh": "{what}；{name}保持现行待遇，因此同样不满足该规定"},
+    "tb_proposal": {"en": "proposal {name}", "zh": "方案{name}"},
+    "tb_plan": {"en": "the plan proposed", "zh": "建议方案"},
     "inf_pair": {"en": "{premium} together with relaxing {rule}",
                  "zh": "{premium}，同时放宽“{rule}”"},
     "inf_off": {"en": "switch off {rule}", "zh": "取消约束“{rule}”"},
@@ -411,6 +442,19 @@ def unit(name: str, lang: str, currency: str) -> str:
         if name in {key.replace("{cur}", c) for c in (currency, DEFAULT_CURRENCY)}:
             return texts[lang].format(**money_words(currency, lang))
     return name
+
+
+def money(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def pct(x: float) -> str:
+    return f"{x:.1%}"
+
+
+def premium(x: float) -> str:
+    """A premium at the negotiating step: at most 2 decimals, no trailing zeros."""
+    return f"{x:,.2f}".rstrip("0").rstrip(".")
 
 
 def t(key: str, lang: str, currency: str | None = None, **kw) -> str:

@@ -33,6 +33,7 @@ from optimization.projection import project, term_break_even
 from optimization.solve import Optimum, frontier, optimize, scenario_set, shadow_prices
 from optimization.space import PlanSpace
 from pipelines.conventions import PLAN_FILE, currency_of
+from pipelines.report.infeasible import today_break_text
 from pipelines.tracking import (
     PLAN_EXPERIMENT,
     config_hash,
@@ -168,7 +169,11 @@ def run_optimize(forecast: Forecast, space: PlanSpace, objective: str, out: Path
                        "seconds": opt.seconds, "tolerance": space.solver.tolerance,
                        "time_limit": space.solver.time_limit, "mip_gap": space.solver.mip_gap,
                        "search_expected_loss": opt.search_loss},
-            "notes": list(opt.notes),
+            # what the negotiator must hear beside the plan, the rules today's plan itself
+            # breaks among them (in words here, as data in "today_breaks" for the report)
+            "notes": [*opt.notes, *(today_break_text(b, "en", currency_of(
+                forecast.provenance), proposal) for b in opt.today_breaks)],
+            "today_breaks": list(opt.today_breaks),
             "contract": terms.model_dump(mode="json"),
             "term": term.years.to_dict(orient="records"),
             "term_break_even_premium": term_break_even(term.years, space),

@@ -65,6 +65,10 @@ class RunSummary:
     forecast_run: str
     plan_runs: dict[str, str]
     reused: list[str] = field(default_factory=list)
+    # what the models said while fitting (the train run's, reused or not) and forecasting,
+    # as `ciplan train` and `ciplan forecast` print them
+    warnings: list[str] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=dict)  # proposal -> plan.json notes
 
 
 def _say(say: Callable[[str], None] | None, text: str) -> None:
@@ -161,6 +165,22 @@ class _Data:
         return self.read
 
 
+def train_warnings(client, run_id: str) -> list[str]:
+    """The warnings a train run logged (warnings.txt: what the models said while fitting)."""
+    if not any(f.path == "warnings.txt" for f in client.list_artifacts(run_id)):
+        return []
+    folder = client.download_artifacts(run_id, "warnings.txt")
+    return Path(folder).read_text(encoding="utf-8").splitlines()
+
+
+def forecast_warnings(fdir: Path) -> list[str]:
+    """What the models said while forecasting, as the forecast's summary records it."""
+    from pipelines.workflows.forecast_year import SUMMARY_FILE
+
+    summary = json.loads((fdir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return [str(w) for w in summary.get("warnings", [])]
+
+
 def _run_finished(run_id: str | None) -> bool:
     """Whether a run id names a FINISHED run of the store (None: a folder without run)."""
     if run_id is None:
@@ -233,7 +253,9 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
         reused.append(f"train run {run_id} (same data fingerprint and config)")
     with store_lock():
         use_experiment(FORECAST_EXPERIMENT)
-        run = connect().MlflowClient().get_run(run_id)
+        client = connect().MlflowClient()
+        run = client.get_run(run_id)
+        said = train_warnings(client, run_id)
     versions = {n: run.data.tags[f"version_{n}"] for n in MODELS}
     if data.read is None and not _vouches(run, data.key):  # another run than looked at
         data.dataset()
@@ -254,9 +276,10 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
     # is read only for a plan that must be made
     provenance = Forecast.load_provenance(fdir)
     forecast_run = provenance["forecast_run"]
+    said += [w for w in forecast_warnings(fdir) if w not in said]
     fc = None
     space_hash = config_hash(space.model_dump(mode="json"))
-    plans, plan_runs, scenarios = [], {}, None
+    plans, plan_runs, scenarios, notes = [], {}, None, {}
     for key, objective in PROPOSALS.items():
         pdir = out / "plans" / key
         plans.append(pdir)
@@ -280,6 +303,8 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
         doc = _plan_doc(pdir)
         if doc.get("run_id"):
             plan_runs[key] = doc["run_id"]
+        if doc.get("notes"):
+            notes[key] = [str(n) for n in doc["notes"]]
     today = next((d for d in map(_plan_doc, plans) if "status_quo" in d), None)
     if today is not None:
         with store_lock():
@@ -297,7 +322,8 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
 
         report = write_report(plans, report, lang)
     log_report(report, plan_runs_and_today, lang)
-    return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused)
+    return RunSummary(out, report / "report.html", run_id, forecast_run, plan_runs, reused,
+                      said, notes)
 
 
 def _write_infeasible(pdir: Path, wanted: dict, year: int, why: InfeasibleError,

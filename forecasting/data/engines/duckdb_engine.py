@@ -35,6 +35,7 @@ from forecasting.data.engines.sql import (
     dataset,
     members_view,
     parameters,
+    settlement_offences_sql,
 )
 from forecasting.data.io import table_files
 from forecasting.data.options import DataOptions, Source
@@ -348,6 +349,9 @@ def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
     con.execute("SET enable_progress_bar = false")
     parquet_view(con, "m_src", members_path)
     parquet_view(con, "c_src", claims_path)
+    dates = settlement_offences_sql("c_src", claims_path)
+    if dates and con.execute(dates).fetchall()[0][0]:
+        raise NeedsDetail("a claim settled before its care, or without a readable date")
     members = members_view("m_src", age_col, has_region)
     # a plain view (not TEMP) so that every cursor sees it
     con.execute(f"CREATE VIEW m AS {members}")

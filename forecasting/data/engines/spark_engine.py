@@ -17,6 +17,7 @@ from forecasting.data.engines.sql import (
     claims_view,
     members_view,
     parameters,
+    settlement_offences_sql,
 )
 from forecasting.data.options import DataOptions, Source
 from forecasting.errors import EngineError
@@ -52,6 +53,9 @@ def cells_from_spark(source: Source, options: DataOptions) -> Cells:
     # paths go to the reader as values (glob characters escaped), never into SQL text
     spark.read.parquet(hadoop_literal(source.members)).createOrReplaceTempView("m_src")
     spark.read.parquet(hadoop_literal(source.claims)).createOrReplaceTempView("c_src")
+    dates = settlement_offences_sql("c_src", source.claims)
+    if dates and spark.sql(dates).first()["n"]:
+        raise NeedsDetail("a claim settled before its care, or without a readable date")
     spark.sql(members_view("m_src", age_col, has_region)).createOrReplaceTempView("m")
     dup = spark.sql("SELECT COUNT(*) - COUNT(DISTINCT member_id, year) AS d FROM m").first()
     if dup["d"]:

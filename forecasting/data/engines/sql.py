@@ -112,6 +112,21 @@ def claims_view(source: str) -> str:
             f"CAST(eligible_cost AS DOUBLE) AS eligible_cost FROM {source}")
 
 
+def settlement_offences_sql(source: str, claims_path: Path) -> str | None:
+    """A count of the claims whose settlement date is missing, unreadable or before their
+    care (their service date, or their year without one): the data contract's check
+    (forecasting.data.contract._settled), made whether or not the dates are read; None
+    when the claims carry no settlement date."""
+    names = dataset(claims_path).schema.names
+    if "settlement_date" not in names:
+        return None
+    settled = "TRY_CAST(settlement_date AS DATE)"
+    care = ("TRY_CAST(service_date AS DATE)" if "service_date" in names
+            else "make_date(CAST(year AS INT), 1, 1)")
+    return (f"SELECT COUNT(*) AS n FROM {source} WHERE {settled} IS NULL OR {care} IS NULL "
+            f"OR {settled} < {care}")
+
+
 def reported_sql(cost: str, threshold: float, rule: str, marker: str) -> str:
     """SQL of forecasting.data.cells.is_reported: which annual costs make a claimant; the
     threshold enters as the query parameter `marker`, never as text."""

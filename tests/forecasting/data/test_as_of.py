@@ -100,3 +100,32 @@ def test_history_states_the_completed_cost(small_dir):
         cost = row["cost_completed"]
         assert row["completed_low"] <= cost * (1 + 1e-12)
         assert cost <= row["completed_high"] * (1 + 1e-12)
+
+
+def test_settled_before_the_care_is_refused_without_as_of_too(tiny_city, tmp_path):
+    """The plain data path checks what `--as-of` and `ciplan import` check: a claim settled
+    before its service date (or, without one, before its year) is refused with its row on
+    every engine, as of a date or not (it was read, and counted, without --as-of)."""
+    from forecasting.data.dataset import write_data_dir
+    from forecasting.errors import InputError
+    from tests.cli import one_line_error
+
+    claims = tiny_city.claims.copy()
+    claims.loc[3, "settlement_date"] = datetime.date(2015, 3, 1)
+    data = write_data_dir(tmp_path / "parquet", tiny_city.members, claims, tiny_city.scheme)
+    said = ("claims.parquet: column 'settlement_date', row 4: expected a settlement date on "
+            f"or after the service date; got 2015-03-01 before {claims.loc[3, 'service_date']}")
+    for engine in ("auto", "pandas", "duckdb", "spark"):
+        with pytest.raises(InputError) as caught:
+            load_data(data, DataOptions(engine=engine))
+        assert said in str(caught.value), engine
+    result = runner.invoke(app, ["history", "--data", str(data)])
+    one_line_error(result.exit_code, result.stderr, said)
+    # claims dated by their year only: settled before the year began
+    by_year = claims.drop(columns="service_date")
+    data = write_data_dir(tmp_path / "csv", tiny_city.members, by_year, tiny_city.scheme,
+                          fmt="csv")
+    with pytest.raises(InputError, match=r"claims\.csv: column 'settlement_date', row 4: "
+                       r"expected a settlement date in or after the claim's year; got "
+                       r"2015-03-01 before \d{4}-01-01"):
+        load_data(data, DataOptions())

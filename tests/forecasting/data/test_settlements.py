@@ -3,13 +3,15 @@ roster give the same cells and accounts as the simulator's own members and claim
 
 from __future__ import annotations
 
+from importlib import resources
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from forecasting.data.dataset import load_data
 from forecasting.data.options import DataOptions
-from forecasting.data.settlements import import_settlements, to_settlement_records
+from forecasting.data.settlements import import_settlements, load_mapping, to_settlement_records
 from forecasting.errors import InputError
 from forecasting.scheme.accounts import history
 from pipelines.cli import app
@@ -184,3 +186,69 @@ def test_a_roster_row_exported_twice_counts_once(tiny_city, tmp_path):
     with pytest.raises(InputError, match=r"q\.csv: columns '人员编号', '参保年度', rows 2, "
                        rf"{len(roster) + 1}: expected one row per person and year"):
         import_settlements(tmp_path / "r.csv", tmp_path / "q.csv")
+
+
+def _year_last(text: pd.Series, order: str) -> pd.Series:
+    """ISO dates (with any time after them) written with the year last: 05/03/2021."""
+    d = pd.to_datetime(text)
+    day, month = d.dt.strftime("%d"), d.dt.strftime("%m")
+    head = day + "/" + month if order == "dmy" else month + "/" + day
+    return head + "/" + d.dt.strftime("%Y") + text.str.slice(10)
+
+
+def test_day_first_dates_are_read_in_one_order_per_column(tiny_city, tmp_path):
+    """Dates written day first (25/03/2021, 05/03/2021) read as the ISO export's, every
+    date of a column in the order its values settle (before, "mixed" read 05/03/2021 as
+    May 3 beside 25/03/2021 as March 25); a column read both ways is refused naming its
+    rows; a column no value settles is refused unless the mapping sets date_order, and
+    then read that way."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims, seed=2)
+    records.to_csv(tmp_path / "iso.csv", index=False)
+    roster.to_csv(tmp_path / "p_iso.csv", index=False)
+    iso = import_settlements(tmp_path / "iso.csv", tmp_path / "p_iso.csv")
+    for col in ("结算时间", "开始日期"):
+        records[col] = _year_last(records[col], "dmy")
+    # the simulator's members are born on 1 July: a column no value settles; 15 July does
+    born = pd.to_datetime(roster["出生日期"]) + pd.Timedelta(days=14)
+    roster["出生日期"] = _year_last(born.dt.strftime("%Y-%m-%d"), "dmy")
+    assert (records["开始日期"].str.slice(0, 2).astype(int) <= 12).any()
+    records.to_csv(tmp_path / "dmy.csv", index=False)
+    roster.to_csv(tmp_path / "p_dmy.csv", index=False)
+    dmy = import_settlements(tmp_path / "dmy.csv", tmp_path / "p_dmy.csv")
+    assert dmy.rejected == 0 == iso.rejected
+    pd.testing.assert_frame_equal(dmy.claims, iso.claims)
+    pd.testing.assert_frame_equal(dmy.members, iso.members)
+
+    both = records.copy()
+    row = int(both.index[both["开始日期"].str.slice(3, 5).astype(int) <= 12][0])
+    both.loc[row, "开始日期"] = "03/25/2021"
+    both.to_csv(tmp_path / "both.csv", index=False)
+    with pytest.raises(InputError, match=r"both\.csv: column '开始日期': expected one order of "
+                       r"day and month in a column; got day first on rows .* and month first "
+                       rf"on row {row + 1} \(03/25/2021\)"):
+        import_settlements(tmp_path / "both.csv", tmp_path / "p_dmy.csv")
+
+    # every date of the column could be either: refused, with how to say which
+    vague = records.copy()
+    vague["开始日期"] = "05/03/" + vague["开始日期"].str.slice(6)
+    vague["结算时间"] = "06/04/" + vague["结算时间"].str.slice(6)
+    vague.to_csv(tmp_path / "vague.csv", index=False)
+    result = runner.invoke(app, ["import", "--records", str(tmp_path / "vague.csv"), "--roster",
+                                 str(tmp_path / "p_dmy.csv"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("Error: ") and "vague.csv: column '开始日期', rows 1, 2" in \
+        result.stderr and 'set date_order = "dmy" (day first) or "mdy"' in result.stderr
+    assert not (tmp_path / "out").exists()
+    mapping = tmp_path / "m.toml"
+    default = resources.files("forecasting.data.defaults") / "settlements.toml"
+    mapping.write_text(default.read_text(encoding="utf-8").replace(
+        '# date_order = "dmy"', 'date_order = "dmy"'), encoding="utf-8")
+    found = import_settlements(tmp_path / "vague.csv", tmp_path / "p_dmy.csv",
+                               load_mapping(mapping))
+    assert set(pd.to_datetime(found.claims["service_date"]).dt.strftime("%m-%d")) == {"03-05"}
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace('"dmy"', '"mdy"'),
+                       encoding="utf-8")
+    with pytest.raises(InputError, match=r"p_dmy\.csv: column '出生日期', rows? .*: expected "
+                       r"dates month first \(the mapping's date_order = 'mdy'\); got dates "
+                       "day first"):
+        import_settlements(tmp_path / "vague.csv", tmp_path / "p_dmy.csv", load_mapping(mapping))

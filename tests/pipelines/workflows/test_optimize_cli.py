@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -206,3 +207,43 @@ def test_experiments_say_they_are_model_development():
             in local)
     server = ui_hint("http://10.0.0.2:5005", "3")
     assert "http://10.0.0.2:5005/#/experiments/3/runs?workflowType=machine_learning" in server
+
+
+def test_a_floor_todays_plan_breaks_is_said_in_plan_json_cli_and_report(forecast_dir,
+                                                                        tmp_path):
+    """Today's plan below the effective-ratio floor: proposal A meets the floor and so
+    gives up against today's plan; the CLI, plan.json's notes and the report (English
+    and Chinese) say that today's plan is below the floor, with both figures."""
+    import math
+
+    from pipelines.workflows.propose import status_quo_of
+
+    fc = Forecast.load(forecast_dir)
+    today = evaluate_plan(status_quo_of(fc, load_space()), fc, load_space().costs)
+    floor = math.ceil(today.effective_ratio * 100 + 1) / 100
+    space = tmp_path / "space.toml"
+    space.write_text(default_space_text().replace("effective_ratio_floor = 0.60",
+                                                  f"effective_ratio_floor = {floor}"))
+    out = tmp_path / "A"
+    result = runner.invoke(app, ["optimize", "--frontier-points", "0", "--forecast",
+                                 str(forecast_dir), "--config", str(space), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    said = (f"today's plan itself breaks the effective-ratio floor: its effective ratio is "
+            f"{today.effective_ratio:.1%}, below the floor of {floor:.1%}; the plan proposed "
+            "meets it")
+    assert f"Note: {said}" in result.stdout
+    doc = json.loads((out / "plan.json").read_text())
+    assert any(n.startswith(said) for n in doc["notes"])
+    (found,) = doc["today_breaks"]
+    assert found["rule"] == "effective_ratio" and found["limit"] == floor
+    assert doc["kpis"]["effective_ratio"] >= floor - 1e-9
+    # the report names the plan A, its proposal; the note is said once, in its language
+    for lang, words in (("en", "T" + said[1:].replace("the plan proposed", "proposal A")),
+                        ("zh", f"现行方案本身低于实际报销比例下限：其实际报销比例为"
+                               f"{today.effective_ratio:.1%}，下限为{floor:.1%}；方案A满足该规定")):
+        report = tmp_path / f"report-{lang}"
+        made = runner.invoke(app, ["report", "--plans", str(out), "--out", str(report),
+                                   "--lang", lang])
+        assert made.exit_code == 0, made.output
+        page = html.unescape((report / "report.html").read_text(encoding="utf-8"))
+        assert page.count(words) == 1 and page.count("itself breaks") == (lang == "en")

@@ -127,3 +127,30 @@ def test_another_currency_forecasts_again_and_keeps_the_training(rerun, tmp_path
     assert "RMB" in page and "CNY" not in page
     again, _ = rerun("--currency", "RMB")
     assert again.exit_code == 0 and "Reusing the forecast" in again.output
+
+
+def test_run_prints_the_models_warnings_as_train_does(rerun, monkeypatch):
+    """What the models said while training (here a severity tail with no finite mean, as
+    the fit says it) is printed by `ciplan run` as `ciplan train` prints it, one
+    `Warning: ...` line on stderr, and again when the train run is reused."""
+    import warnings
+
+    from forecasting.models.warnings import ModelWarning
+    from pipelines.workflows import train
+
+    said = ("severity of cohort 40-44: the tail has no finite mean (shape 0.9); priced "
+            "with a floor index")
+    champion = train._champion
+
+    def warned(scores, kind):
+        warnings.warn(ModelWarning(said), stacklevel=1)
+        return champion(scores, kind)
+
+    monkeypatch.setattr(train, "_champion", warned)
+    first, _ = rerun()
+    assert first.exit_code == 0, first.output
+    assert f"Warning: {said}" in first.stderr.splitlines()
+    assert first.stderr.count(said) == 1  # once, however often the models said it
+    again, _ = rerun()
+    assert again.exit_code == 0 and "train run" in again.stdout.split("Reused: ")[1]
+    assert f"Warning: {said}" in again.stderr.splitlines()
