@@ -318,12 +318,22 @@ def _premium_change(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Ru
                    lambda c, v: float(np.round(v / step) * step), lambda c: step / 2)
     p = _least(ctx, obj, pricer, rules, keep, th, found).best.premium
     if fixed:
-        return (f"premium: {p:g} per capita instead of the fixed {prem.fixed:g} "
-                f"(budget {prem.min:g}-{prem.max:g})",
-                {"rule": "premium", "now": prem.fixed, "to": p})
+        return _fixed_premium_change(prem, p)
     edge = "max" if p > prem.max else "min"
     return (f"premium budget: {edge} {getattr(prem, edge):g} -> {p:g} per capita",
             {"rule": f"premium_{edge}", "now": getattr(prem, edge), "to": p})
+
+
+def _fixed_premium_change(prem, p: float) -> tuple[str, dict]:
+    """A fixed premium moved to `p`; outside the budget (which a fixed premium must lie
+    in) the budget's edge moves with it, or the change could not be made as named."""
+    edge = "max" if p > prem.max else "min" if p < prem.min else None
+    text = (f"premium: {p:g} per capita instead of the fixed {prem.fixed:g} "
+            f"(budget {prem.min:g}-{prem.max:g})")
+    change = {"rule": "premium", "now": prem.fixed, "to": p}
+    if edge is None:
+        return text, change
+    return (f"{text}, the budget's {edge} moved to {p:g} with it", change | {"budget": edge})
 
 
 # ---------------------------------------------------------------- frontier

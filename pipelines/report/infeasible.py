@@ -31,8 +31,8 @@ def change_text(change: dict, lang: str, currency: str) -> str:
     if rule in SHARE_RULES:
         return t(f"inf_{rule}", lang, now=pct(change["now"]), to=pct(change["to"]))
     if rule in PREMIUM_RULES:
-        return t(f"inf_{rule}", lang, currency, now=premium(change["now"]),
-                 to=premium(change["to"]))
+        key = f"inf_{rule}_budget_{change['budget']}" if change.get("budget") else f"inf_{rule}"
+        return t(key, lang, currency, now=premium(change["now"]), to=premium(change["to"]))
     raise ValueError(f"an infeasibility change of an unknown rule {rule!r}")
 
 

@@ -188,6 +188,15 @@ TEXT: dict[str, dict[str, str]] = {
                        "zh": "允许结余达保费的{to}（现为{now}）"},
     "inf_premium": {"en": "premium {to} per capita instead of the fixed {now}",
                     "zh": "人均筹资标准{to}{cur_glued}，而非固定的{now}{cur_glued}"},
+    # a fixed premium beyond the budget: the budget's edge moves with it
+    "inf_premium_budget_max": {"en": "premium {to} per capita instead of the fixed {now}, "
+                                     "the budget's maximum raised to it",
+                               "zh": "人均筹资标准{to}{cur_glued}，而非固定的{now}{cur_glued}，"
+                                     "筹资标准上限同时提高到{to}{cur_glued}"},
+    "inf_premium_budget_min": {"en": "premium {to} per capita instead of the fixed {now}, "
+                                     "the budget's minimum lowered to it",
+                               "zh": "人均筹资标准{to}{cur_glued}，而非固定的{now}{cur_glued}，"
+                                     "筹资标准下限同时降低到{to}{cur_glued}"},
     "inf_premium_max": {"en": "premium budget's maximum {now} -> {to} per capita",
                         "zh": "人均筹资标准上限由{now}{cur_glued}提高到{to}{cur_glued}"},
     "inf_premium_min": {"en": "premium budget's minimum {now} -> {to} per capita",

@@ -277,3 +277,26 @@ def test_the_premium_named_is_the_nearest_that_allows_a_plan(small_forecast, spa
     with pytest.raises(InfeasibleError):
         optimize(small_forecast, at(change["to"] - space.premium.step), status_quo, "cvar",
                  scenarios=sc)
+
+
+def test_a_fixed_premium_named_beyond_the_budget_moves_the_budget_with_it(
+        small_forecast, space, status_quo):
+    """A fixed premium must lie in the budget: when the premium that allows a plan is above
+    the budget's max, the change names the max moved with it, and made as named (both) it
+    allows a plan."""
+    def at(fixed, top=80.0):
+        return space.model_copy(update={
+            "premium": space.premium.model_copy(update={"min": 55.0, "max": top,
+                                                        "fixed": fixed}),
+            "deductible": space.deductible.model_copy(update={"candidates": (15_000.0,)}),
+            "cap": space.cap.model_copy(update={"candidates": (300_000.0,)}),
+            "risk": space.risk.model_copy(update={"cvar_budget": 100_000.0,
+                                                  "scenarios": 150}),
+            "constraints": space.constraints.model_copy(update={"profit_cap": False})})
+
+    sc = scenario_set(small_forecast, at(60.0, 120.0), status_quo, seed=3)
+    with pytest.raises(InfeasibleError) as caught:
+        optimize(small_forecast, at(60.0), status_quo, "cvar", scenarios=sc)
+    change = next(c for c in caught.value.changes["changes"] if c.get("rule") == "premium")
+    assert change["to"] > 80.0 and change["budget"] == "max"
+    optimize(small_forecast, at(change["to"], change["to"]), status_quo, "cvar", scenarios=sc)
