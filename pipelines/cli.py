@@ -114,24 +114,24 @@ DATA_PARAMETERS = {
         "ciplan.toml in the data directory, else the defaults.")),
     "reported_above": (float | None, None, typer.Option(
         "--reported-above", help="Claims are reported only from this annual cost on "
-        "(money units of the data); 0 = all reported. Overrides [data] reported_above.")),
+        "(money units of the data); 0 = all reported. Overrides \\[data] reported_above.")),
     "threshold_rule": (str | None, None, typer.Option(
         "--threshold-rule", help="above or at-or-above: whether a cost equal to "
-        "--reported-above is reported. Overrides [data] threshold_rule.")),
+        "--reported-above is reported. Overrides \\[data] threshold_rule.")),
     "currency": (str | None, None, typer.Option(
-        "--currency", help="The money unit printed beside amounts. Overrides [data] "
+        "--currency", help="The money unit printed beside amounts. Overrides \\[data] "
         "currency.")),
     "band_width": (int | None, None, typer.Option(
-        "--band-width", help="Years per age band. Overrides [cohorts] band_width.")),
+        "--band-width", help="Years per age band. Overrides \\[cohorts] band_width.")),
     "age_max": (int | None, None, typer.Option(
-        "--age-max", help="Age where the last, open band starts. Overrides [cohorts] "
+        "--age-max", help="Age where the last, open band starts. Overrides \\[cohorts] "
         "age_max.")),
     "keys": (str | None, None, typer.Option(
         "--keys", help="Cohort keys, comma-separated member columns (e.g. sex,district). "
-        "Overrides [cohorts] keys.")),
+        "Overrides \\[cohorts] keys.")),
     "frequency_rows": (str | None, None, typer.Option(
         "--frequency-rows", help="cells or ages (fit frequency on single ages: the member "
-        "rows). Overrides [models] frequency_rows.")),
+        "rows). Overrides \\[models] frequency_rows.")),
     "engine": (str, AUTO, typer.Option(
         help=f"{', '.join(engine_names())}: auto takes DuckDB for Parquet, pandas for CSV.")),
     "spark_master": (str, "local[2]", typer.Option(
@@ -422,7 +422,7 @@ def optimize(
     solver: Annotated[str | None, typer.Option(help="highs or cbc (default: the config's).")
                       ] = None,
     config: Annotated[Path | None, typer.Option(help="Plan-space TOML (default: "
-                                                "configs/plan_space.toml).")] = None,
+                                                "optimization/defaults/plan_space.toml).")] = None,
     frontier_points: Annotated[int, typer.Option(help="Points on the loss-benefit frontier.")
                                ] = 25,
     free_premium: Annotated[bool, typer.Option(

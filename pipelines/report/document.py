@@ -822,7 +822,7 @@ class Report:
                 "ByAge": frame(self.age_rows(), self.tx("age_band")),
                 "History": history, "Shadow": shadow, "Frontier": front,
                 "Forecast": pd.DataFrame(self.prov.get("by_age", [])), "Backtest": backtest,
-                "Completion": completion,
+                **({"Completion": completion} if dev else {}),
                 "Sources": pd.DataFrame({"text": [self.provenance_text()]})}
 
 

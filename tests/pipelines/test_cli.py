@@ -87,6 +87,20 @@ def test_every_command_has_help():
         assert result.exit_code == 0 and "Usage" in result.stdout, name
 
 
+def test_help_names_the_configuration_tables_and_real_files():
+    """`[data]`, `[cohorts]`, `[models]` survive rich markup, and the default plan space
+    named is the file that ships."""
+    root = README.parent
+    train = re.sub(r"[\s│]+", " ", runner.invoke(app, ["train", "--help"]).stdout)
+    for table in ("[data] reported_above", "[data] threshold_rule", "[data] currency",
+                  "[cohorts] band_width", "[cohorts] age_max", "[cohorts] keys",
+                  "[models] frequency_rows"):
+        assert table in train, table
+    optimize = re.sub(r"[\s│]+", "", runner.invoke(app, ["optimize", "--help"]).stdout)
+    named = re.search(r"\(default:([\w/.]+?\.toml)", optimize).group(1)
+    assert (root / named).is_file(), named
+
+
 def test_readme_documents_every_command_and_option():
     """The README's CLI reference lists each command and each of its options."""
     text = README.read_text(encoding="utf-8")

@@ -112,6 +112,7 @@ def test_an_incomplete_latest_year_is_said_in_history_and_how_sure(plan_dirs):
     plain = {lang: Report(props, lang).html() for lang in ("en", "zh")}
     for lang in ("en", "zh"):
         assert "2022-01-31" not in plain[lang]
+        assert "Completion" not in Report(props, lang).sheets()  # no sheet for a whole year
         for method, words in zip(("chain ladder", "Bornhuetter-Ferguson"),
                                  METHOD_WORDS[lang], strict=True):
             dev = DEVELOPMENT | {"method": method}
