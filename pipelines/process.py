@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 _command_line = False  # set by `start`: this is the ciplan command's process (or a helper)
 _importing = False  # inside `importing`
+_collected = False  # `collect` has run: the command line's own imports are frozen
 
 
 def start() -> None:
@@ -31,26 +32,34 @@ def start() -> None:
 def collect() -> None:
     """In the command's process, once its imports are done: what exists now is frozen (the
     collector never scans it again) and collection resumes for what is made from here."""
+    global _collected
     if _command_line:
         gc.freeze()
         gc.enable()
+        _collected = True
 
 
 @contextlib.contextmanager
 def importing() -> Iterator[None]:
     """Heavy imports (a command's workflow, MLflow in a helper) without collections, then
-    `collect`; in a library user's process, nothing changes."""
+    `collect` if the block imported a module; in a library user's process, nothing
+    changes. A block that imports nothing new (`tracking.connect` at each call) freezes
+    nothing: `gc.freeze` takes every object there is, and the command's data and its
+    garbage in reference cycles (a closed figure) would never be freed."""
     global _importing
     if not _command_line or _importing:  # a library user's process, or nested: as it is
         yield
         return
-    _importing = True
+    _importing, modules = True, len(sys.modules)
     gc.disable()
     try:
         yield
     finally:
         _importing = False
-        collect()
+        if len(sys.modules) > modules or not _collected:
+            collect()
+        else:
+            gc.enable()
 
 
 def main() -> None:

@@ -172,7 +172,10 @@ def _date_order(first: pd.Series, second: pd.Series, path: Path, col: str,
     def example(rows: pd.Index) -> str:
         return f"{rows_hint(rows)} ({text[rows[0]]})"
 
-    day_first, month_first = first.index[first > 12], second.index[second > 12]
+    # a date whose both numbers exceed 12 (13/14/2021) is no date in either order: it
+    # settles nothing, and is left to be rejected as unreadable, row by row
+    day_first = first.index[(first > 12) & (second <= 12)]
+    month_first = second.index[(second > 12) & (first <= 12)]
     if len(day_first) and len(month_first):
         raise InputError(f"{path}: column {col!r}: expected one order of day and month in a "
                          f"column; got day first on {example(day_first)} and month first on "

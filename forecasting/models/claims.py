@@ -16,7 +16,12 @@ from forecasting.models.features import distinct_rows
 from forecasting.models.frequency import GBMFrequency, PoissonFrequencyGLM
 from forecasting.models.severity import BlendedSeverity, SplicedSeverityModel, lev_matrix
 from forecasting.models.threads import single_threaded
-from forecasting.models.uncertainty import MIN_YEAR_SD, prediction_factor, year_sd
+from forecasting.models.uncertainty import (
+    MIN_YEAR_SD,
+    prediction_factor,
+    year_level_variance,
+    year_sd,
+)
 
 FREQUENCY_MODELS = {"glm": PoissonFrequencyGLM, "gbm": GBMFrequency}
 FREQUENCY_ROWS = ("cells", "ages")
@@ -51,27 +56,20 @@ def _severity_year_sd(cells: Cells, sev: SplicedSeverityModel) -> float:
     systemic effect the scenarios draw as a multiplier of every cost.
 
     The cohorts differ by scale only, so a year whose costs all sit c times the model's
-    shifts the mean of log(cost / scale) by log c, whatever the distribution's shape. Each
-    year's mean of that residual, around the mean of all years, is its level; the part of
-    its spread that sampling alone explains (the residuals' variance over the year's
-    claimants) is taken out. Comparing each year's total cost with the model's mean
-    instead counts a heavy tail's sampling as a year effect: a Pareto index near 1 puts
-    a year's total far below its mean in most years (a log sd of 3, whose mean-one
-    multiplier sits near 0 in most scenarios)."""
+    shifts the mean of log(cost / scale) by log c, whatever the distribution's shape
+    (without a reporting threshold: above one, the claimants seen move less than c, and
+    this reads a year effect smaller). Each year's mean of that residual is its level;
+    their spread about a line in the year is `year_level_variance`. Comparing each
+    year's total cost with the model's mean instead counts a heavy tail's sampling as a
+    year effect: a Pareto index near 1 puts a year's total far below its mean in most
+    years (a log sd of 3, whose mean-one multiplier sits near 0 in most scenarios)."""
     c = cells.claimants
     cost = c["cost"].to_numpy(dtype="float64")
     keep = cost > 0
     if keep.sum() < 2:
         return MIN_YEAR_SD
     resid = np.log(cost[keep]) - sev.log_scale(c if keep.all() else c.loc[keep])
-    years = c["year"].to_numpy()[keep]
-    by_year = pd.DataFrame({"year": years, "r": resid}).groupby("year")["r"]
-    n, level = by_year.size(), by_year.mean()
-    within = float(by_year.var(ddof=1).fillna(0.0).mul(n - 1).sum() / max(len(resid) - len(n), 1))
-    dev = level - np.average(level, weights=n)
-    dof = max(len(n) - 2, 1)
-    # under no year effect, E[sum dev^2] = within x (sum 1/n_y - years / claimants)
-    systemic = float(((dev**2).sum() - within * ((1 / n).sum() - len(n) / n.sum())) / dof)
+    systemic = year_level_variance(c["year"].to_numpy()[keep], resid)
     return float(max(np.sqrt(max(systemic, 0.0)), MIN_YEAR_SD))
 
 

@@ -78,3 +78,37 @@ def test_nested_imports_collect_only_at_the_end():
             "    inner = gc.isenabled()\n"
             "print(inner, gc.isenabled())")
     assert _run(code) == "False True"
+
+
+# the command's imports done; then garbage in a reference cycle (as a closed figure is)
+# and a block whose modules were imported already (`tracking.connect` at each call)
+AGAIN = """
+import gc, weakref
+from pipelines import process
+process.start()
+process.collect()
+class Node:
+    pass
+def cycle():
+    a = Node(); a.me = a
+    return a
+dead = cycle(); dead_ref = weakref.ref(dead); del dead   # garbage not yet collected
+live = cycle(); live_ref = weakref.ref(live)            # alive during the block
+frozen = gc.get_freeze_count()
+with process.importing():
+    import contextlib  # imported already (by pipelines.process): nothing new made
+same = gc.get_freeze_count() == frozen
+del live
+gc.collect()
+freed = (dead_ref() is None, live_ref() is None)
+with process.importing():
+    import fractions  # a new module: frozen with what it made
+print(same, *freed, gc.get_freeze_count() > frozen)
+"""
+
+
+def test_importing_what_is_imported_freezes_nothing_of_the_command():
+    # freezing is for what lives as long as the process: a block that imports nothing new
+    # (`connect` at every call of a run) must not freeze the command's garbage or data,
+    # which the collector would then never free
+    assert _run(AGAIN) == "True True True True"

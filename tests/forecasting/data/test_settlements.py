@@ -252,3 +252,19 @@ def test_day_first_dates_are_read_in_one_order_per_column(tiny_city, tmp_path):
                        r"dates month first \(the mapping's date_order = 'mdy'\); got dates "
                        "day first"):
         import_settlements(tmp_path / "vague.csv", tmp_path / "p_dmy.csv", load_mapping(mapping))
+
+
+def test_a_date_no_order_reads_is_one_unreadable_row_not_a_refused_column(tiny_city, tmp_path):
+    """13/14/2021 is no date day first nor month first: that row is rejected as unreadable,
+    as any other unreadable date, and the rest of a day-first column is read (it was
+    taken for a month-first date, and the whole file refused as read both ways)."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims, seed=2)
+    records.to_csv(tmp_path / "iso.csv", index=False)
+    roster.to_csv(tmp_path / "p.csv", index=False)
+    iso = import_settlements(tmp_path / "iso.csv", tmp_path / "p.csv")
+    records["开始日期"] = _year_last(records["开始日期"], "dmy")
+    assert (records["开始日期"].str.slice(0, 2).astype(int) > 12).any()  # settles dmy
+    records.loc[0, "开始日期"] = "13/14/2021"
+    records.to_csv(tmp_path / "dmy.csv", index=False)
+    dmy = import_settlements(tmp_path / "dmy.csv", tmp_path / "p.csv")
+    assert dmy.rejected == iso.rejected + 1

@@ -154,3 +154,67 @@ def test_a_real_cost_level_shift_is_still_a_year_effect():
         warnings.simplefilter("ignore")
         model = ClaimsModel().fit(cells)
     assert 0.15 < model.sev_year_sd_ < 1.0
+
+
+class _KnownScale:
+    """A severity model whose log scale is the truth of a simulation (a trend of
+    `trend` a year from 2020): what the year effect is measured against."""
+
+    def __init__(self, trend: float):
+        self.trend = trend
+
+    def log_scale(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.trend * (frame["year"].to_numpy() - 2020.0)
+
+
+def _year_variance_mean(counts: dict[int, int], tau: float, trend: float, model_trend: float,
+                        reps: int = 400, seed: int = 5, clipped: bool = True) -> float:
+    """The mean over `reps` portfolios of the estimated year-effect variance: claimants of
+    each year with lognormal costs (log sd 1) times a year effect exp(N(0, tau^2)) on a
+    cost trend, measured against a model of trend `model_trend`; the model's squared log
+    sd (`clipped`, at least 0) or the unbiased estimate itself."""
+    from types import SimpleNamespace
+
+    from forecasting.models.claims import _severity_year_sd
+    from forecasting.models.uncertainty import year_level_variance
+
+    rng = np.random.default_rng(seed)
+    years = np.repeat(list(counts), list(counts.values()))
+    got = []
+    for _ in range(reps):
+        effect = dict(zip(counts, rng.normal(0.0, tau, len(counts)), strict=True))
+        log_cost = (9.0 + trend * (years - 2020) + np.vectorize(effect.get)(years)
+                    + rng.normal(0.0, 1.0, len(years)))
+        if not clipped:
+            resid = log_cost - _KnownScale(model_trend).log_scale(pd.DataFrame({"year": years}))
+            got.append(year_level_variance(years, resid))
+            continue
+        cells = SimpleNamespace(claimants=pd.DataFrame({"year": years,
+                                                        "cost": np.exp(log_cost)}))
+        got.append(_severity_year_sd(cells, _KnownScale(model_trend)) ** 2)
+    return float(np.mean(got))
+
+
+def test_severity_year_variance_is_unbiased_on_a_known_year_effect():
+    """Three years of 400 claimants, year effects of log sd 0.3 (variance 0.09), the model
+    at the true trend: the levels' spread about their mean has two degrees of freedom,
+    not one (the estimate was 0.18, a sd 1.4 times too wide)."""
+    got = _year_variance_mean({2020: 400, 2021: 400, 2022: 400}, 0.3, 0.05, 0.05)
+    assert got == pytest.approx(0.09, abs=0.02)
+
+
+def test_severity_year_variance_leaves_a_trend_out():
+    """A cost trend of 10 % a year the model missed: no year effect (prediction_factor
+    widens for the trend's own error), as the old spread about the mean took it (0.28)."""
+    got = _year_variance_mean({2019: 300, 2020: 200, 2021: 500, 2022: 400, 2023: 300},
+                              0.3, 0.10, 0.0)
+    assert got == pytest.approx(0.09, abs=0.02)
+
+
+def test_year_level_variance_counts_a_lone_claimant_at_its_sampling_variance():
+    """A year of one claimant among years of hundreds: its level varies by the whole
+    residual variance (1 here), which the estimate takes out (unbiased before clipping;
+    the spread of single estimates is wide, hence 2,000 portfolios)."""
+    got = _year_variance_mean({2019: 300, 2020: 1, 2021: 500, 2022: 400, 2023: 300},
+                              0.3, 0.10, 0.0, reps=2000, clipped=False)
+    assert got == pytest.approx(0.09, abs=0.04)  # uncorrected: about 0.3
