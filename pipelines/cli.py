@@ -15,7 +15,8 @@ import datetime
 import functools
 import inspect
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -63,6 +64,7 @@ class DataArgs:
     encoding: str
     max_cost: float
     as_of: datetime.date | None
+    threads: int | None = None  # DuckDB's (not an option: see `train`)
 
     def config(self, path: Path) -> ProjectConfig:
         """The project configuration of the data at `path`, overridden by the options."""
@@ -74,7 +76,7 @@ class DataArgs:
                            spark_master=self.spark_master,
                            severity_summary=self.severity_summary,
                            spec=config.cohorts.spec(), encoding=self.encoding,
-                           max_cost=self.max_cost, as_of=self.as_of)
+                           max_cost=self.max_cost, as_of=self.as_of, threads=self.threads)
 
     def path(self) -> Path:
         """--data, or the built-in L-city data (generated once) at `scale`."""
@@ -356,7 +358,9 @@ def train(data: DataArgs) -> None:
         from pipelines.workflows.train_log import train_logger
 
     with train_logger() as logger:  # started first: it imports MLflow while we read
-        ds = data.open()
+        # with a core fewer than the machine has, so that the helper's imports (its
+        # critical path: it logs until after the last fit) are not slowed by the read's
+        ds = replace(data, threads=max(1, (os.cpu_count() or 1) - 1)).open()
         check_trainable(ds)  # before the progress display (it would leave a blank line)
         with _progress() as progress:
             result = run_train(ds, progress, logger)

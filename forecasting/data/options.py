@@ -34,6 +34,8 @@ class DataOptions:
         instead of one row each (exact sums, costs within 1.2 %).
     spark_master: the Spark master URL, for the spark engine.
     memory_limit: DuckDB's memory limit (e.g. "4GB"), for the duckdb engine.
+    threads: DuckDB's threads (None: as many as the machine has cores), for the duckdb
+        engine: `ciplan train` leaves a core to the helper that imports MLflow meanwhile.
     spec: the cohorts; None = age band x those of sex, residence, special group and region
         the members table has (forecasting.data.cohorts.default_keys).
     encoding: the text encoding of CSV files (Excel's "CSV UTF-8" byte-order mark is
@@ -50,6 +52,7 @@ class DataOptions:
     severity_summary: bool = False
     spark_master: str = "local[2]"
     memory_limit: str | None = None
+    threads: int | None = None
     spec: CohortSpec | None = None
     encoding: str = "utf-8"
     max_cost: float = MAX_COST
@@ -61,6 +64,8 @@ class DataOptions:
                              f"got {self.threshold_rule!r}")
         if not self.reported_above >= 0:
             raise InputError(f"reported_above must be >= 0; got {self.reported_above:g}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads must be at least 1; got {self.threads}")
 
     @property
     def codec(self) -> str:

@@ -178,3 +178,24 @@ def test_the_console_script_exits_with_its_status_streams_and_exit_handlers():
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("Error: ")
     assert "handlers ran" in bad.stdout
+
+
+def test_train_reads_with_a_core_left_to_its_helper(tiny_csv_dir, monkeypatch):
+    """`ciplan train` reads while its helper imports MLflow: DuckDB gets a core fewer than
+    the machine has (at least one); other commands read with every core."""
+    import os
+
+    import pipelines.cli as cli
+    from forecasting.errors import UserError
+
+    seen = []
+
+    def stop(path, options, config=None):
+        seen.append(options.threads)
+        raise UserError("stopped after the options were made")
+
+    monkeypatch.setattr(cli, "load_data", stop)
+    for args in (["train"], ["history"]):
+        result = CliRunner().invoke(app, [*args, "--data", str(tiny_csv_dir)])
+        assert result.exit_code == 2, result.output
+    assert seen == [max(1, (os.cpu_count() or 1) - 1), None]

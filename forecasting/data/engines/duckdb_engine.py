@@ -332,6 +332,12 @@ def _run_parts(con: duckdb.DuckDBPyConnection, q: Query, leaves: list[str]
             pa.concat_tables(rows) if rows else None)
 
 
+def _config(options: DataOptions) -> dict:
+    """DuckDB's settings from the options: its memory limit and threads, when given."""
+    return {k: v for k, v in (("memory_limit", options.memory_limit),
+                              ("threads", options.threads)) if v is not None}
+
+
 def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
     """Validate and aggregate with DuckDB; raises NeedsDetail when anything is off.
 
@@ -344,8 +350,7 @@ def cells_from_parquet(source: Source, options: DataOptions) -> Cells:
     spec, reported_above, summary = source.spec, options.reported_above, options.severity_summary
     members_path, claims_path = source.members, source.claims
     age_col, has_region = check_schemas(members_path, claims_path, spec)
-    con = duckdb.connect(config={"memory_limit": options.memory_limit} if options.memory_limit
-                         else {})
+    con = duckdb.connect(config=_config(options))
     con.execute("SET enable_progress_bar = false")
     parquet_view(con, "m_src", members_path)
     parquet_view(con, "c_src", claims_path)

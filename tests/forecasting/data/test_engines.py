@@ -158,3 +158,27 @@ def test_sql_engines_read_l_city_layout_only_and_say_so(health, tmp_path):
     auto = load_data(data, DataOptions(spec=spec)).cells
     ref = load_data(data, DataOptions(engine="pandas", spec=spec)).cells
     pd.testing.assert_frame_equal(auto.table, ref.table)
+
+
+def test_duckdb_on_fewer_threads_gives_the_same_cells(small_dir, monkeypatch):
+    """`ciplan train` reads with a core fewer (its helper imports meanwhile): DuckDB is
+    opened with that many threads, and the cells are the same."""
+    import duckdb
+
+    opened = []
+    connect = duckdb.connect
+
+    def spy(*args, config=None, **kwargs):
+        opened.append(dict(config or {}))
+        return connect(*args, config=config, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", spy)
+    args = (small_dir / "members.parquet", small_dir / "claims.parquet", CohortSpec(), 0.0)
+    one = engine_cells("duckdb", *args, threads=1)
+    every = engine_cells("duckdb", *args)
+    assert opened == [{"threads": 1}, {}]
+    pd.testing.assert_frame_equal(one.table, every.table)
+    # claimants come in the order the threads finish (as with the default threads)
+    pd.testing.assert_frame_equal(_sorted(one.claimants), _sorted(every.claimants))
+    with pytest.raises(InputError, match="threads must be at least 1"):
+        DataOptions(threads=0)
