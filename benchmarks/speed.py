@@ -60,7 +60,7 @@ def run() -> None:
         row("ciplan --help (best of 3)", f"{min(helps):.2f} s", "target <= 1 s")
         train, train_mb = measured(["train"], env)
         row("ciplan train, full default L city (7 candidates)", f"{train:.1f} s",
-            f"= {train / read:.0f}x reading; target <= 6 s and <= 10x; peak {train_mb:.0f} MB")
+            f"= {train / read:.1f}x reading; target <= 6 s and <= 10x; peak {train_mb:.0f} MB")
     with tempfile.TemporaryDirectory() as tmp:
         env = store_env(tmp)
         out = str(Path(tmp) / "run")
