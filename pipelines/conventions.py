@@ -10,9 +10,13 @@ from forecasting.config import DEFAULT_CURRENCY
 from forecasting.errors import UserError
 
 __all__ = ["DEFAULT_CURRENCY", "LANGS", "MODEL_FORMAT", "PLAN_FILE", "PROPOSALS",
-           "cache_root", "check_lang", "currency_of", "proposal_of"]
+           "SUMMARY_FILE", "cache_root", "check_lang", "currency_of", "proposal_of"]
 
 PLAN_FILE = "plan.json"
+# A forecast folder's summary (its figures and the models' warnings). Here, not in
+# forecast_year (which needs scikit-learn), because a re-run reads it to say the warnings
+# again and imports nothing of the models (0.6 s).
+SUMMARY_FILE = "summary.json"
 # The proposals put on the table against today's plan: key -> objective. A: least
 # expected loss at today's premium, nobody worse off; B: lowest premium that breaks even
 # with today's benefits; C: lowest premium with today's benefits that meets the insurer's

@@ -22,6 +22,7 @@ from forecasting.models.warnings import collected
 from forecasting.scheme.accounts import history
 from forecasting.scheme.in_force import plan_to_dict
 from forecasting.scheme.plan import Plan
+from pipelines.conventions import SUMMARY_FILE
 from pipelines.model_files import load_estimator
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
@@ -34,8 +35,6 @@ from pipelines.tracking import (
     store_lock,
     use_experiment,
 )
-
-SUMMARY_FILE = "summary.json"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from forecasting.forecast import Forecast
 from optimization.milp import InfeasibleError
 from optimization.solve import scenario_set
 from optimization.space import PlanSpace
-from pipelines.conventions import PLAN_FILE, PROPOSALS, currency_of
+from pipelines.conventions import PLAN_FILE, PROPOSALS, SUMMARY_FILE, currency_of
 from pipelines.tracking import (
     FORECAST_EXPERIMENT,
     FREQUENCY_MODEL,
@@ -175,8 +175,6 @@ def train_warnings(client, run_id: str) -> list[str]:
 
 def forecast_warnings(fdir: Path) -> list[str]:
     """What the models said while forecasting, as the forecast's summary records it."""
-    from pipelines.workflows.forecast_year import SUMMARY_FILE
-
     summary = json.loads((fdir / SUMMARY_FILE).read_text(encoding="utf-8"))
     return [str(w) for w in summary.get("warnings", [])]
 
