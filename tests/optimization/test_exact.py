@@ -253,20 +253,25 @@ def test_each_change_named_is_the_least_that_allows_a_plan(small_forecast, space
         optimize(small_forecast, moved(tighter), status_quo, "min-loss")
 
 
+def _cvar_at(space, fixed: float, top: float):
+    """One deductible and one cap, a tight CVaR budget on 150 scenarios, no profit cap:
+    a fixed premium of `fixed` in a budget of 55 to `top` per capita."""
+    return space.model_copy(update={
+        "premium": space.premium.model_copy(update={"min": 55.0, "max": top,
+                                                    "fixed": fixed}),
+        "deductible": space.deductible.model_copy(update={"candidates": (15_000.0,)}),
+        "cap": space.cap.model_copy(update={"candidates": (300_000.0,)}),
+        "risk": space.risk.model_copy(update={"cvar_budget": 100_000.0, "scenarios": 150}),
+        "constraints": space.constraints.model_copy(update={"profit_cap": False})})
+
+
 def test_the_premium_named_is_the_nearest_that_allows_a_plan(small_forecast, space,
                                                            status_quo):
     """min-loss and cvar take the highest premium they may: with the budget widened to
     find a premium that allows a plan, the answer was its far end (100 times the budget's
     max, 8,000 per capita); the premium named is the nearest on the step."""
     def at(fixed):
-        return space.model_copy(update={
-            "premium": space.premium.model_copy(update={"min": 55.0, "max": 120.0,
-                                                        "fixed": fixed}),
-            "deductible": space.deductible.model_copy(update={"candidates": (15_000.0,)}),
-            "cap": space.cap.model_copy(update={"candidates": (300_000.0,)}),
-            "risk": space.risk.model_copy(update={"cvar_budget": 100_000.0,
-                                                  "scenarios": 150}),
-            "constraints": space.constraints.model_copy(update={"profit_cap": False})})
+        return _cvar_at(space, fixed, 120.0)
 
     sc = scenario_set(small_forecast, at(60.0), status_quo, seed=3)
     with pytest.raises(InfeasibleError) as caught:
@@ -285,14 +290,7 @@ def test_a_fixed_premium_named_beyond_the_budget_moves_the_budget_with_it(
     the budget's max, the change names the max moved with it, and made as named (both) it
     allows a plan."""
     def at(fixed, top=80.0):
-        return space.model_copy(update={
-            "premium": space.premium.model_copy(update={"min": 55.0, "max": top,
-                                                        "fixed": fixed}),
-            "deductible": space.deductible.model_copy(update={"candidates": (15_000.0,)}),
-            "cap": space.cap.model_copy(update={"candidates": (300_000.0,)}),
-            "risk": space.risk.model_copy(update={"cvar_budget": 100_000.0,
-                                                  "scenarios": 150}),
-            "constraints": space.constraints.model_copy(update={"profit_cap": False})})
+        return _cvar_at(space, fixed, top)
 
     sc = scenario_set(small_forecast, at(60.0, 120.0), status_quo, seed=3)
     with pytest.raises(InfeasibleError) as caught:
