@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -82,9 +83,9 @@ def read_any(path: Path) -> tuple[pd.DataFrame, str]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(path).astype("string"), "Parquet"
+            return _tidy(pd.read_parquet(path).astype("string")), "Parquet"
         if suffix in (".xlsx", ".xlsm"):
-            return pd.read_excel(path, dtype=str).astype("string"), "XLSX"
+            return _tidy(pd.read_excel(path, dtype=str).astype("string")), "XLSX"
         if suffix == ".csv":
             raw = path.read_bytes()
             for codec, name in (("utf-8-sig", "UTF-8"), ("gb18030", "GBK")):
@@ -93,7 +94,7 @@ def read_any(path: Path) -> tuple[pd.DataFrame, str]:
                 except UnicodeDecodeError:
                     continue
                 frame = pd.read_csv(path, dtype=str, encoding=codec, keep_default_na=False)
-                return frame.astype("string"), name
+                return _tidy(frame.astype("string")), name
             raise InputError(f"{path}: neither UTF-8 nor GBK text; re-save it as UTF-8")
     except InputError:
         raise
@@ -101,6 +102,15 @@ def read_any(path: Path) -> tuple[pd.DataFrame, str]:
         raise InputError(f"{path}: not a readable {suffix[1:]} file "
                          f"({str(exc).splitlines()[0]})") from None
     raise InputError(f"{path}: unknown format {suffix!r}; expected .csv, .parquet or .xlsx")
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Headers without surrounding spaces; empty rows at the end (,,,, as spreadsheets
+    export them) dropped: they are no records (rows before them keep their numbers)."""
+    frame.columns = [str(c).strip().lstrip("\ufeff").strip() for c in frame.columns]
+    blank = frame.fillna("").apply(lambda c: c.str.strip().eq("")).all(axis=1).to_numpy()
+    last = len(blank) - int(np.argmin(blank[::-1])) if not blank.all() else 0
+    return frame.iloc[:last]
 
 
 def _columns(frame: pd.DataFrame, names: dict[str, list[str]], needed, path: Path
@@ -147,11 +157,25 @@ class Rejected:
 
     @property
     def count(self) -> int:
-        return sum(len(r) for r in self.rows.values())
+        """Rows left out, each once (a row may fail for several reasons)."""
+        return len({(path, r) for (path, _), rows in self.rows.items() for r in rows})
+
+
+# money as exports write it: 1,234.50 (thousands separators, only where well formed),
+# full-width digits and points (NFKC), a unit (元, ¥ / full-width yen) before or after
+_THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?$"
+_UNIT = r"^\s*[¥]\s*|\s*元\s*$"
+
+
+def _money_text(values: pd.Series) -> pd.Series:
+    text = values.map(lambda v: unicodedata.normalize("NFKC", v), na_action="ignore")
+    text = text.str.replace(_UNIT, "", regex=True).str.strip()
+    grouped = text.str.fullmatch(_THOUSANDS).fillna(False).astype(bool)
+    return text.where(~grouped, text.str.replace(",", "", regex=False))
 
 
 def _number(frame: pd.DataFrame, col: str, path: Path, rejected: Rejected) -> np.ndarray:
-    values = pd.to_numeric(frame[col].str.strip(), errors="coerce").to_numpy(dtype="float64")
+    values = pd.to_numeric(_money_text(frame[col]), errors="coerce").to_numpy(dtype="float64")
     rejected.add(path, f"with a non-numeric {col!r}", np.flatnonzero(np.isnan(values)))
     return values
 

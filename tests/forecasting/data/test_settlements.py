@@ -268,3 +268,39 @@ def test_a_date_no_order_reads_is_one_unreadable_row_not_a_refused_column(tiny_c
     records.to_csv(tmp_path / "dmy.csv", index=False)
     dmy = import_settlements(tmp_path / "dmy.csv", tmp_path / "p.csv")
     assert dmy.rejected == iso.rejected + 1
+
+
+def test_money_as_bureaus_write_it_reads_as_the_same_amounts(tiny_city, tmp_path):
+    """1,234.50 (thousands separators), full-width digits, 元 and ¥, a BOM, spaces round
+    the headers and empty rows at the end: the same claims as the plain export, no row
+    left out (read as non-numeric, the large bills, the ones with a separator, were lost)."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims, seed=1,
+                                            reversals=0.2)
+    records, roster = records.astype(str), roster.astype(str)
+    roster.to_csv(tmp_path / "p.csv", index=False, encoding="gbk")
+    records.to_csv(tmp_path / "plain.csv", index=False, encoding="gbk")
+    plain = import_settlements(tmp_path / "plain.csv", tmp_path / "p.csv")
+    fullwidth = {ord(c): ord(c) + 0xFEE0 for c in "0123456789.-"}  # full-width forms
+    money = ["符合政策范围金额", "基本医疗保险统筹基金支出", "居民大病保险资金支出"]
+    styles = [lambda x: f"{float(x):,.2f}", lambda x: x.translate(fullwidth),
+              lambda x: f"{x}元", lambda x: f"\uffe5{float(x):,.2f}"]
+    for style, col in zip(styles[:3], money, strict=True):
+        records[col] = records[col].map(style)
+    records.loc[::2, money[0]] = records.loc[::2, money[0]].str.replace(",", "").map(styles[3])
+    assert records[money[0]].str.contains(",").any()
+    records.columns = [f" {c} " for c in records.columns]
+    text = records.to_csv(index=False) + ",,,,,,,\n , , , , , , , \n"
+    (tmp_path / "bureau.csv").write_text(text, encoding="utf-8-sig")
+    found = import_settlements(tmp_path / "bureau.csv", tmp_path / "p.csv")
+    assert found.rejected == 0, found.said
+    pd.testing.assert_frame_equal(found.claims, plain.claims)
+
+
+def test_a_row_failing_for_several_reasons_is_one_row_left_out(tiny_city, tmp_path):
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims)
+    records, roster = records.astype(str), roster.astype(str)
+    records.loc[0, ["符合政策范围金额", "基本医疗保险统筹基金支出", "开始日期"]] = "x"
+    records.to_csv(tmp_path / "r.csv", index=False)
+    roster.to_csv(tmp_path / "p.csv", index=False)
+    found = import_settlements(tmp_path / "r.csv", tmp_path / "p.csv")
+    assert len(found.said) == 6 and found.rejected == 1
