@@ -553,7 +553,8 @@ class Report:
                            + infeasible_text(p.doc, self.lang, self.currency))
                 continue
             q, kp = p.doc["plan"], p.doc["kpis"]
-            cap = self.tx("none") if q["cap"] == "none" else money(q["cap"])
+            cap = (self.tx("none") if q["cap"] == "none"
+                   else self.tx("cap_amount", v=money(q["cap"])))
             out.append(self.tx("sum_prop", name=self.tx(p.key),
                                p=premium(q["premium_per_capita"]), d=money(q["deductible"]),
                                cap=cap, loss=self.result(kp["expected_loss"]),

@@ -148,6 +148,7 @@ TEXT: dict[str, dict[str, str]] = {
     "cap": {"en": "Annual cap ({cur})", "zh": "年度封顶线（{cur}）"},
     "special": {"en": "Special groups", "zh": "特殊群体"},
     "none": {"en": "none", "zh": "不设"},
+    "cap_amount": {"en": "{v} {cur}", "zh": "{v} {cur}"},
     "cost_level": {"en": "Annual eligible cost ({cur})", "zh": "年度合规费用"},
     "cny_m": {"en": "{cur} M", "zh": "百万{cur_glued}"},
     "frontier_line": {"en": "frontier", "zh": "有效前沿"},

@@ -168,3 +168,17 @@ def test_plans_in_different_units_are_refused(plan_dirs, tmp_path):
     write_manifest(folder, "plan", {})
     with pytest.raises(UserError, match=r"different money units .*'CNY'.*'HKD'"):
         read_plans([plan_dirs[0], folder])
+
+
+def test_the_summary_names_the_unit_of_the_cap(plan_dirs):
+    """Each proposal's summary sentence gives its cap in money like its deductible
+    ("封顶线 300,000 元", "cap 300,000 CNY"), never a bare number."""
+    props = read_plans(plan_dirs)
+    for lang in LANGS:
+        summary = " ".join(Report(props, lang).summary())
+        cur = money_words("CNY", lang)["cur"]
+        for p in props:
+            cap = p.doc["plan"]["cap"]
+            if cap != "none":
+                word = "封顶线" if lang == "zh" else "cap"
+                assert f"{word} {cap:,.0f} {cur}" in summary, (lang, summary)
