@@ -93,8 +93,7 @@ def read_any(path: Path) -> tuple[pd.DataFrame, str]:
                     raw.decode(codec)
                 except UnicodeDecodeError:
                     continue
-                frame = pd.read_csv(path, dtype=str, encoding=codec, keep_default_na=False)
-                return _tidy(frame.astype("string")), name
+                return _tidy(_read_csv(path, codec)), name
             raise InputError(f"{path}: neither UTF-8 nor GBK text; re-save it as UTF-8")
     except InputError:
         raise
@@ -102,6 +101,33 @@ def read_any(path: Path) -> tuple[pd.DataFrame, str]:
         raise InputError(f"{path}: not a readable {suffix[1:]} file "
                          f"({str(exc).splitlines()[0]})") from None
     raise InputError(f"{path}: unknown format {suffix!r}; expected .csv, .parquet or .xlsx")
+
+
+def _read_csv(path: Path, codec: str) -> pd.DataFrame:
+    """A CSV as text, every row no longer than the header. (Read with the header as a
+    row: pandas otherwise takes a first row with one field too many, as an unquoted
+    1,234.50 makes it, for an index and shifts every column by one.)"""
+    try:
+        rows = pd.read_csv(path, dtype=str, encoding=codec, keep_default_na=False,
+                           header=None)
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if not found:
+            raise
+        width, line, saw = found.groups()
+        raise InputError(f"{path}: line {line} has {saw} fields, the header {width}; expected "
+                         "a value holding a comma (1,234.50) in quotes") from None
+    if rows.empty:
+        return pd.DataFrame(dtype="string")
+    header = [str(c) if str(c).strip() else f"Unnamed: {i}"
+              for i, c in enumerate(rows.iloc[0].fillna(""))]
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise InputError(f"{path}: column {twice[0]!r} appears more than once in the "
+                         "header; expected each column once")
+    frame = rows.iloc[1:].reset_index(drop=True)
+    frame.columns = header
+    return frame.astype("string")
 
 
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
@@ -261,14 +287,37 @@ def import_settlements(records_path: Path, roster_path: Path,
     said = [f"{roster_path}: read as {roster_kind}", f"{records_path}: read as {records_kind}",
             f"mapping: {mapping.source}; eligible cost = {mapping.eligible_cost}"]
     members = _members(roster, roster_path, mapping, rejected)
+    _not_all_left_out(roster, members, roster_path, rejected)
     claims = _claims(records, records_path, mapping, members, rejected)
+    _not_all_left_out(records, claims, records_path, rejected)
     said += rejected.lines()
     return Imported(members, claims, said, rejected.count)
+
+
+def _not_all_left_out(read: pd.DataFrame, kept: pd.DataFrame, path: Path,
+                      rejected: Rejected) -> None:
+    """A file of which every row is left out is refused, naming the commonest reason: it
+    is the file's form the mapping does not read (ids written otherwise in the roster,
+    amounts or dates in another style), not bad rows; a data directory without claims
+    or members would mislead every later command."""
+    if len(read) == 0 or len(kept) > 0:
+        return
+    reasons = [(len(rows), reason, rows) for (where, reason), rows in rejected.rows.items()
+               if where == str(path)]
+    why = "for no reason named"
+    if reasons:
+        n, reason, rows = max(reasons, key=lambda r: r[0])
+        why = f"{n:,} {reason} ({rows_hint(sorted(rows))})"
+    raise InputError(f"{path}: all {len(read):,} rows left out, {why}; expected rows "
+                     "the mapping reads (see --mapping)")
 
 
 def _members(roster: pd.DataFrame, path: Path, mapping: Mapping, rejected: Rejected
              ) -> pd.DataFrame:
     cols = _columns(roster, mapping.roster, ROSTER_FIELDS, path)
+    # 参保年度 as 2021, 2021年 or 2021年度
+    roster = roster.assign(**{cols["year"]: roster[cols["year"]].str.replace(
+        r"\s*年度?\s*$", "", regex=True)})
     year = _number(roster, cols["year"], path, rejected)
     birth = _dates(roster, cols["brdy"], path, rejected, mapping.date_order)
     sex = roster[cols["gend"]].str.strip().map(mapping.sex)

@@ -304,3 +304,47 @@ def test_a_row_failing_for_several_reasons_is_one_row_left_out(tiny_city, tmp_pa
     roster.to_csv(tmp_path / "p.csv", index=False)
     found = import_settlements(tmp_path / "r.csv", tmp_path / "p.csv")
     assert len(found.said) == 6 and found.rejected == 1
+
+
+def test_an_unquoted_comma_in_an_amount_is_refused_on_one_line(tiny_city, tmp_path):
+    """1,234.50 unquoted splits a row into one field too many: refused naming the line
+    (pandas took such a first row for an index, shifted every column and crashed)."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims)
+    roster.to_csv(tmp_path / "p.csv", index=False)
+    lines = records.astype(str).to_csv(index=False).splitlines()
+    cells = lines[1].split(",")
+    cells[5] = f"{float(cells[5]) + 1000:,.2f}"
+    (tmp_path / "r.csv").write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]))
+    result = runner.invoke(app, ["import", "--records", str(tmp_path / "r.csv"), "--roster",
+                                 str(tmp_path / "p.csv"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'r.csv'}: line 2 has 9 fields, the header 8; expected a value "
+        "holding a comma (1,234.50) in quotes"]
+    assert not (tmp_path / "out").exists()
+    # a comma ending every line (an empty last column) is no such thing
+    (tmp_path / "t.csv").write_text("\n".join(f"{line}," for line in lines))
+    assert len(import_settlements(tmp_path / "t.csv", tmp_path / "p.csv").claims) > 0
+
+
+def test_a_file_of_which_every_row_is_left_out_is_refused(tiny_city, tmp_path):
+    """Ids the roster writes otherwise (zero-padded in the records) leave every claim
+    out: refused with the reason and rows, nothing written (was: a data directory of no
+    claims, exit 0). A year written 2021年 reads as 2021."""
+    records, roster = to_settlement_records(tiny_city.members, tiny_city.claims)
+    records, roster = records.astype(str), roster.astype(str)
+    records.to_csv(tmp_path / "r.csv", index=False)
+    roster.to_csv(tmp_path / "p.csv", index=False)
+    plain = import_settlements(tmp_path / "r.csv", tmp_path / "p.csv")
+    roster["参保年度"] = roster["参保年度"] + "年"
+    roster.to_csv(tmp_path / "p2.csv", index=False)
+    again = import_settlements(tmp_path / "r.csv", tmp_path / "p2.csv")
+    pd.testing.assert_frame_equal(again.members, plain.members)
+    records["人员编号"] = records["人员编号"].str.zfill(12)
+    records.to_csv(tmp_path / "z.csv", index=False)
+    result = runner.invoke(app, ["import", "--records", str(tmp_path / "z.csv"), "--roster",
+                                 str(tmp_path / "p.csv"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "z.csv: all " in line and "of a person not on the roster in that year (rows 1, " in line
+    assert not (tmp_path / "out").exists()
