@@ -145,6 +145,17 @@ def find_or_train(ds: Dataset | DataKey, say=None, progress=None,
             return train(ds, progress, logger).run_id, False
 
 
+def _has_plan_in_force(ds: Dataset) -> None:
+    """The proposals are weighed against today's plan: data without one (no scheme.toml,
+    as `ciplan import` writes without --scheme) stop the run before it trains, not after."""
+    year = max(ds.years) + 1
+    if ds.scheme.latest_plan(year) is None:
+        raise UserError(f"{ds.path}: no plan in force for {year} or before (scheme.toml "
+                        "absent or without a [plan.YEAR]); expected today's plan to weigh "
+                        "the proposals against: put scheme.toml beside the data "
+                        "(`ciplan import --scheme`)")
+
+
 class _Data:
     """A run's data: their key now, the Dataset when first needed (read once, and only if
     the data are still those the key was made from)."""
@@ -245,6 +256,8 @@ def run_all(ds: Dataset | DataKey, space: PlanSpace, out: Path, lang: str = "en"
     data = _Data(ds, load)
     if data.read is None and not _passed_before(data.key):
         data.dataset()  # bad data stop the run here, before anything is written
+    if data.read is not None:
+        _has_plan_in_force(data.read)
     reused = []
     run_id, was_reused = find_or_train(data.read or data.key, say, progress, data.dataset)
     if was_reused:

@@ -199,3 +199,17 @@ def test_train_reads_with_a_core_left_to_its_helper(tiny_csv_dir, monkeypatch):
         result = CliRunner().invoke(app, [*args, "--data", str(tiny_csv_dir)])
         assert result.exit_code == 2, result.output
     assert seen == [max(1, (os.cpu_count() or 1) - 1), None]
+
+
+def test_run_on_data_without_a_plan_in_force_stops_before_training(store, tmp_path):
+    """Data imported without --scheme have no plan to weigh proposals against: `run`
+    says so first (it trained and forecast, then failed on optimising)."""
+    data = tmp_path / "data"
+    assert runner.invoke(app, ["simulate", "--out", str(data), "--scale", "0.002"]
+                         ).exit_code == 0
+    (data / "scheme.toml").unlink()
+    result = runner.invoke(app, ["run", "--data", str(data), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()[-1:]
+    assert "no plan in force for 2022 or before" in line and "ciplan import --scheme" in line
+    assert "Training" not in result.output and not (tmp_path / "run" / "forecast").exists()
