@@ -210,6 +210,7 @@ class Threshold:
     put: Callable[[Context, float], Context]
     measure: Callable[[Context, Candidate], float]
     lowers: bool
+    says: Callable[[float, float], str] = lambda now, to: f"from {now:g} to {to:g}"
     snap: Callable[[Context, float], float] = lambda c, v: v  # onto the values it may take
     precision: Callable[[Context], float] = lambda c: LEAST
 
@@ -220,19 +221,27 @@ def _with(ctx: Context, section: str, **fields) -> Context:
 
 
 THRESHOLDS: dict[str, Threshold] = {
-    "effective_ratio": Threshold(lambda c: c.effective_floor,
-                                 lambda c, v: replace(c, effective_floor=v),
-                                 lambda c, k: k.payout / k.above, True),
-    "nominal_ratio": Threshold(lambda c: c.space.constraints.nominal_ratio_floor,
-                               lambda c, v: _with(c, "constraints", nominal_ratio_floor=v),
-                               lambda c, k: min(k.plan.ratios), True),
+    "effective_ratio": Threshold(
+        lambda c: c.effective_floor, lambda c, v: replace(c, effective_floor=v),
+        lambda c, k: k.payout / k.above, True,
+        lambda now, to: f"lower the floor from {now:.1%} to {to:.1%} "
+                        f"({(now - to) * 100:.2f} points)"),
+    "nominal_ratio": Threshold(
+        lambda c: c.space.constraints.nominal_ratio_floor,
+        lambda c, v: _with(c, "constraints", nominal_ratio_floor=v),
+        lambda c, k: min(k.plan.ratios), True,
+        lambda now, to: f"lower the floor from {now:.0%} to {to:.0%}"),
     "deductible_income": Threshold(
         lambda c: c.space.constraints.deductible_income_share,
         lambda c, v: _with(c, "constraints", deductible_income_share=v),
-        lambda c, k: k.plan.deductible / c.space.costs.disposable_income, False),
-    "profit_cap": Threshold(lambda c: c.space.contract.profit_cap_share,
-                            lambda c, v: _with(c, "contract", profit_cap_share=v),
-                            lambda c, k: -k.loss / (k.premium * c.insured), False),
+        lambda c, k: k.plan.deductible / c.space.costs.disposable_income, False,
+        lambda now, to: f"allow a deductible of {to:.1%} of disposable income "
+                        f"(now {now:.0%})"),
+    "profit_cap": Threshold(
+        lambda c: c.space.contract.profit_cap_share,
+        lambda c, v: _with(c, "contract", profit_cap_share=v),
+        lambda c, k: -k.loss / (k.premium * c.insured), False,
+        lambda now, to: f"allow a surplus of {to:.2%} of premium (now {now:.0%})"),
 }
 LEAST = 1e-4  # the least change of a share is found to within this (0.01 point)
 
@@ -268,29 +277,12 @@ def _least(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule], keep
 def _change(ctx: Context, rule: Rule, found: Searched) -> tuple[str, dict]:
     """The least change of `rule` that lets the plan found without it through: a phrase
     and {"rule", "now", "to"} (shares as fractions) or {"rule", "off"}."""
-    c, k = ctx.space.constraints, found.best
-    if rule.name == "effective_ratio":
-        got = k.payout / k.above
-        return (f"effective_ratio: lower the floor from {ctx.effective_floor:.1%} to "
-                f"{got:.1%} ({(ctx.effective_floor - got) * 100:.2f} points)",
-                {"rule": rule.name, "now": ctx.effective_floor, "to": got})
-    if rule.name == "nominal_ratio":
-        return (f"nominal_ratio: lower the floor from {c.nominal_ratio_floor:.0%} to "
-                f"{min(k.plan.ratios):.0%}",
-                {"rule": rule.name, "now": c.nominal_ratio_floor, "to": min(k.plan.ratios)})
-    if rule.name == "deductible_income":
-        share = k.plan.deductible / ctx.space.costs.disposable_income
-        return (f"deductible_income: allow a deductible of {share:.1%} of disposable income "
-                f"(now {c.deductible_income_share:.0%})",
-                {"rule": rule.name, "now": c.deductible_income_share, "to": share})
-    if rule.name == "profit_cap":
-        income = k.premium * ctx.insured
-        return (f"profit_cap: allow a surplus of {-k.loss / income:.2%} of premium "
-                f"(now {ctx.space.contract.profit_cap_share:.0%})",
-                {"rule": rule.name, "now": ctx.space.contract.profit_cap_share,
-                 "to": -k.loss / income})
-    return (f"{rule.name}: switch it off ({ctx.money(rule.unit)})",
-            {"rule": rule.name, "off": True})
+    th = THRESHOLDS.get(rule.name)
+    if th is None:
+        return (f"{rule.name}: switch it off ({ctx.money(rule.unit)})",
+                {"rule": rule.name, "off": True})
+    now, to = th.get(ctx), th.measure(ctx, found.best)
+    return f"{rule.name}: {th.says(now, to)}", {"rule": rule.name, "now": now, "to": to}
 
 
 def _premium_change(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Rule],
@@ -315,7 +307,8 @@ def _premium_change(ctx: Context, obj: Objective, pricer: Pricer, rules: list[Ru
                    lambda c, v: _with(c, "premium", **({"min": wide.min, "max": wide.max}
                                                         if fixed else {}), **{field: v}),
                    lambda c, k: k.premium, p < now,
-                   lambda c, v: float(np.round(v / step) * step), lambda c: step / 2)
+                   snap=lambda c, v: float(np.round(v / step) * step),
+                   precision=lambda c: step / 2)
     p = _least(ctx, obj, pricer, rules, keep, th, found).best.premium
     if fixed:
         return _fixed_premium_change(prem, p)
