@@ -121,20 +121,19 @@ def today_breaks(ctx: Context, today: Prices, rules: list[Rule]) -> list[dict[st
     """The rules today's plan itself breaks (`today`: it priced), each {"rule", "value",
     "limit"} (Rule.figures: shares as fractions, money as amounts) and "premium": whether
     the rule is on the premium (a plan rule is on the benefits)."""
-    out = []
-    for rule in rules:
-        if rule.figures is None:
-            continue
+    premium = ctx.status_quo.premium_per_capita
+
+    def broken(rule: Rule) -> bool:
         if rule.check is not None:
-            broken = not bool(rule.check(ctx, today)[0])
-        else:
-            lo, hi = rule.premium(ctx, today)
-            premium = ctx.status_quo.premium_per_capita
-            broken = not lo[0] - 1e-9 <= premium <= hi[0] + 1e-9
-        if broken:
-            value, limit = rule.figures(ctx, today)
-            out.append({"rule": rule.name, "value": value, "limit": limit,
-                        "premium": rule.check is None})
+            return bool(violations(ctx, today, [rule]))
+        lo, hi = rule.premium(ctx, today)
+        return not lo[0] - tol(premium) <= premium <= hi[0] + tol(premium)
+
+    out = []
+    for rule in (r for r in rules if r.figures is not None and broken(r)):
+        value, limit = rule.figures(ctx, today)
+        out.append({"rule": rule.name, "value": value, "limit": limit,
+                    "premium": rule.check is None})
     return out
 
 
