@@ -14,19 +14,34 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import sys
 from collections.abc import Iterator
 
+# What the command's process asks of NumPy unless its environment says otherwise:
+# - one BLAS thread: ciplan's matrices (cells or claimants by a few dozen design columns)
+#   are too small for threads (the fits limit them anyway: forecasting.models.threads),
+#   and OpenBLAS's idle threads spin on the core the training's helper logs on (0.3 s of
+#   CPU in `ciplan train`);
+# - no transparent huge pages for large arrays: where the kernel compacts memory to find
+#   them (THP "defrag" on madvise, a common default), the duplicate check's first pass
+#   over 6.1 M member ids took 0.1 to 0.8 s, mostly system time and varying from run to
+#   run; in ordinary pages 0.2 to 0.4 s.
+NUMPY_SETTINGS = {"OPENBLAS_NUM_THREADS": "1", "NUMPY_MADVISE_HUGEPAGE": "0"}
 _command_line = False  # set by `start`: this is the ciplan command's process (or a helper)
 _importing = False  # inside `importing`
 _collected = False  # `collect` has run: the command line's own imports are frozen
 
 
 def start() -> None:
-    """Before the command line's imports: no cyclic garbage collection until `collect`."""
+    """Before the command line's imports: no cyclic garbage collection until `collect`;
+    BLAS on one thread and NumPy's arrays in ordinary pages (`NUMPY_SETTINGS`), unless
+    the environment says otherwise."""
     global _command_line
     _command_line = True
     gc.disable()
+    for name, value in NUMPY_SETTINGS.items():  # read when NumPy loads: they come first
+        os.environ.setdefault(name, value)
 
 
 def collect() -> None:
@@ -76,7 +91,6 @@ def end(code) -> None:
     but the modules of MLflow, SQLAlchemy, pandas and scikit-learn are not freed object by
     object, which takes about a second the operating system does at once."""
     import atexit
-    import os
     import threading
 
     if code is None:

@@ -36,6 +36,7 @@ from pipelines.workflows.candidates import (
 from pipelines.workflows.train_log import (
     CandidateLog,
     Champion,
+    Figures,
     ModelLog,
     TrainEnd,
     TrainStart,
@@ -121,10 +122,13 @@ def _train(ds: Dataset, progress, logger: Worker) -> TrainResult:
         DATA_CHECKS_TAG: data_checks(ds.options, ds.config)}
     logger.send(_train_start(ds, tags))
     fitted, champions, shared = {}, {}, {}
+    sends = Sends(lambda c, final: logger.send(Figures(c.name, list(_figures(c.kind, final,
+                                                                           ds)))),
+                  lambda f: logger.send(_candidate_log(f, ds, tags)))
     with collected() as said:
         for kind in LOG_ORDER:
             done = _fit_candidates(ds, [c for c in todo if c.kind == kind], shared, progress,
-                                   task, lambda f: logger.send(_candidate_log(f, ds, tags)))
+                                   task, sends)
             champions[kind] = _champion({f.candidate.name: f.score for f in done}, kind)
             logger.send(Champion(kind, champions[kind]))
             fitted |= {f.candidate.name: f for f in done}
@@ -152,24 +156,35 @@ class Fitted:
     left_out: tuple[int, ...]  # backtest years with too few claimants
 
 
+@dataclass(frozen=True)
+class Sends:
+    """What `_fit_candidates` hands on, and when: `fitted(candidate, model)` once the
+    candidate is fitted on every year (its plots need nothing more: the helper draws them
+    while this process backtests), `backtested(Fitted)` once its backtest is done."""
+
+    fitted: Callable[[Candidate, ClaimsModel], None]
+    backtested: Callable[[Fitted], None]
+
+
 def _fit_candidates(ds: Dataset, todo: list[Candidate], shared: dict, progress, task,
-                    then: Callable[[Fitted], None]) -> list[Fitted]:
-    """Backtest and fit every candidate (fits kept in `shared` where candidates agree),
-    handing each to `then` as soon as it is fitted. With as-of data each backtest origin
-    trains on the data as of its negotiation date."""
+                    sends: Sends) -> list[Fitted]:
+    """Fit and backtest every candidate (fits kept in `shared` where candidates agree),
+    handing each on (`sends`) as soon as it is fitted, and again once backtested. With
+    as-of data each backtest origin trains on the data as of its negotiation date."""
     cells = ds.cells
     known = as_known(ds) if cells.as_of is not None else None
     out = []
     for cand in todo:
         if progress:
             progress.update(task, description=f"{cand.kind}: {cand.name}")
+        final = _copy(cand.model).fit(cells, shared)
+        sends.fitted(cand, final)
         table = backtest(cells, ds.scheme, lambda c=cand: _copy(c.model), shared=shared,
                          known=known)
-        final = _copy(cand.model).fit(cells, shared)
         score, skipped = summarise(table, SELECT_BY[cand.kind],
                                    ds.config.models.min_backtest_claimants)
         out.append(Fitted(cand, final, table, score, tuple(skipped)))
-        then(out[-1])
+        sends.backtested(out[-1])
         if progress:
             progress.advance(task)
     return out
@@ -203,9 +218,9 @@ def _copy(model: ClaimsModel) -> ClaimsModel:
 
 
 def _candidate_log(f: Fitted, ds: Dataset, tags: dict[str, str]) -> CandidateLog:
-    """What a candidate's nested run holds: params, backtest metrics (mean and per year),
-    plots and diagnostics, and its model (logged if it becomes a champion: a losing
-    candidate is refitted from its params when wanted)."""
+    """What a candidate's nested run holds besides its plots (sent before, as `Figures`):
+    params, backtest metrics (mean and per year), diagnostics, and its model (logged if
+    it becomes a champion: a losing candidate is refitted from its params when wanted)."""
     cand, table, final = f.candidate, f.backtest, f.model
     est = final.freq_ if cand.kind == "frequency" else final.sev_
     params = {f"{cand.kind}.{k}": v for k, v in est.get_params().items()}
@@ -220,8 +235,7 @@ def _candidate_log(f: Fitted, ds: Dataset, tags: dict[str, str]) -> CandidateLog
         params |= _severity_diagnostics(final, ds, texts)
     return CandidateLog(cand.kind, cand.name, {**tags, "kind": cand.kind,
                                                "candidate": cand.name},
-                        params, metrics, texts, list(_figures(cand.kind, final, ds)),
-                        _model_log(cand.kind, final, ds))
+                        params, metrics, texts, _model_log(cand.kind, final, ds))
 
 
 def _model_log(kind: str, final: ClaimsModel, ds: Dataset) -> ModelLog:

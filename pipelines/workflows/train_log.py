@@ -2,18 +2,23 @@
 training process fits the next candidate: the train run, a nested run per candidate, the
 champions' models, their registration and aliases.
 
-The training process sends plain records (TrainStart, then a CandidateLog per candidate
-and a Champion per kind, then TrainEnd) and computes everything in them; this side only
-draws the figures and writes.
+The training process sends plain records (TrainStart; per candidate its Figures once it
+is fitted, then its CandidateLog once backtested; a Champion per kind; TrainEnd) and
+computes everything in them; this side only draws the figures and writes. The figures
+come first so that this side draws them while the other backtests: drawing is most of
+what it does, and it would otherwise wait idle for the first backtest.
 The aliases move only after the train run has FINISHED."""
 
 from __future__ import annotations
 
+import io
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -59,10 +64,18 @@ class ModelLog:
 
 
 @dataclass(frozen=True)
+class Figures:
+    """The plots of candidate `name`, for its nested run: (file, the name of a
+    `pipelines.report.plots` function, its arguments), drawn here as they come."""
+
+    name: str
+    figures: list[tuple[str, str, tuple]]
+
+
+@dataclass(frozen=True)
 class CandidateLog:
-    """One candidate's nested run. `metrics` are (key, value, step); `figures` are (file,
-    the name of a `pipelines.report.plots` function, its arguments), drawn here; `model`
-    is logged if it is a champion."""
+    """One candidate's nested run, with the plots its Figures brought. `metrics` are
+    (key, value, step); `model` is logged if it is a champion."""
 
     kind: str
     name: str
@@ -70,7 +83,6 @@ class CandidateLog:
     params: dict[str, object]
     metrics: list[tuple[str, float, int]]
     texts: dict[str, str]
-    figures: list[tuple[str, str, tuple]]
     model: ModelLog
 
 
@@ -118,11 +130,14 @@ def _log_train(start: TrainStart, messages: Iterator) -> tuple[str, dict[str, st
             mlflow.log_text(text, name)
         if start.as_of is not None:
             log_development(start.as_of, start.completion)
-        logged, champions, versions = {}, {}, {}
+        drawn, logged, champions, versions = {}, {}, {}, {}
         for message in messages:
             if isinstance(message, TrainEnd):
                 end = message
                 break
+            if isinstance(message, Figures):
+                drawn[message.name] = _draw(message.figures)
+                continue
             if isinstance(message, Champion):
                 record, run_id = logged[message.name]
                 champions[message.kind] = message.name
@@ -130,7 +145,8 @@ def _log_train(start: TrainStart, messages: Iterator) -> tuple[str, dict[str, st
                     _log_model(record.model, run_id), REGISTERED[message.kind],
                     start.tags | {TRAIN_RUN_TAG: parent.info.run_id})
                 continue
-            logged[message.name] = (message, _log_candidate(message))
+            logged[message.name] = (message, _log_candidate(message,
+                                                            drawn.pop(message.name, {})))
             stop_here("train:candidate")
         versions = {name: versions[kind] for kind, name in REGISTERED.items()}
         mlflow.set_tags(end.tags | {f"champion_{k}": v for k, v in champions.items()}
@@ -179,22 +195,34 @@ def log_development(as_of: str, completion: dict | None) -> None:
     mlflow.log_dict(completion, "development.json")
 
 
-def _log_candidate(record: CandidateLog) -> str:
-    """A candidate's nested run (params, metrics in one batch, texts, figures); its id."""
-    import mlflow
-
+def _draw(figures: list[tuple[str, str, tuple]]) -> dict[str, bytes]:
+    """The PNG file of each figure (file name -> bytes), as MLflow's log_figure saves it."""
     from pipelines.report import plots
+
+    out = {}
+    for name, draw, args in figures:
+        fig = getattr(plots, draw)(*args)
+        with io.BytesIO() as buf:
+            fig.savefig(buf, format="png")
+            out[name] = buf.getvalue()
+        plots.close(fig)
+    return out
+
+
+def _log_candidate(record: CandidateLog, pngs: dict[str, bytes]) -> str:
+    """A candidate's nested run (params, metrics in one batch, then its texts and drawn
+    figures as files in one call); its id."""
+    import mlflow
 
     with mlflow.start_run(run_name=f"{record.kind}-{record.name}", nested=True,
                           tags=record.tags) as child:
         mlflow.log_params(record.params)
         _log_metrics(record.metrics)
-        for name, text in record.texts.items():
-            mlflow.log_text(text, name)
-        for name, draw, args in record.figures:
-            fig = getattr(plots, draw)(*args)
-            mlflow.log_figure(fig, name)
-            plots.close(fig)
+        files = {name: text.encode("utf-8") for name, text in record.texts.items()} | pngs
+        with tempfile.TemporaryDirectory() as folder:
+            for name, data in files.items():
+                (Path(folder) / name).write_bytes(data)
+            mlflow.log_artifacts(folder)
     return child.info.run_id
 
 

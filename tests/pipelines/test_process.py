@@ -112,3 +112,39 @@ def test_importing_what_is_imported_freezes_nothing_of_the_command():
     # (`connect` at every call of a run) must not freeze the command's garbage or data,
     # which the collector would then never free
     assert _run(AGAIN) == "True True True True"
+
+
+# NumPy in a command's process: one BLAS thread and no huge pages, unless asked otherwise
+NUMPY_STATE = """
+import json, os, sys
+from pipelines import process
+process.start()
+import numpy as np
+import scipy.linalg
+from threadpoolctl import threadpool_info
+blas = [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
+print(json.dumps({"blas": blas, "madvise": os.environ["NUMPY_MADVISE_HUGEPAGE"],
+                  "huge": bool(np._core.multiarray._get_madvise_hugepage())}))
+"""
+
+
+def _numpy_state(env: dict) -> dict:
+    import json
+    import os
+
+    out = subprocess.run([sys.executable, "-c", NUMPY_STATE], cwd=ROOT, capture_output=True,
+                         text=True, check=True, timeout=300,
+                         env={k: v for k, v in os.environ.items()
+                              if k not in process.NUMPY_SETTINGS} | env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_command_runs_numpy_on_one_blas_thread_without_huge_pages():
+    got = _numpy_state({})
+    assert len(got["blas"]) == 2 and set(got["blas"]) == {1}  # NumPy's and SciPy's OpenBLAS
+    assert got["madvise"] == "0" and got["huge"] is False
+
+
+def test_the_environment_overrides_the_numpy_settings():
+    got = _numpy_state({"OPENBLAS_NUM_THREADS": "2", "NUMPY_MADVISE_HUGEPAGE": "1"})
+    assert set(got["blas"]) == {2} and got["madvise"] == "1"

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from forecasting.models.spliced import SplicedSeverity
@@ -88,3 +89,46 @@ def test_a_money_unit_is_drawn_as_it_is_not_as_mathtext():
         FigureCanvasAgg(fig).draw()
         assert unit in fig.axes[0].yaxis.label.get_text()
         plots.close(fig)
+
+
+def test_a_log_axis_over_decades_reads_in_plain_numbers_without_minor_ticks():
+    """Costs over several decades: ticks at the powers of ten written 10, 1k, 100k (no
+    mathtext exponent) and no minor ticks (a third of a log plot's drawing time)."""
+    dist = SplicedSeverity(mu=0.0, sigma=1.0, threshold=4.0, tail_prob=0.05, alpha=1.5,
+                           scale=1_000.0)
+    costs = dist.sample(np.random.default_rng(2), 20_000)
+    fig = plots.qq(costs, dist, "qq", "CNY")
+    FigureCanvasAgg(fig).draw()
+    for axis in (fig.axes[0].xaxis, fig.axes[0].yaxis):
+        shown = {t.get_text() for t in axis.get_ticklabels() if t.get_visible()} - {""}
+        assert shown and not any("$" in s or "^" in s for s in shown), shown
+        assert axis.get_minorticklocs().size == 0
+        # each label is its tick's value as the plain number it names
+        for loc, label in zip(axis.get_majorticklocs(), axis.get_majorticklabels(),
+                              strict=True):
+            assert label.get_text() == plots._plain_number(loc)
+    plots.close(fig)
+
+
+def test_plain_numbers_of_powers_of_ten():
+    written = [plots._plain_number(10.0 ** k) for k in range(-2, 11)]
+    assert written == ["0.01", "0.1", "1", "10", "100", "1k", "10k", "100k", "1M", "10M",
+                       "100M", "1G", "10G"]
+    # the letters scale back to the value
+    scale = {"k": 1e3, "M": 1e6, "G": 1e9}
+    for k, text in zip(range(-2, 11), written, strict=True):
+        number = float(text[:-1]) * scale[text[-1]] if text[-1] in scale else float(text)
+        assert number == pytest.approx(10.0 ** k)
+
+
+def test_a_log_axis_within_a_decade_keeps_matplotlib_s_labelled_ticks():
+    """Within one decade the powers of ten would leave the axis bare: matplotlib's own
+    ticks stay (it labels the minor ones then)."""
+    fig, ax = plots.new_figure()
+    values = np.linspace(200.0, 900.0, 20)
+    ax.semilogx(values, values)
+    plots.log_ticks(ax.xaxis, values)
+    FigureCanvasAgg(fig).draw()
+    assert ax.xaxis.get_minorticklocs().size > 0
+    assert any(t.get_text() for t in ax.xaxis.get_minorticklabels())
+    plots.close(fig)

@@ -56,6 +56,10 @@ def test_train_logs_candidates_and_registers_champions(trained, small_dir, store
     for run in children:
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"backtest.csv"} <= artifacts
+        # drawn by the helper before the run existed, written with its texts in one go
+        png = "lorenz.png" if run.data.tags["kind"] == "frequency" else "qq.png"
+        with open(client.download_artifacts(run.info.run_id, png), "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
         if run.data.tags["kind"] == "frequency":
             assert {"frequency_by_age.png", "lorenz.png"} <= artifacts
         else:  # severity diagnostics: mean excess, QQ, layer fit, the splice profile
